@@ -1,0 +1,309 @@
+"""Pure functions of the math: normalization, activations, losses. No state.
+
+``batch_norm`` and ``layer_norm`` are written once, against the op vocabulary that both
+engines share (``mean``, ``-``, ``**``, ``+``, ``sqrt``, ``/``, ``*``). Handed rows of
+scalar ``Value``s they build a graph with one node per scalar operation, each labelled
+with its role in Ioffe & Szegedy's Algorithm 1; handed a ``Tensor`` they build one node
+per array operation.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from tinybn.scalar_array import ValueArray
+from tinybn.tensor import Tensor
+
+# -- engine dispatch ------------------------------------------------------------------
+
+
+def _as_array(x: Any, name: str) -> Tensor | ValueArray:
+    """A Tensor stays a Tensor; nested lists of Values/numbers become a ValueArray."""
+    if isinstance(x, (Tensor, ValueArray)):
+        return x
+    if isinstance(x, np.ndarray) and x.dtype != object:
+        return Tensor(x)
+    if isinstance(x, (list, tuple, np.ndarray)):
+        return ValueArray(x)
+    raise TypeError(f"{name}: expected a Tensor or nested lists of Values, got {type(x).__name__}")
+
+
+def _param(p: Any, name: str, engine: type, shape: tuple[int, ...]) -> Any:
+    """gamma/beta (length C) reshaped to broadcast against the input: (1, C) or (1, C, 1)."""
+    if p is None:
+        return None
+    array = p if isinstance(p, engine) else engine(p)
+    if array.ndim != 1 or array.shape[0] != int(np.prod(shape)):
+        raise ValueError(
+            f"{name} has {array.shape[0] if array.ndim else 1} value(s) in shape "
+            f"{array.shape}, but the input has {int(np.prod(shape))} feature(s)"
+        )
+    return array.reshape(shape) if array.ndim != len(shape) else array
+
+
+def _back_to_input_form(result: Any, original: Any) -> Any:
+    return result.tolist() if isinstance(original, (list, tuple)) else result
+
+
+# -- normalization -----------------------------------------------------------------------
+
+
+def _normalize(
+    x: Tensor | ValueArray,
+    axes: tuple[int, ...],
+    gamma: Any,
+    beta: Any,
+    eps: float,
+    mean: Any = None,
+    var: Any = None,
+) -> tuple[Any, Any, Any]:
+    """The normalizing transform, step by step, each intermediate named for its role.
+
+        μ  = mean(x over axes)          σ² = mean((x - μ)² over axes)     (biased, 1/m)
+        x̂  = (x - μ) / √(σ² + ε)        y  = γ·x̂ + β
+
+    If ``mean`` and ``var`` are given (inference with running statistics) they replace
+    the statistics of x. Returns (y, μ, σ²).
+    """
+    if mean is None:
+        mean = x.mean(axis=axes, keepdims=True).named("μ")
+    centered = (x - mean).named("x − μ")
+    if var is None:
+        var = (centered**2).named("(x − μ)²").mean(axis=axes, keepdims=True).named("σ²")
+    std = (var + eps).named("σ² + ε").sqrt().named("√(σ² + ε)")
+    y = (centered / std).named("x̂")
+    if gamma is not None:
+        y = (gamma * y).named("γ·x̂")
+    if beta is not None:
+        y = (y + beta).named("y")
+    return y, mean, var
+
+
+def _batch_axes(x: Any) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Reduction axes and parameter shape for (N, C) or (N, C, L) input."""
+    if x.ndim == 2:
+        return (0,), (1, x.shape[1])
+    if x.ndim == 3:
+        return (0, 2), (1, x.shape[1], 1)
+    raise ValueError(f"batch_norm expects input of shape (N, C) or (N, C, L), got {x.shape}")
+
+
+def batch_norm_with_stats(
+    x: Any,
+    gamma: Any = None,
+    beta: Any = None,
+    eps: float = 1e-5,
+    *,
+    mean: Any = None,
+    var: Any = None,
+) -> tuple[Any, Any, Any]:
+    """``batch_norm`` that also returns the batch mean μ and biased variance σ² it used.
+
+    A module updates its running statistics from these (see ``nn.BatchNorm1d``).
+    Shapes: x (N, C) or (N, C, L); gamma, beta (C,); μ and σ² keep x's ndim with size-1
+    reduced axes, e.g. (1, C).
+    """
+    array = _as_array(x, "batch_norm")
+    axes, param_shape = _batch_axes(array)
+    values_per_channel = int(np.prod([array.shape[a] for a in axes]))
+    if mean is None and values_per_channel < 2:
+        raise ValueError(
+            f"batch_norm: expected more than 1 value per channel when training, got input of "
+            f"shape {array.shape}; batch statistics of one sample have zero variance "
+            "(use eval mode with running statistics for single examples)"
+        )
+    engine = Tensor if isinstance(array, Tensor) else ValueArray
+    gamma = _param(gamma, "gamma", engine, param_shape)
+    beta = _param(beta, "beta", engine, param_shape)
+    if mean is not None:
+        mean = np.asarray(getattr(mean, "data", mean)).reshape(param_shape)
+        var = np.asarray(getattr(var, "data", var)).reshape(param_shape)
+        if engine is Tensor:
+            mean, var = Tensor(mean, label="running_mean"), Tensor(var, label="running_var")
+    y, batch_mean, batch_var = _normalize(array, axes, gamma, beta, eps, mean, var)
+    return _back_to_input_form(y, x), batch_mean, batch_var
+
+
+def batch_norm(
+    x: Any,
+    gamma: Any = None,
+    beta: Any = None,
+    eps: float = 1e-5,
+    *,
+    mean: Any = None,
+    var: Any = None,
+) -> Any:
+    """Batch normalization (Ioffe & Szegedy 2015, Algorithm 1).
+
+    For each feature c, over the batch (axis 0, and axis 2 for (N, C, L) input):
+        μ_c = (1/m) Σ x_ic,   σ²_c = (1/m) Σ (x_ic − μ_c)²,
+        x̂_ic = (x_ic − μ_c) / √(σ²_c + ε),   y_ic = γ_c x̂_ic + β_c.
+
+    Args:
+        x: a Tensor of shape (N, C) or (N, C, L), or N rows of C scalar Values.
+        gamma, beta: (C,) scale and shift (Tensor or list of Values), or None to skip.
+        eps: added to σ² so that a constant feature does not divide by zero.
+        mean, var: (C,) statistics to use instead of the batch's (inference).
+    Returns:
+        y in the form of x (a Tensor, or nested lists of Values).
+    """
+    return batch_norm_with_stats(x, gamma, beta, eps, mean=mean, var=var)[0]
+
+
+def layer_norm(
+    x: Any,
+    gamma: Any = None,
+    beta: Any = None,
+    eps: float = 1e-5,
+    *,
+    normalized_ndim: int | None = None,
+) -> Any:
+    """Layer normalization (Ba, Kiros & Hinton 2016): the same transform per example.
+
+    Each example is normalized over its last ``normalized_ndim`` axes (default: gamma's
+    ndim, or 1): μ = (1/H) Σ_i a_i, σ² = (1/H) Σ_i (a_i − μ)², y = γ·(a − μ)/√(σ² + ε) + β.
+
+    Args:
+        x: a Tensor (..., H) or rows of H scalar Values.
+        gamma, beta: the normalized shape, e.g. (H,), or None.
+    """
+    array = _as_array(x, "layer_norm")
+    engine = Tensor if isinstance(array, Tensor) else ValueArray
+    if normalized_ndim is None:
+        normalized_ndim = 1 if gamma is None else np.ndim(getattr(gamma, "data", gamma))
+    if not 1 <= normalized_ndim <= array.ndim:
+        raise ValueError(f"layer_norm: cannot normalize {normalized_ndim} axes of {array.shape}")
+    normalized_shape = array.shape[array.ndim - normalized_ndim :]
+    params = []
+    for p, name in ((gamma, "gamma"), (beta, "beta")):
+        if p is not None:
+            p = p if isinstance(p, engine) else engine(p)
+            if p.shape != normalized_shape:
+                raise ValueError(
+                    f"layer_norm: {name} has shape {p.shape}, but the input's normalized shape "
+                    f"is {normalized_shape}"
+                )
+        params.append(p)
+    axes = tuple(range(array.ndim - normalized_ndim, array.ndim))
+    y, _, _ = _normalize(array, axes, params[0], params[1], eps)
+    return _back_to_input_form(y, x)
+
+
+# -- activations ---------------------------------------------------------------------------
+
+
+def relu(x: Tensor) -> Tensor:
+    """max(0, x)."""
+    return x.relu()
+
+
+def sigmoid(x: Tensor) -> Tensor:
+    """1 / (1 + e^(−x))."""
+    return x.sigmoid()
+
+
+def tanh(x: Tensor) -> Tensor:
+    """(e^x − e^(−x)) / (e^x + e^(−x))."""
+    return x.tanh()
+
+
+def log_softmax(logits: Tensor, axis: int = -1) -> Tensor:
+    """z − max z − log Σ exp(z − max z): the max is subtracted so that exp cannot overflow."""
+    shifted = logits - logits.data.max(axis=axis, keepdims=True)
+    return shifted - shifted.exp().sum(axis=axis, keepdims=True).log()
+
+
+def softmax(logits: Tensor, axis: int = -1) -> Tensor:
+    """exp(z) / Σ exp(z), computed stably."""
+    return log_softmax(logits, axis).exp()
+
+
+def dropout(x: Tensor, p: float = 0.5, training: bool = True,
+            rng: np.random.Generator | None = None) -> Tensor:
+    """Inverted dropout: zero each entry with probability p, scale the rest by 1/(1−p)."""
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout probability must be in [0, 1], got {p}")
+    if not training or p == 0.0:
+        return x
+    if p == 1.0:
+        return x * 0.0
+    rng = rng if rng is not None else np.random.default_rng()
+    keep = (rng.random(x.shape) >= p).astype(x.dtype) / (1.0 - p)
+    return x * keep
+
+
+# -- losses (reduced by the mean) ---------------------------------------------------------------
+
+
+def _targets(targets: Any) -> np.ndarray:
+    return np.asarray(targets.data if isinstance(targets, Tensor) else targets)
+
+
+def cross_entropy(logits: Tensor, targets: Any) -> Tensor:
+    """Mean of −log softmax(logits)[target].
+
+    Args:
+        logits: (N, K) unnormalized class scores.
+        targets: (N,) integer class indices in [0, K).
+    """
+    classes = _targets(targets)
+    if logits.ndim != 2:
+        raise ValueError(f"cross_entropy: logits must be (N, K), got shape {logits.shape}")
+    if classes.dtype.kind not in "iu":
+        raise TypeError(f"cross_entropy: targets must be integer class indices, got {classes.dtype}")
+    if classes.shape != (logits.shape[0],):
+        raise ValueError(
+            f"cross_entropy: targets shape {classes.shape} does not match logits {logits.shape}"
+        )
+    if classes.size and (classes.min() < 0 or classes.max() >= logits.shape[1]):
+        raise ValueError(f"cross_entropy: targets must be in [0, {logits.shape[1]})")
+    picked = log_softmax(logits, axis=1)[np.arange(len(classes)), classes]
+    return -picked.mean()
+
+
+def _check_same_shape(a: Tensor, b: Any, name: str) -> None:
+    if tuple(a.shape) != tuple(np.shape(getattr(b, "data", b))):
+        raise ValueError(f"{name}: input shape {a.shape} != target shape {np.shape(b)}")
+
+
+def binary_cross_entropy(p: Tensor, y: Any) -> Tensor:
+    """Mean of −[y log p + (1 − y) log(1 − p)]; each log is clamped at −100 as in PyTorch."""
+    _check_same_shape(p, y, "binary_cross_entropy")
+    if np.any((p.data < 0) | (p.data > 1)):
+        raise ValueError("binary_cross_entropy: probabilities must be in [0, 1]")
+    y = y if isinstance(y, Tensor) else Tensor(np.asarray(y, dtype=p.dtype))
+    log_p = p.log().clip(-100.0, None)
+    log_not_p = (1.0 - p).log().clip(-100.0, None)
+    return -(y * log_p + (1.0 - y) * log_not_p).mean()
+
+
+def binary_cross_entropy_with_logits(z: Tensor, y: Any) -> Tensor:
+    """BCE of sigmoid(z), computed stably: max(z, 0) − z·y + log(1 + e^(−|z|))."""
+    _check_same_shape(z, y, "binary_cross_entropy_with_logits")
+    y = y if isinstance(y, Tensor) else Tensor(np.asarray(y, dtype=z.dtype))
+    return (z.relu() - z * y + ((-z.abs()).exp() + 1.0).log()).mean()
+
+
+def mse_loss(a: Tensor, b: Any) -> Tensor:
+    """Mean of (a − b)²."""
+    _check_same_shape(a, b, "mse_loss")
+    return ((a - b) ** 2).mean()
+
+
+__all__ = [
+    "batch_norm",
+    "batch_norm_with_stats",
+    "layer_norm",
+    "relu",
+    "sigmoid",
+    "tanh",
+    "softmax",
+    "log_softmax",
+    "dropout",
+    "cross_entropy",
+    "binary_cross_entropy",
+    "binary_cross_entropy_with_logits",
+    "mse_loss",
+]

@@ -1,0 +1,248 @@
+"""Value: one float, its gradient, the op that made it and the values it came from.
+
+Each operation computes its result AND its local derivatives ∂out/∂input right there,
+beside the forward formula, and stores the derivatives on the new node. Backward is
+then the same one line for every op — the chain rule:
+
+    parent.grad += (∂out/∂parent) · out.grad
+
+Storing numbers instead of a per-node closure (as micrograd does) means a node holds
+no reference to itself, so graphs are freed by reference counting alone, never by the
+cycle collector, and each node costs a fraction of the memory.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from numbers import Real
+from typing import Union
+
+from tinybn import autograd
+
+Number = Union[int, float]
+
+
+def _check_number(data: object, op: str) -> float:
+    if isinstance(data, bool) or not isinstance(data, Real):
+        raise TypeError(
+            f"{op}: Value data must be a real number, got {type(data).__name__} {data!r}"
+        )
+    return float(data)
+
+
+class Value:
+    """A scalar node in a computation graph.
+
+    Attributes:
+        data: the float this node holds.
+        grad: dL/d(this node) after ``backward()``; starts at 0.0.
+        label: a name for drawings and reprs (settable).
+        op: the operation that produced this node ("" for a leaf).
+    """
+
+    __slots__ = ("data", "grad", "label", "op", "_parents", "_local_grads")
+
+    def __init__(
+        self,
+        data: Number,
+        _parents: tuple[Value, ...] = (),
+        op: str = "",
+        _local_grads: tuple[float, ...] = (),
+        label: str = "",
+    ) -> None:
+        self.data = data if type(data) is float else _check_number(data, "Value")
+        self.grad = 0.0
+        self.label = label
+        self.op = op
+        self._parents = _parents
+        self._local_grads = _local_grads
+
+    # -- building blocks -------------------------------------------------------------
+
+    @staticmethod
+    def _lift(other: Value | Number, op: str) -> Value:
+        return other if isinstance(other, Value) else Value(_check_number(other, op))
+
+    def _result(self, data: float, parents: tuple[Value, ...], op: str, local: tuple) -> Value:
+        """A new node; records the graph edge only while gradients are being recorded."""
+        if autograd._grad_enabled:
+            return Value(data, parents, op, local)
+        return Value(data)
+
+    # -- arithmetic: forward value and local derivatives side by side ------------------
+
+    def __add__(self, other: Value | Number) -> Value:
+        other = self._lift(other, "+")
+        # d(a+b)/da = 1, d(a+b)/db = 1
+        return self._result(self.data + other.data, (self, other), "+", (1.0, 1.0))
+
+    def __sub__(self, other: Value | Number) -> Value:
+        other = self._lift(other, "-")
+        # d(a-b)/da = 1, d(a-b)/db = -1
+        return self._result(self.data - other.data, (self, other), "-", (1.0, -1.0))
+
+    def __mul__(self, other: Value | Number) -> Value:
+        other = self._lift(other, "*")
+        # d(a·b)/da = b, d(a·b)/db = a
+        return self._result(self.data * other.data, (self, other), "*", (other.data, self.data))
+
+    def __truediv__(self, other: Value | Number) -> Value:
+        other = self._lift(other, "/")
+        if other.data == 0.0:
+            raise ValueError(f"/: division by zero ({self.data!r} / 0.0{_named(other)})")
+        inverse = 1.0 / other.data
+        out = self.data * inverse
+        # d(a/b)/da = 1/b, d(a/b)/db = -a/b²
+        return self._result(out, (self, other), "/", (inverse, -out * inverse))
+
+    def __pow__(self, exponent: Number) -> Value:
+        if isinstance(exponent, Value):
+            raise TypeError("**: the exponent must be a number, not a Value (use exp/log)")
+        k = _check_number(exponent, "**")
+        base = self.data
+        if base < 0.0 and not k.is_integer():
+            raise ValueError(f"**: negative base {base!r}{_named(self)} to fractional power {k!r}")
+        if base == 0.0 and k < 0.0:
+            raise ValueError(f"**: zero base{_named(self)} to negative power {k!r}")
+        # d(a^k)/da = k·a^(k-1)
+        local = k * base ** (k - 1.0) if k != 0.0 else 0.0
+        return self._result(base**k, (self,), f"**{exponent}", (local,))
+
+    def __neg__(self) -> Value:
+        # d(-a)/da = -1
+        return self._result(-self.data, (self,), "neg", (-1.0,))
+
+    def __radd__(self, other: Number) -> Value:
+        return self._lift(other, "+") + self
+
+    def __rsub__(self, other: Number) -> Value:
+        return self._lift(other, "-") - self
+
+    def __rmul__(self, other: Number) -> Value:
+        return self._lift(other, "*") * self
+
+    def __rtruediv__(self, other: Number) -> Value:
+        return self._lift(other, "/") / self
+
+    # -- elementary functions ---------------------------------------------------------
+
+    def relu(self) -> Value:
+        positive = self.data > 0.0
+        # d relu(a)/da = 1 if a > 0 else 0
+        return self._result(self.data if positive else 0.0, (self,), "relu", (float(positive),))
+
+    def tanh(self) -> Value:
+        t = math.tanh(self.data)
+        # d tanh(a)/da = 1 - tanh(a)²
+        return self._result(t, (self,), "tanh", (1.0 - t * t,))
+
+    def sigmoid(self) -> Value:
+        a = self.data
+        # two forms so that exp never overflows
+        s = 1.0 / (1.0 + math.exp(-a)) if a >= 0 else math.exp(a) / (1.0 + math.exp(a))
+        # d σ(a)/da = σ(a)·(1 - σ(a))
+        return self._result(s, (self,), "sigmoid", (s * (1.0 - s),))
+
+    def exp(self) -> Value:
+        try:
+            e = math.exp(self.data)
+        except OverflowError:
+            e = math.inf
+        # d e^a/da = e^a
+        return self._result(e, (self,), "exp", (e,))
+
+    def log(self) -> Value:
+        if self.data <= 0.0:
+            raise ValueError(f"log: argument must be positive, got {self.data!r}{_named(self)}")
+        # d ln(a)/da = 1/a
+        return self._result(math.log(self.data), (self,), "log", (1.0 / self.data,))
+
+    def sqrt(self) -> Value:
+        if self.data < 0.0:
+            raise ValueError(f"sqrt: argument must be >= 0, got {self.data!r}{_named(self)}")
+        s = math.sqrt(self.data)
+        # d √a/da = 1 / (2√a)
+        return self._result(s, (self,), "sqrt", (0.5 / s if s > 0.0 else math.inf,))
+
+    # -- n-ary reductions: ONE node with n parents -------------------------------------
+
+    @staticmethod
+    def sum(values: Iterable[Value | Number]) -> Value:
+        """Σ values as one node (d Σ/d vᵢ = 1), not a chain of n-1 binary additions."""
+        parents = tuple(Value._lift(v, "sum") for v in values)
+        if not parents:
+            raise ValueError("sum: needs at least one value")
+        total = math.fsum(p.data for p in parents)
+        return parents[0]._result(total, parents, "sum", (1.0,) * len(parents))
+
+    @staticmethod
+    def mean(values: Iterable[Value | Number]) -> Value:
+        """(1/n) Σ values as one node (d mean/d vᵢ = 1/n)."""
+        parents = tuple(Value._lift(v, "mean") for v in values)
+        if not parents:
+            raise ValueError("mean: needs at least one value")
+        n = len(parents)
+        total = math.fsum(p.data for p in parents)
+        return parents[0]._result(total / n, parents, "mean", (1.0 / n,) * n)
+
+    # -- autograd ---------------------------------------------------------------------
+
+    def _backward(self) -> None:
+        grad = self.grad
+        for parent, local in zip(self._parents, self._local_grads):
+            parent.grad += local * grad
+
+    def _accumulate_grad(self, grad: float) -> None:
+        self.grad += grad
+
+    def _zero_grad(self) -> None:
+        self.grad = 0.0
+
+    def backward(self, grad: Number = 1.0) -> None:
+        """Fill ``.grad`` of every node this one depends on with d(self)/d(node)."""
+        autograd.run_backward(self, float(grad))
+
+    def zero_grad(self) -> None:
+        """Set the grad of every node in this graph to 0."""
+        autograd.zero_grad_graph(self)
+
+    def named(self, label: str) -> Value:
+        """Set the label and return self, for chaining: ``(a * b).named("ab")``."""
+        self.label = label
+        return self
+
+    @property
+    def parents(self) -> tuple[Value, ...]:
+        """The values this one was computed from."""
+        return self._parents
+
+    @property
+    def local_grads(self) -> tuple[float, ...]:
+        """∂self/∂parent for each parent, as computed in the forward pass."""
+        return self._local_grads
+
+    def __repr__(self) -> str:
+        name = f"label={self.label!r}, " if self.label else ""
+        return f"Value({name}data={round(self.data, 6)!r}, grad={round(self.grad, 6)!r})"
+
+    def _repr_svg_(self) -> str:  # Jupyter shows a Value as its graph
+        from tinybn.viz.graph import draw
+
+        return draw(self)._repr_image_svg_xml()
+
+
+def _named(value: Value) -> str:
+    return f" (label {value.label!r})" if value.label else ""
+
+
+def values(data: Sequence, label: str = "") -> list:
+    """Nested lists of numbers → the same nesting of leaf Values, labelled ``label[i,j]``."""
+
+    def build(item, index):
+        if isinstance(item, (list, tuple)):
+            return [build(sub, index + (i,)) for i, sub in enumerate(item)]
+        name = f"{label}[{','.join(map(str, index))}]" if label else ""
+        return Value(_check_number(item, "values"), label=name)
+
+    return build(list(data), ())

@@ -1,0 +1,603 @@
+"""Tensor: a numpy array, its gradient, and the same op vocabulary as ``Value``.
+
+Each op is a method that computes the forward result and names its backward rule, a
+small function defined right below it: ``rule(out, grad) -> grad for each parent``.
+The node stores the rule (a plain function, not a closure over the node) and whatever
+extra the rule needs (``_saved``), so no node refers to itself.
+
+Broadcasting: numpy broadcasts in the forward pass; in the backward pass the gradient
+for an input is summed back down to that input's shape (``_unbroadcast``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from tinybn import autograd
+
+_default_dtype: type = np.float32
+
+
+def get_default_dtype() -> type:
+    """The dtype that Python numbers and lists become (float32, as in PyTorch)."""
+    return _default_dtype
+
+
+def set_default_dtype(dtype: Any) -> None:
+    """Set the dtype that Python numbers and lists become (np.float32 or np.float64)."""
+    global _default_dtype
+    dtype = np.dtype(dtype)
+    if dtype.kind != "f":
+        raise TypeError(f"default dtype must be a floating dtype, got {dtype}")
+    _default_dtype = dtype.type
+
+
+def _as_array(data: Any) -> np.ndarray:
+    if isinstance(data, Tensor):
+        return data.data
+    if isinstance(data, np.ndarray):
+        if data.dtype.kind not in "fiub":
+            raise TypeError(f"Tensor data must be numeric, got an array of dtype {data.dtype}")
+        return data
+    if isinstance(data, np.generic):
+        return np.asarray(data)
+    try:
+        array = np.asarray(data, dtype=_default_dtype)
+    except (TypeError, ValueError) as error:
+        raise TypeError(f"Tensor data must be numbers or nested lists of numbers: {error}")
+    return array
+
+
+def _unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Sum ``grad`` over the axes that broadcasting stretched, back to ``shape``."""
+    if grad.shape == shape:
+        return grad
+    extra = grad.ndim - len(shape)
+    if extra > 0:
+        grad = grad.sum(axis=tuple(range(extra)))
+    stretched = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
+    if stretched:
+        grad = grad.sum(axis=stretched, keepdims=True)
+    return grad
+
+
+def _axes(axis: Any, ndim: int) -> tuple[int, ...]:
+    if axis is None:
+        return tuple(range(ndim))
+    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    for a in axes:
+        if not -ndim <= a < max(ndim, 1):
+            raise ValueError(f"axis {a} is out of range for a tensor with {ndim} dimensions")
+    return tuple(sorted(int(a) % max(ndim, 1) for a in axes))
+
+
+def _expand_reduced(grad: np.ndarray, shape: tuple[int, ...], axes: tuple[int, ...]) -> np.ndarray:
+    """Undo a reduction without keepdims: put size-1 axes back so grad broadcasts to shape."""
+    keep_shape = tuple(1 if i in axes else n for i, n in enumerate(shape))
+    return grad.reshape(keep_shape)
+
+
+def _shape_str(shape: tuple[int, ...]) -> str:
+    return "(" + ", ".join(map(str, shape)) + ("," if len(shape) == 1 else "") + ")"
+
+
+class Tensor:
+    """An n-d array node in a computation graph.
+
+    Attributes:
+        data: the numpy array.
+        grad: dL/d(data) as an array of data's shape, or None before backward().
+        requires_grad: whether backward() fills ``grad`` for this tensor.
+        label: a name for drawings and reprs.
+        op: the operation that produced this tensor ("" for a leaf).
+    """
+
+    __slots__ = ("data", "grad", "requires_grad", "label", "op", "_parents", "_rule", "_saved")
+    __array_priority__ = 1000  # numpy array (op) Tensor → our reflected op, not numpy's
+
+    def __init__(self, data: Any, requires_grad: bool = False, label: str = "") -> None:
+        self.data = _as_array(data)
+        if requires_grad and self.data.dtype.kind != "f":
+            raise TypeError(f"only floating tensors can require grad, got dtype {self.data.dtype}")
+        self.grad: np.ndarray | None = None
+        self.requires_grad = requires_grad
+        self.label = label
+        self.op = ""
+        self._parents: tuple[Tensor, ...] = ()
+        self._rule: Callable | None = None
+        self._saved: Any = None
+
+    # -- building blocks -------------------------------------------------------------
+
+    def _lift(self, other: Any) -> Tensor:
+        if isinstance(other, Tensor):
+            return other
+        if isinstance(other, (int, float)) and not isinstance(other, bool):
+            dtype = self.data.dtype if self.data.dtype.kind == "f" else _default_dtype
+            return Tensor(np.asarray(other, dtype=dtype))
+        return Tensor(other)
+
+    def _make(self, data: np.ndarray, parents: tuple[Tensor, ...], op: str, rule: Callable,
+              saved: Any = None) -> Tensor:
+        """The output node; it joins the graph only if grads are on and a parent needs them."""
+        out = Tensor.__new__(Tensor)
+        out.data = data
+        out.grad = None
+        out.label = ""
+        out.op = op
+        needs_grad = autograd._grad_enabled and any(p.requires_grad for p in parents)
+        out.requires_grad = needs_grad
+        out._parents = parents if needs_grad else ()
+        out._rule = rule if needs_grad else None
+        out._saved = saved if needs_grad else None
+        if autograd._detect_anomaly and not np.all(np.isfinite(data)):
+            names = ", ".join(f"{p.label or p.op or 'leaf'}{_shape_str(p.shape)}" for p in parents)
+            raise FloatingPointError(f"detect_anomaly: op '{op}' produced NaN/inf from {names}")
+        return out
+
+    def _broadcast_check(self, other: Tensor, op: str) -> None:
+        try:
+            np.broadcast_shapes(self.shape, other.shape)
+        except ValueError:
+            raise ValueError(
+                f"{op}: shapes {_shape_str(self.shape)} and {_shape_str(other.shape)} "
+                "do not broadcast"
+            ) from None
+
+    # -- arithmetic --------------------------------------------------------------------
+
+    def __add__(self, other: Any) -> Tensor:
+        other = self._lift(other)
+        self._broadcast_check(other, "+")
+        return self._make(self.data + other.data, (self, other), "+", _add_backward)
+
+    def __sub__(self, other: Any) -> Tensor:
+        other = self._lift(other)
+        self._broadcast_check(other, "-")
+        return self._make(self.data - other.data, (self, other), "-", _sub_backward)
+
+    def __mul__(self, other: Any) -> Tensor:
+        other = self._lift(other)
+        self._broadcast_check(other, "*")
+        return self._make(self.data * other.data, (self, other), "*", _mul_backward)
+
+    def __truediv__(self, other: Any) -> Tensor:
+        other = self._lift(other)
+        self._broadcast_check(other, "/")
+        return self._make(self.data / other.data, (self, other), "/", _div_backward)
+
+    def __radd__(self, other: Any) -> Tensor:
+        return self._lift(other) + self
+
+    def __rsub__(self, other: Any) -> Tensor:
+        return self._lift(other) - self
+
+    def __rmul__(self, other: Any) -> Tensor:
+        return self._lift(other) * self
+
+    def __rtruediv__(self, other: Any) -> Tensor:
+        return self._lift(other) / self
+
+    def __neg__(self) -> Tensor:
+        return self._make(-self.data, (self,), "neg", _neg_backward)
+
+    def __pow__(self, exponent: float) -> Tensor:
+        if isinstance(exponent, Tensor):
+            raise TypeError("**: the exponent must be a number, not a Tensor (use exp/log)")
+        if not isinstance(exponent, (int, float)):
+            raise TypeError(f"**: the exponent must be a number, got {type(exponent).__name__}")
+        if (
+            not float(exponent).is_integer()
+            and self.data.size
+            and np.any(self.data < 0)
+        ):
+            raise ValueError(f"**: negative base to fractional power {exponent}")
+        # squares are the common case (variance); x*x is faster and exact
+        data = self.data * self.data if exponent == 2 else self.data**exponent
+        return self._make(data, (self,), f"**{exponent}", _pow_backward, exponent)
+
+    def __matmul__(self, other: Any) -> Tensor:
+        other = self._lift(other)
+        if self.ndim == 0 or other.ndim == 0:
+            raise ValueError("@: both operands need at least one dimension")
+        inner_a = self.shape[-1]
+        inner_b = other.shape[-2] if other.ndim > 1 else other.shape[0]
+        if inner_a != inner_b:
+            raise ValueError(
+                f"@: shapes {_shape_str(self.shape)} and {_shape_str(other.shape)} cannot be "
+                f"multiplied ({inner_a} != {inner_b})"
+            )
+        try:
+            data = self.data @ other.data
+        except ValueError as error:
+            raise ValueError(
+                f"@: shapes {_shape_str(self.shape)} and {_shape_str(other.shape)} cannot be "
+                f"multiplied: {error}"
+            ) from None
+        return self._make(data, (self, other), "@", _matmul_backward)
+
+    def __rmatmul__(self, other: Any) -> Tensor:
+        return self._lift(other) @ self
+
+    # -- elementwise functions -----------------------------------------------------------
+
+    def exp(self) -> Tensor:
+        return self._make(np.exp(self.data), (self,), "exp", _exp_backward)
+
+    def log(self) -> Tensor:
+        if np.any(self.data < 0):
+            raise ValueError("log: argument has negative entries")
+        with np.errstate(divide="ignore"):
+            data = np.log(self.data)
+        return self._make(data, (self,), "log", _log_backward)
+
+    def sqrt(self) -> Tensor:
+        if np.any(self.data < 0):
+            raise ValueError("sqrt: argument has negative entries")
+        return self._make(np.sqrt(self.data), (self,), "sqrt", _sqrt_backward)
+
+    def tanh(self) -> Tensor:
+        return self._make(np.tanh(self.data), (self,), "tanh", _tanh_backward)
+
+    def relu(self) -> Tensor:
+        return self._make(np.maximum(self.data, 0), (self,), "relu", _relu_backward)
+
+    def sigmoid(self) -> Tensor:
+        # 0.5·(1 + tanh(x/2)) is σ(x) without overflow for large |x|
+        data = 0.5 * (1.0 + np.tanh(0.5 * self.data))
+        return self._make(data.astype(self.data.dtype, copy=False), (self,), "sigmoid",
+                          _sigmoid_backward)
+
+    def abs(self) -> Tensor:
+        return self._make(np.abs(self.data), (self,), "abs", _abs_backward)
+
+    def clip(self, min: float | None = None, max: float | None = None) -> Tensor:
+        """Limit values to [min, max]; the grad passes only where the value was inside."""
+        return self._make(np.clip(self.data, min, max), (self,), "clip", _clip_backward,
+                          (min, max))
+
+    # -- reductions --------------------------------------------------------------------
+
+    def sum(self, axis: Any = None, keepdims: bool = False) -> Tensor:
+        axes = _axes(axis, self.ndim)
+        data = np.asarray(self.data.sum(axis=axes, keepdims=keepdims))
+        return self._make(data, (self,), "sum", _sum_backward, (axes, keepdims))
+
+    def mean(self, axis: Any = None, keepdims: bool = False) -> Tensor:
+        axes = _axes(axis, self.ndim)
+        data = np.asarray(self.data.mean(axis=axes, keepdims=keepdims))
+        return self._make(data, (self,), "mean", _mean_backward, (axes, keepdims))
+
+    def var(self, axis: Any = None, keepdims: bool = False, unbiased: bool = False,
+            correction: int | None = None) -> Tensor:
+        """Variance: Σ(x-mean)²/(n - correction); correction 0 (biased, the default) or 1."""
+        ddof = int(unbiased) if correction is None else correction
+        axes = _axes(axis, self.ndim)
+        count = int(np.prod([self.shape[a] for a in axes], dtype=int))
+        if count - ddof <= 0:
+            raise ValueError(f"var: {count} value(s) over axis {axis} with correction {ddof}")
+        data = np.asarray(self.data.var(axis=axes, keepdims=keepdims, ddof=ddof))
+        return self._make(data, (self,), "var", _var_backward, (axes, keepdims, ddof))
+
+    def max(self, axis: Any = None, keepdims: bool = False) -> Tensor:
+        """The largest values over ``axis``; tied maxima share the gradient equally."""
+        axes = _axes(axis, self.ndim)
+        data = np.asarray(self.data.max(axis=axes, keepdims=keepdims))
+        return self._make(data, (self,), "max", _max_backward, (axes, keepdims))
+
+    # -- shape -------------------------------------------------------------------------
+
+    def reshape(self, *shape: Any) -> Tensor:
+        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+            shape = tuple(shape[0])
+        try:
+            data = self.data.reshape(shape)
+        except ValueError:
+            raise ValueError(f"reshape: cannot reshape {_shape_str(self.shape)} to {shape}") from None
+        return self._make(data, (self,), "reshape", _reshape_backward)
+
+    def transpose(self, *axes: int) -> Tensor:
+        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
+            axes = tuple(axes[0])
+        axes = axes or tuple(reversed(range(self.ndim)))
+        return self._make(self.data.transpose(axes), (self,), "transpose", _transpose_backward,
+                          axes)
+
+    @property
+    def T(self) -> Tensor:
+        return self.transpose()
+
+    def __getitem__(self, index: Any) -> Tensor:
+        if isinstance(index, Tensor):
+            index = index.data
+        elif isinstance(index, tuple):
+            index = tuple(i.data if isinstance(i, Tensor) else i for i in index)
+        return self._make(np.asarray(self.data[index]), (self,), "index", _index_backward, index)
+
+    # -- autograd ----------------------------------------------------------------------
+
+    def _backward(self) -> None:
+        grads = self._rule(self, self.grad)
+        for parent, grad in zip(self._parents, grads):
+            if parent.requires_grad and grad is not None:
+                parent._accumulate_grad(_unbroadcast(grad, parent.shape))
+
+    def _accumulate_grad(self, grad: np.ndarray) -> None:
+        if self.grad is None:
+            # the first contribution may be a view of another array: copy before += later
+            self.grad = np.array(grad, dtype=self.data.dtype, copy=True)
+        else:
+            self.grad += grad
+
+    def _zero_grad(self) -> None:
+        self.grad = None
+
+    def backward(self, grad: Any = None) -> None:
+        """Fill ``.grad`` of every tensor that requires grad in this graph."""
+        if not self.requires_grad:
+            raise ValueError("backward: this tensor does not require grad and has no graph")
+        if grad is None:
+            if self.data.size != 1:
+                raise ValueError(
+                    f"backward: grad can be implied only for a single-element output, this one "
+                    f"has shape {_shape_str(self.shape)}; pass grad= of that shape"
+                )
+            grad = np.ones_like(self.data)
+        grad = np.asarray(grad.data if isinstance(grad, Tensor) else grad, dtype=self.data.dtype)
+        if grad.shape != self.shape:
+            raise ValueError(
+                f"backward: grad shape {_shape_str(grad.shape)} != output shape "
+                f"{_shape_str(self.shape)}"
+            )
+        autograd.run_backward(self, grad)
+
+    def zero_grad(self) -> None:
+        """Set grad to None for every tensor in this graph."""
+        autograd.zero_grad_graph(self)
+
+    def detach(self) -> Tensor:
+        """The same data, cut from the graph."""
+        return Tensor(self.data)
+
+    def requires_grad_(self, flag: bool = True) -> Tensor:
+        if flag and self.data.dtype.kind != "f":
+            raise TypeError(f"only floating tensors can require grad, got dtype {self.data.dtype}")
+        self.requires_grad = flag
+        return self
+
+    def named(self, label: str) -> Tensor:
+        """Set the label and return self."""
+        self.label = label
+        return self
+
+    @property
+    def parents(self) -> tuple[Tensor, ...]:
+        return self._parents
+
+    # -- numpy-like conveniences -----------------------------------------------------------
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.data.shape
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    @property
+    def size(self) -> int:
+        return self.data.size
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.data.dtype
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def item(self) -> float:
+        return self.data.item()
+
+    def numpy(self) -> np.ndarray:
+        return self.data
+
+    def tolist(self) -> Any:
+        return self.data.tolist()
+
+    def astype(self, dtype: Any) -> Tensor:
+        return Tensor(self.data.astype(dtype), requires_grad=self.requires_grad)
+
+    def __repr__(self) -> str:
+        body = np.array2string(self.data, precision=4, threshold=8, edgeitems=2)
+        extra = f", label={self.label!r}" if self.label else ""
+        extra += f", op={self.op!r}" if self.op else ""
+        extra += ", requires_grad=True" if self.requires_grad else ""
+        return f"Tensor({body}, dtype={self.data.dtype}{extra})"
+
+    def _repr_svg_(self) -> str:  # Jupyter shows a Tensor with a graph as that graph
+        from tinybn.viz.graph import draw
+
+        return draw(self)._repr_image_svg_xml()
+
+
+# -- backward rules: rule(out, grad) -> one grad per parent (None = no grad) -----------------
+# Each returns gradients in the output's shape; Tensor._backward sums them back to each
+# parent's shape when broadcasting stretched it.
+
+
+def _add_backward(out: Tensor, grad: np.ndarray) -> tuple:
+    return grad, grad
+
+
+def _sub_backward(out: Tensor, grad: np.ndarray) -> tuple:
+    return grad, -grad
+
+
+def _mul_backward(out: Tensor, grad: np.ndarray) -> tuple:
+    a, b = out._parents
+    return (grad * b.data if a.requires_grad else None,
+            grad * a.data if b.requires_grad else None)
+
+
+def _div_backward(out: Tensor, grad: np.ndarray) -> tuple:
+    a, b = out._parents
+    grad_a = grad / b.data
+    return grad_a, (-grad_a * out.data if b.requires_grad else None)
+
+
+def _neg_backward(out: Tensor, grad: np.ndarray) -> tuple:
+    return (-grad,)
+
+
+def _pow_backward(out: Tensor, grad: np.ndarray) -> tuple:
+    (a,), k = out._parents, out._saved
+    # d(a^k)/da = k·a^(k-1)
+    return (grad * (k * a.data if k == 2 else k * a.data ** (k - 1)),)
+
+
+def _matmul_backward(out: Tensor, grad: np.ndarray) -> tuple:
+    a, b = out._parents
+    a_data, b_data, g = a.data, b.data, grad
+    # treat 1-d operands as a row (a) or column (b) matrix, as numpy's matmul does
+    if a_data.ndim == 1:
+        a_data, g = a_data[None, :], g[..., None, :]
+    if b_data.ndim == 1:
+        b_data, g = b_data[:, None], g[..., None]
+    grad_a = g @ np.swapaxes(b_data, -1, -2) if a.requires_grad else None
+    grad_b = np.swapaxes(a_data, -1, -2) @ g if b.requires_grad else None
+    if grad_a is not None and a.ndim == 1:
+        grad_a = grad_a.reshape(-1, a.shape[0]).sum(axis=0)
+    if grad_b is not None and b.ndim == 1:
+        grad_b = grad_b.reshape(-1, b.shape[0]).sum(axis=0)
+    if grad_b is not None and grad_b.ndim > b.ndim:  # b was broadcast over batch dims
+        grad_b = grad_b.reshape(-1, *b.shape).sum(axis=0)
+    return grad_a, grad_b
+
+
+def _exp_backward(out: Tensor, grad: np.ndarray) -> tuple:
+    return (grad * out.data,)
+
+
+def _log_backward(out: Tensor, grad: np.ndarray) -> tuple:
+    return (grad / out._parents[0].data,)
+
+
+def _sqrt_backward(out: Tensor, grad: np.ndarray) -> tuple:
+    return (grad / (2.0 * out.data),)
+
+
+def _tanh_backward(out: Tensor, grad: np.ndarray) -> tuple:
+    return (grad * (1.0 - out.data * out.data),)
+
+
+def _relu_backward(out: Tensor, grad: np.ndarray) -> tuple:
+    return (grad * (out._parents[0].data > 0),)
+
+
+def _sigmoid_backward(out: Tensor, grad: np.ndarray) -> tuple:
+    return (grad * out.data * (1.0 - out.data),)
+
+
+def _abs_backward(out: Tensor, grad: np.ndarray) -> tuple:
+    return (grad * np.sign(out._parents[0].data),)
+
+
+def _clip_backward(out: Tensor, grad: np.ndarray) -> tuple:
+    x, (low, high) = out._parents[0].data, out._saved
+    inside = np.ones(x.shape, dtype=bool)
+    if low is not None:
+        inside &= x >= low
+    if high is not None:
+        inside &= x <= high
+    return (grad * inside,)
+
+
+def _sum_backward(out: Tensor, grad: np.ndarray) -> tuple:
+    (a,), (axes, keepdims) = out._parents, out._saved
+    if not keepdims:
+        grad = _expand_reduced(grad, a.shape, axes)
+    return (np.broadcast_to(grad, a.shape),)
+
+
+def _mean_backward(out: Tensor, grad: np.ndarray) -> tuple:
+    (a,), (axes, keepdims) = out._parents, out._saved
+    count = int(np.prod([a.shape[i] for i in axes], dtype=int))
+    if not keepdims:
+        grad = _expand_reduced(grad, a.shape, axes)
+    return (np.broadcast_to(grad / count, a.shape),)
+
+
+def _var_backward(out: Tensor, grad: np.ndarray) -> tuple:
+    (a,), (axes, keepdims, ddof) = out._parents, out._saved
+    count = int(np.prod([a.shape[i] for i in axes], dtype=int))
+    if not keepdims:
+        grad = _expand_reduced(grad, a.shape, axes)
+    centered = a.data - a.data.mean(axis=axes, keepdims=True)
+    # d var/d xᵢ = 2 (xᵢ - mean) / (n - ddof)
+    return (grad * centered * (2.0 / (count - ddof)),)
+
+
+def _max_backward(out: Tensor, grad: np.ndarray) -> tuple:
+    (a,), (axes, keepdims) = out._parents, out._saved
+    maxima = out.data if keepdims else _expand_reduced(out.data, a.shape, axes)
+    if not keepdims:
+        grad = _expand_reduced(grad, a.shape, axes)
+    is_max = a.data == maxima
+    share = is_max / is_max.sum(axis=axes, keepdims=True)
+    return (grad * share,)
+
+
+def _reshape_backward(out: Tensor, grad: np.ndarray) -> tuple:
+    return (grad.reshape(out._parents[0].shape),)
+
+
+def _transpose_backward(out: Tensor, grad: np.ndarray) -> tuple:
+    return (grad.transpose(np.argsort(out._saved)),)
+
+
+def _index_backward(out: Tensor, grad: np.ndarray) -> tuple:
+    (a,), index = out._parents, out._saved
+    full = np.zeros(a.shape, dtype=grad.dtype)
+    np.add.at(full, index, grad)  # scatter-add: repeated indices each add their share
+    return (full,)
+
+
+def _concat_backward(out: Tensor, grad: np.ndarray) -> tuple:
+    axis, sizes = out._saved
+    return tuple(np.split(grad, np.cumsum(sizes)[:-1], axis=axis))
+
+
+def _stack_backward(out: Tensor, grad: np.ndarray) -> tuple:
+    axis = out._saved
+    return tuple(np.moveaxis(grad, axis, 0))
+
+
+def concatenate(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
+    """Join tensors along an existing axis."""
+    tensors = [t if isinstance(t, Tensor) else Tensor(t) for t in tensors]
+    if not tensors:
+        raise ValueError("concatenate: needs at least one tensor")
+    try:
+        data = np.concatenate([t.data for t in tensors], axis=axis)
+    except ValueError:
+        shapes = ", ".join(_shape_str(t.shape) for t in tensors)
+        raise ValueError(f"concatenate: shapes {shapes} do not match off axis {axis}") from None
+    axis = axis % data.ndim
+    sizes = [t.shape[axis] for t in tensors]
+    return tensors[0]._make(data, tuple(tensors), "concat", _concat_backward, (axis, sizes))
+
+
+def stack(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
+    """Join same-shaped tensors along a new axis."""
+    tensors = [t if isinstance(t, Tensor) else Tensor(t) for t in tensors]
+    if not tensors:
+        raise ValueError("stack: needs at least one tensor")
+    try:
+        data = np.stack([t.data for t in tensors], axis=axis)
+    except ValueError:
+        shapes = ", ".join(_shape_str(t.shape) for t in tensors)
+        raise ValueError(f"stack: shapes {shapes} differ") from None
+    return tensors[0]._make(data, tuple(tensors), "stack", _stack_backward, axis % data.ndim)
