@@ -43,6 +43,18 @@ def _param(p: Any, name: str, engine: type, shape: tuple[int, ...]) -> Any:
     return array.reshape(shape) if array.ndim != len(shape) else array
 
 
+def _statistic(stat: Any, name: str, x: Tensor | ValueArray, shape: tuple[int, ...]) -> Any:
+    """A given (C,) mean or variance as a constant of x's engine (and dtype), shaped to broadcast."""
+    array = np.asarray(getattr(stat, "data", stat), dtype=float)
+    if array.size != int(np.prod(shape)):
+        raise ValueError(
+            f"{name} has {array.size} value(s), but the input has {int(np.prod(shape))} feature(s)"
+        )
+    if isinstance(x, Tensor):
+        return Tensor(array.reshape(shape).astype(x.dtype), label=name)
+    return ValueArray(array.reshape(shape)).named(name)
+
+
 def _back_to_input_form(result: Any, original: Any) -> Any:
     return result.tolist() if isinstance(original, (list, tuple)) else result
 
@@ -117,11 +129,11 @@ def batch_norm_with_stats(
     engine = Tensor if isinstance(array, Tensor) else ValueArray
     gamma = _param(gamma, "gamma", engine, param_shape)
     beta = _param(beta, "beta", engine, param_shape)
+    if (mean is None) != (var is None):
+        raise ValueError("batch_norm: pass both mean= and var= (inference), or neither")
     if mean is not None:
-        mean = np.asarray(getattr(mean, "data", mean)).reshape(param_shape)
-        var = np.asarray(getattr(var, "data", var)).reshape(param_shape)
-        if engine is Tensor:
-            mean, var = Tensor(mean, label="running_mean"), Tensor(var, label="running_var")
+        mean = _statistic(mean, "running_mean", array, param_shape)
+        var = _statistic(var, "running_var", array, param_shape)
     y, batch_mean, batch_var = _normalize(array, axes, gamma, beta, eps, mean, var)
     return _back_to_input_form(y, x), batch_mean, batch_var
 

@@ -1,0 +1,96 @@
+"""What every demo shares: the command line, the output folder, results.json, figures.
+
+Each demo module defines ``main(argv=None)`` and runs at three scales:
+``--quick`` (seconds; the tests use it), the default (about a minute on 2 cores) and
+``--full`` (closer to the paper's scale).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("MPLBACKEND", "Agg")  # demos write files; they never open windows
+
+
+def demo_parser(name: str, description: str) -> argparse.ArgumentParser:
+    """The flags every demo takes: --quick / --full, --out, --seed."""
+    parser = argparse.ArgumentParser(prog=f"tinybn demo {name}", description=description)
+    scale = parser.add_mutually_exclusive_group()
+    scale.add_argument("--quick", action="store_true", help="seconds-long run (used by tests)")
+    scale.add_argument("--full", action="store_true", help="closer to the paper's scale")
+    parser.add_argument("--out", type=Path, default=Path("tinybn-out") / name,
+                        help=f"output folder (default: tinybn-out/{name}/)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    return parser
+
+
+def pick(args: argparse.Namespace, quick: Any, default: Any, full: Any) -> Any:
+    """The setting for the chosen scale."""
+    return quick if args.quick else full if args.full else default
+
+
+def scale_name(args: argparse.Namespace) -> str:
+    return "quick" if args.quick else "full" if args.full else "default"
+
+
+def prepare_out(args: argparse.Namespace) -> Path:
+    """Create the output folder and return it."""
+    args.out.mkdir(parents=True, exist_ok=True)
+    return args.out
+
+
+def _finite_json(value: Any) -> Any:
+    """Convert numpy scalars/arrays to plain JSON, refusing NaN/inf (a demo bug, not a result)."""
+    if hasattr(value, "tolist"):
+        value = value.tolist()
+    if isinstance(value, dict):
+        return {str(k): _finite_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_json(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None  # JSON has no NaN; a diverged run is recorded as null
+    return value
+
+
+def write_results(out: Path, results: dict[str, Any]) -> Path:
+    """Write results.json and print its path."""
+    path = out / "results.json"
+    path.write_text(json.dumps(_finite_json(results), indent=2) + "\n")
+    print(f"wrote {path}")
+    return path
+
+
+def save_figure(fig: Any, path: Path) -> Path:
+    """Save a matplotlib figure as PNG, close it, print the path."""
+    import matplotlib.pyplot as plt
+
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    print(f"wrote {path}")
+    return path
+
+
+def print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
+    """A small aligned text table."""
+
+    def cell(value: Any) -> str:
+        return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+    widths = [max(len(c), *(len(cell(r.get(c, ""))) for r in rows)) for c in columns]
+    print("  ".join(c.ljust(w) for c, w in zip(columns, widths)))
+    for row in rows:
+        print("  ".join(cell(row.get(c, "")).ljust(w) for c, w in zip(columns, widths)))
+
+
+def progress(iterable: Any, **kwargs: Any) -> Any:
+    """A tqdm progress bar on stderr."""
+    from tqdm.auto import tqdm
+
+    kwargs.setdefault("leave", False)
+    kwargs.setdefault("dynamic_ncols", True)
+    return tqdm(iterable, **kwargs)
