@@ -23,8 +23,12 @@ def demo_parser(name: str, description: str) -> argparse.ArgumentParser:
     scale = parser.add_mutually_exclusive_group()
     scale.add_argument("--quick", action="store_true", help="seconds-long run (used by tests)")
     scale.add_argument("--full", action="store_true", help="closer to the paper's scale")
-    parser.add_argument("--out", type=Path, default=Path("tinybn-out") / name,
-                        help=f"output folder (default: tinybn-out/{name}/)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("tinybn-out") / name,
+        help=f"output folder (default: tinybn-out/{name}/)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     return parser
 

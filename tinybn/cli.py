@@ -13,7 +13,8 @@ def _demo_names() -> list[str]:
         import demos
     except ImportError:
         return []
-    return sorted(m.name for m in pkgutil.iter_modules(demos.__path__) if not m.name.startswith("_"))
+    modules = pkgutil.iter_modules(demos.__path__)
+    return sorted(m.name for m in modules if not m.name.startswith("_"))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,7 +24,9 @@ def main(argv: list[str] | None = None) -> int:
         prog="tinybn", description="Batch normalization, built from scratch and shown."
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("tour", help="render the batch-norm graph, step backward, train", add_help=False)
+    commands.add_parser(
+        "tour", help="render the batch-norm graph, step backward, train", add_help=False
+    )
     demo = commands.add_parser("demo", help="run one demo: tinybn demo NAME [--quick|--full]")
     demo.add_argument("name", help="one of: " + ", ".join(_demo_names()))
     commands.add_parser("demos", help="list the demos")

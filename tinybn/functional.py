@@ -44,7 +44,7 @@ def _param(p: Any, name: str, engine: type, shape: tuple[int, ...]) -> Any:
 
 
 def _statistic(stat: Any, name: str, x: Tensor | ValueArray, shape: tuple[int, ...]) -> Any:
-    """A given (C,) mean or variance as a constant of x's engine (and dtype), shaped to broadcast."""
+    """A given (C,) mean or variance as a constant of x's engine and dtype, shaped to broadcast."""
     array = np.asarray(getattr(stat, "data", stat), dtype=float)
     if array.size != int(np.prod(shape)):
         raise ValueError(
@@ -232,8 +232,9 @@ def softmax(logits: Tensor, axis: int = -1) -> Tensor:
     return log_softmax(logits, axis).exp()
 
 
-def dropout(x: Tensor, p: float = 0.5, training: bool = True,
-            rng: np.random.Generator | None = None) -> Tensor:
+def dropout(
+    x: Tensor, p: float = 0.5, training: bool = True, rng: np.random.Generator | None = None
+) -> Tensor:
     """Inverted dropout: zero each entry with probability p, scale the rest by 1/(1−p)."""
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"dropout probability must be in [0, 1], got {p}")
@@ -264,7 +265,9 @@ def cross_entropy(logits: Tensor, targets: Any) -> Tensor:
     if logits.ndim != 2:
         raise ValueError(f"cross_entropy: logits must be (N, K), got shape {logits.shape}")
     if classes.dtype.kind not in "iu":
-        raise TypeError(f"cross_entropy: targets must be integer class indices, got {classes.dtype}")
+        raise TypeError(
+            f"cross_entropy: targets must be integer class indices, got {classes.dtype}"
+        )
     if classes.shape != (logits.shape[0],):
         raise ValueError(
             f"cross_entropy: targets shape {classes.shape} does not match logits {logits.shape}"

@@ -16,11 +16,10 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from numbers import Real
-from typing import Union
 
 from tinybn import autograd
 
-Number = Union[int, float]
+Number = int | float
 
 
 def _check_number(data: object, op: str) -> float:

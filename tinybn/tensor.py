@@ -47,7 +47,9 @@ def _as_array(data: Any) -> np.ndarray:
     try:
         array = np.asarray(data, dtype=_default_dtype)
     except (TypeError, ValueError) as error:
-        raise TypeError(f"Tensor data must be numbers or nested lists of numbers: {error}")
+        raise TypeError(
+            f"Tensor data must be numbers or nested lists of numbers: {error}"
+        ) from None
     return array
 
 
@@ -120,8 +122,14 @@ class Tensor:
             return Tensor(np.asarray(other, dtype=dtype))
         return Tensor(other)
 
-    def _make(self, data: np.ndarray, parents: tuple[Tensor, ...], op: str, rule: Callable,
-              saved: Any = None) -> Tensor:
+    def _make(
+        self,
+        data: np.ndarray,
+        parents: tuple[Tensor, ...],
+        op: str,
+        rule: Callable,
+        saved: Any = None,
+    ) -> Tensor:
         """The output node; it joins the graph only if grads are on and a parent needs them."""
         out = Tensor.__new__(Tensor)
         out.data = data
@@ -189,11 +197,7 @@ class Tensor:
             raise TypeError("**: the exponent must be a number, not a Tensor (use exp/log)")
         if not isinstance(exponent, (int, float)):
             raise TypeError(f"**: the exponent must be a number, got {type(exponent).__name__}")
-        if (
-            not float(exponent).is_integer()
-            and self.data.size
-            and np.any(self.data < 0)
-        ):
+        if not float(exponent).is_integer() and self.data.size and np.any(self.data < 0):
             raise ValueError(f"**: negative base to fractional power {exponent}")
         # squares are the common case (variance); x*x is faster and exact
         data = self.data * self.data if exponent == 2 else self.data**exponent
@@ -248,16 +252,16 @@ class Tensor:
     def sigmoid(self) -> Tensor:
         # 0.5·(1 + tanh(x/2)) is σ(x) without overflow for large |x|
         data = 0.5 * (1.0 + np.tanh(0.5 * self.data))
-        return self._make(data.astype(self.data.dtype, copy=False), (self,), "sigmoid",
-                          _sigmoid_backward)
+        return self._make(
+            data.astype(self.data.dtype, copy=False), (self,), "sigmoid", _sigmoid_backward
+        )
 
     def abs(self) -> Tensor:
         return self._make(np.abs(self.data), (self,), "abs", _abs_backward)
 
     def clip(self, min: float | None = None, max: float | None = None) -> Tensor:
         """Limit values to [min, max]; the grad passes only where the value was inside."""
-        return self._make(np.clip(self.data, min, max), (self,), "clip", _clip_backward,
-                          (min, max))
+        return self._make(np.clip(self.data, min, max), (self,), "clip", _clip_backward, (min, max))
 
     # -- reductions --------------------------------------------------------------------
 
@@ -271,8 +275,13 @@ class Tensor:
         data = np.asarray(self.data.mean(axis=axes, keepdims=keepdims))
         return self._make(data, (self,), "mean", _mean_backward, (axes, keepdims))
 
-    def var(self, axis: Any = None, keepdims: bool = False, unbiased: bool = False,
-            correction: int | None = None) -> Tensor:
+    def var(
+        self,
+        axis: Any = None,
+        keepdims: bool = False,
+        unbiased: bool = False,
+        correction: int | None = None,
+    ) -> Tensor:
         """Variance: Σ(x-mean)²/(n - correction); correction 0 (biased, the default) or 1."""
         ddof = int(unbiased) if correction is None else correction
         axes = _axes(axis, self.ndim)
@@ -296,15 +305,18 @@ class Tensor:
         try:
             data = self.data.reshape(shape)
         except ValueError:
-            raise ValueError(f"reshape: cannot reshape {_shape_str(self.shape)} to {shape}") from None
+            raise ValueError(
+                f"reshape: cannot reshape {_shape_str(self.shape)} to {shape}"
+            ) from None
         return self._make(data, (self,), "reshape", _reshape_backward)
 
     def transpose(self, *axes: int) -> Tensor:
         if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
             axes = tuple(axes[0])
         axes = axes or tuple(reversed(range(self.ndim)))
-        return self._make(self.data.transpose(axes), (self,), "transpose", _transpose_backward,
-                          axes)
+        return self._make(
+            self.data.transpose(axes), (self,), "transpose", _transpose_backward, axes
+        )
 
     @property
     def T(self) -> Tensor:
@@ -438,8 +450,7 @@ def _sub_backward(out: Tensor, grad: np.ndarray) -> tuple:
 
 def _mul_backward(out: Tensor, grad: np.ndarray) -> tuple:
     a, b = out._parents
-    return (grad * b.data if a.requires_grad else None,
-            grad * a.data if b.requires_grad else None)
+    return (grad * b.data if a.requires_grad else None, grad * a.data if b.requires_grad else None)
 
 
 def _div_backward(out: Tensor, grad: np.ndarray) -> tuple:
