@@ -68,24 +68,29 @@ def topological_order(root: Any) -> list[Any]:
     """Every node that ``root`` depends on, each listed after all of its parents.
 
     An explicit stack instead of recursion, so a chain a million nodes deep works.
-    Each stack entry is ``(node, parents_done)``: a node is appended to the order only
-    when it is popped the second time, after all of its parents have been appended.
+    Each stack entry is ``(node, iterator over its parents)``: the walk descends into the
+    first parent not yet seen, and a node is appended once its iterator is exhausted,
+    i.e. after all of its parents have been appended.
     """
+    # Speed (this walk is a third of a scalar backward pass): the set holds the nodes
+    # themselves, hashed by identity (neither Value nor Tensor defines __eq__), which is
+    # cheaper than calling id() on every edge; a leaf is complete as soon as it is seen,
+    # so it is appended at once instead of being pushed and popped.
     order: list[Any] = []
-    seen: set[int] = set()
-    stack: list[tuple[Any, bool]] = [(root, False)]
+    seen = {root}
+    stack = [(root, iter(root._parents))]
     while stack:
-        node, parents_done = stack.pop()
-        if parents_done:
+        node, parents = stack[-1]
+        for parent in parents:
+            if parent not in seen:
+                seen.add(parent)
+                if parent._parents:
+                    stack.append((parent, iter(parent._parents)))
+                    break
+                order.append(parent)
+        else:  # every parent is in the order: so can this node be
+            stack.pop()
             order.append(node)
-            continue
-        if id(node) in seen:
-            continue
-        seen.add(id(node))
-        stack.append((node, True))
-        for parent in node._parents:
-            if id(parent) not in seen:
-                stack.append((parent, False))
     return order
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from tinybn import fused as fused_kernels
 from tinybn.scalar_array import ValueArray
 from tinybn.tensor import Tensor
 
@@ -110,14 +111,19 @@ def batch_norm_with_stats(
     *,
     mean: Any = None,
     var: Any = None,
+    fused: bool = False,
 ) -> tuple[Any, Any, Any]:
     """``batch_norm`` that also returns the batch mean μ and biased variance σ² it used.
 
     A module updates its running statistics from these (see ``nn.BatchNorm1d``).
     Shapes: x (N, C) or (N, C, L); gamma, beta (C,); μ and σ² keep x's ndim with size-1
-    reduced axes, e.g. (1, C).
+    reduced axes, e.g. (1, C). ``fused=True`` (Tensors only) runs ``tinybn.fused.batch_norm``:
+    the same y as ONE graph node with the closed-form backward, for speed; its μ and σ²
+    are constants, not graph nodes.
     """
     array = _as_array(x, "batch_norm")
+    if fused and not isinstance(array, Tensor):
+        raise TypeError("batch_norm: fused=True needs a Tensor input; scalar Values compose")
     axes, param_shape = _batch_axes(array)
     values_per_channel = int(np.prod([array.shape[a] for a in axes]))
     if mean is None and values_per_channel < 2:
@@ -134,6 +140,8 @@ def batch_norm_with_stats(
     if mean is not None:
         mean = _statistic(mean, "running_mean", array, param_shape)
         var = _statistic(var, "running_var", array, param_shape)
+    if fused:
+        return fused_kernels.batch_norm(array, gamma, beta, eps, axes, mean, var)
     y, batch_mean, batch_var = _normalize(array, axes, gamma, beta, eps, mean, var)
     return _back_to_input_form(y, x), batch_mean, batch_var
 
@@ -146,6 +154,7 @@ def batch_norm(
     *,
     mean: Any = None,
     var: Any = None,
+    fused: bool = False,
 ) -> Any:
     """Batch normalization (Ioffe & Szegedy 2015, Algorithm 1).
 
@@ -158,10 +167,12 @@ def batch_norm(
         gamma, beta: (C,) scale and shift (Tensor or list of Values), or None to skip.
         eps: added to σ² so that a constant feature does not divide by zero.
         mean, var: (C,) statistics to use instead of the batch's (inference).
+        fused: Tensor input only — one node with the closed-form backward (fast) instead
+            of the composed graph of the steps above (the default: readable, drawable).
     Returns:
         y in the form of x (a Tensor, or nested lists of Values).
     """
-    return batch_norm_with_stats(x, gamma, beta, eps, mean=mean, var=var)[0]
+    return batch_norm_with_stats(x, gamma, beta, eps, mean=mean, var=var, fused=fused)[0]
 
 
 def layer_norm(
@@ -289,9 +300,16 @@ def binary_cross_entropy(p: Tensor, y: Any) -> Tensor:
     if np.any((p.data < 0) | (p.data > 1)):
         raise ValueError("binary_cross_entropy: probabilities must be in [0, 1]")
     y = y if isinstance(y, Tensor) else Tensor(np.asarray(y, dtype=p.dtype))
-    log_p = p.log().clip(-100.0, None)
-    log_not_p = (1.0 - p).log().clip(-100.0, None)
+    log_p = _log_clamped(p)
+    log_not_p = _log_clamped(1.0 - p)
     return -(y * log_p + (1.0 - y) * log_not_p).mean()
+
+
+def _log_clamped(p: Tensor) -> Tensor:
+    """max(log p, −100), with grad 0 (not 0·∞ = NaN) where p is exactly 0, e.g. a saturated
+    float32 sigmoid: there log is taken of 1 instead and the result replaced by −100."""
+    at_zero = (p.data == 0).astype(p.dtype)
+    return (p + at_zero).log().clip(-100.0, None) * (1.0 - at_zero) - 100.0 * at_zero
 
 
 def binary_cross_entropy_with_logits(z: Tensor, y: Any) -> Tensor:

@@ -23,6 +23,11 @@ Number = int | float
 
 
 def _check_number(data: object, op: str) -> float:
+    # the common cases first, without the much slower isinstance(·, Real) check
+    if type(data) is float:
+        return data
+    if type(data) is int:
+        return float(data)
     if isinstance(data, bool) or not isinstance(data, Real):
         raise TypeError(
             f"{op}: Value data must be a real number, got {type(data).__name__} {data!r}"
@@ -104,8 +109,13 @@ class Value:
             raise ValueError(f"**: negative base {base!r}{_named(self)} to fractional power {k!r}")
         if base == 0.0 and k < 0.0:
             raise ValueError(f"**: zero base{_named(self)} to negative power {k!r}")
-        # d(a^k)/da = k·a^(k-1)
-        local = k * base ** (k - 1.0) if k != 0.0 else 0.0
+        # d(a^k)/da = k·a^(k-1); at a = 0 with 0 < k < 1 that is +∞ (as for √a)
+        if k == 0.0:
+            local = 0.0
+        elif base == 0.0 and k < 1.0:
+            local = math.inf
+        else:
+            local = k * base ** (k - 1.0)
         return self._result(base**k, (self,), f"**{exponent}", (local,))
 
     def __neg__(self) -> Value:

@@ -11,6 +11,8 @@ Python operators of the Values they hold.
 
 from __future__ import annotations
 
+import functools
+import itertools
 from collections.abc import Sequence
 from typing import Any
 
@@ -166,12 +168,25 @@ class ValueArray:
 
     def named(self, label: str) -> ValueArray:
         """Label every element ``label[i,j,...]`` (its role in a formula and its index)."""
-        for index, value in np.ndenumerate(self.values):
-            value.label = f"{label}[{','.join(map(str, index))}]" if index else label
+        if not self.shape:
+            self.values[()].label = label
+            return self
+        for index, value in zip(_index_strings(self.shape), self.values.flat):
+            value.label = f"{label}[{index}]"
         return self
 
     def __repr__(self) -> str:
         return f"ValueArray(shape={self.shape})"
+
+
+@functools.lru_cache(maxsize=64)
+def _index_strings(shape: tuple[int, ...]) -> tuple[str, ...]:
+    """"i,j,..." for every index of ``shape`` in C order.
+
+    Cached per shape: batch norm labels nine arrays of the same few shapes, and building
+    these strings (not the labelling itself) was most of the cost of ``named``.
+    """
+    return tuple(",".join(map(str, index)) for index in itertools.product(*map(range, shape)))
 
 
 def _normalize_axes(axis: Any, ndim: int) -> tuple[int, ...]:

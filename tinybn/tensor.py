@@ -19,6 +19,8 @@ import numpy as np
 from tinybn import autograd
 
 _default_dtype: type = np.float32
+# Python and numpy scalars: combined with a Tensor they take its dtype (no float64 upcast)
+_NUMBERS = (int, float, np.integer, np.floating)
 
 
 def get_default_dtype() -> type:
@@ -117,7 +119,10 @@ class Tensor:
     def _lift(self, other: Any) -> Tensor:
         if isinstance(other, Tensor):
             return other
-        if isinstance(other, (int, float)) and not isinstance(other, bool):
+        if isinstance(other, _NUMBERS) and not isinstance(other, bool):
+            # a number takes a float tensor's dtype; int tensor + int stays int, as in PyTorch
+            if self.data.dtype.kind != "f" and isinstance(other, (int, np.integer)):
+                return Tensor(np.asarray(other))
             dtype = self.data.dtype if self.data.dtype.kind == "f" else _default_dtype
             return Tensor(np.asarray(other, dtype=dtype))
         return Tensor(other)
@@ -195,7 +200,7 @@ class Tensor:
     def __pow__(self, exponent: float) -> Tensor:
         if isinstance(exponent, Tensor):
             raise TypeError("**: the exponent must be a number, not a Tensor (use exp/log)")
-        if not isinstance(exponent, (int, float)):
+        if not isinstance(exponent, _NUMBERS):
             raise TypeError(f"**: the exponent must be a number, got {type(exponent).__name__}")
         if not float(exponent).is_integer() and self.data.size and np.any(self.data < 0):
             raise ValueError(f"**: negative base to fractional power {exponent}")
@@ -471,6 +476,8 @@ def _pow_backward(out: Tensor, grad: np.ndarray) -> tuple:
 
 def _matmul_backward(out: Tensor, grad: np.ndarray) -> tuple:
     a, b = out._parents
+    if a.ndim == 1 and b.ndim == 1:  # dot product: a scalar output
+        return (grad * b.data, grad * a.data)
     a_data, b_data, g = a.data, b.data, grad
     # treat 1-d operands as a row (a) or column (b) matrix, as numpy's matmul does
     if a_data.ndim == 1:

@@ -1,0 +1,227 @@
+"""Ioffe & Szegedy (2015), Figure 1, at small scale.
+
+Three fully connected hidden layers of 100 sigmoid units, trained with plain SGD on
+mini-batches of 60, with and without batch norm (BN on z, before each sigmoid):
+(a) test accuracy vs training steps; (b, c) the 15th, 50th and 85th percentiles of the
+input to one sigmoid of the last hidden layer, over training, without and with BN.
+The paper's claim: with BN the network trains faster and reaches higher accuracy, and
+the distribution of a sigmoid's input is much more stable (less internal covariate shift).
+
+Runs on the 8×8 digits; with ``--mnist-dir DIR`` (the four standard IDX files) on MNIST.
+
+    tinybn demo ioffe_fig1 [--quick | --full] [--mnist-dir DIR] [--out DIR] [--seed N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import tinybn as tb
+from demos._common import (
+    demo_parser,
+    pick,
+    prepare_out,
+    print_table,
+    save_figure,
+    scale_name,
+    write_results,
+)
+from demos._mlp import build_mlp, digits_split, train_classifier
+from tinybn import Tensor, nn, optim
+
+HIDDEN = [100, 100, 100]
+BATCH_SIZE = 60  # as in the paper
+LEARNING_RATE = 0.5  # plain SGD, the same for both networks; chosen before running, not tuned
+PERCENTILES = (15, 50, 85)
+NEURON = 0  # which sigmoid of the last hidden layer is watched
+
+
+# -- MNIST from the standard IDX files ----------------------------------------------------
+
+
+def _read_idx(path: Path) -> np.ndarray:
+    """An IDX file (optionally .gz): big-endian magic (0, 0, dtype code, ndim), dims, data."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as f:
+        raw = f.read()
+    if raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
+        raise ValueError(f"{path}: not an unsigned-byte IDX file")
+    ndim = raw[3]
+    dims = np.frombuffer(raw, dtype=">u4", count=ndim, offset=4)
+    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+
+def _find(directory: Path, stem: str) -> Path:
+    for name in (stem, stem + ".gz", stem.replace("-idx", ".idx"), stem.replace("-idx", ".idx") + ".gz"):
+        if (directory / name).exists():
+            return directory / name
+    raise FileNotFoundError(f"{stem}[.gz] not found in {directory}")
+
+
+def load_mnist(directory: Path) -> tuple[tuple, tuple]:
+    """MNIST train/test as float32 pixels in [0, 1] (N, 784) and int64 labels."""
+    parts = []
+    for prefix in ("train", "t10k"):
+        images = _read_idx(_find(directory, f"{prefix}-images-idx3-ubyte"))
+        labels = _read_idx(_find(directory, f"{prefix}-labels-idx1-ubyte"))
+        X = images.reshape(len(images), -1).astype(np.float32) / 255.0
+        parts.append((X, labels.astype(np.int64)))
+    return parts[0], parts[1]
+
+
+# -- the experiment ---------------------------------------------------------------------------
+
+
+def sigmoid_input(model: nn.Sequential, X: np.ndarray) -> np.ndarray:
+    """The input of the last hidden layer's sigmoids on X (eval mode): (N, 100).
+
+    Without BN this is z = W h + b; with BN it is BN(z) — what the sigmoid sees.
+    """
+    sigmoids = [i for i, layer in enumerate(model) if isinstance(layer, nn.Sigmoid)]
+    was_training = model.training
+    model.eval()
+    h = Tensor(X)
+    with tb.no_grad():
+        for layer in list(model)[: sigmoids[-1]]:
+            h = layer(h)
+    model.train(was_training)
+    return h.data
+
+
+def run_one(bn: bool, train: tuple, test: tuple, steps: int, eval_every: int, seed: int) -> dict:
+    """Train one network; returns its history plus the watched sigmoid-input percentiles."""
+    n_in, n_classes = train[0].shape[1], int(train[1].max()) + 1
+    rng = np.random.default_rng(seed)
+    model = build_mlp(
+        [n_in, *HIDDEN, n_classes], "sigmoid", "before" if bn else None, init_scale=1.0, rng=rng
+    )
+    optimizer = optim.SGD(model.parameters(), lr=LEARNING_RATE)
+    percentiles: list[list[float]] = []
+
+    def watch(step: int) -> None:
+        if step == 0:  # before any step, BN's running statistics are still the initial 0 / 1
+            return
+        z = sigmoid_input(model, test[0])[:, NEURON]
+        percentiles.append([float(v) for v in np.percentile(z, PERCENTILES)])
+
+    history = train_classifier(
+        model, optimizer, train, test, steps, BATCH_SIZE, seed, eval_every, watch,
+        desc="with BN" if bn else "without BN",
+    )
+    history["percentiles"] = percentiles
+    return history
+
+
+def first_step_reaching(history: dict, accuracy: float) -> int | None:
+    for step, acc in zip(history["step"], history["test_acc"]):
+        if acc >= accuracy:
+            return int(step)
+    return None
+
+
+def plot(results: dict, dataset: str) -> Any:
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    colours = {"without BN": "tab:gray", "with BN": "tab:blue"}
+    ax = axes[0]
+    for name, history in results["runs"].items():
+        ax.plot(history["step"], history["test_acc"], color=colours[name], label=name, lw=2)
+    ax.set(title=f"(a) test accuracy ({dataset})", xlabel="training step", ylabel="accuracy")
+    ax.set_ylim(0, 1)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+
+    lows, highs = [], []
+    for history in results["runs"].values():
+        p = np.asarray(history["percentiles"])
+        lows.append(p.min())
+        highs.append(p.max())
+    for ax, (name, letter) in zip(axes[1:], (("without BN", "b"), ("with BN", "c"))):
+        history = results["runs"][name]
+        p = np.asarray(history["percentiles"])
+        steps = history["step"][1:]
+        ax.fill_between(steps, p[:, 0], p[:, 2], color=colours[name], alpha=0.2,
+                        label="15th–85th percentile")
+        for column, style in zip(range(3), ("--", "-", "--")):
+            ax.plot(steps, p[:, column], style, color=colours[name], lw=1.5,
+                    label=f"{PERCENTILES[column]}th percentile")
+        ax.set(
+            title=f"({letter}) input to one last-layer sigmoid, {name}",
+            xlabel="training step",
+            ylabel="sigmoid input",
+        )
+        ax.set_ylim(min(lows) - 0.2, max(highs) + 0.2)
+        ax.grid(alpha=0.3)
+        ax.legend(loc="best", fontsize=8)
+    fig.suptitle("Ioffe & Szegedy Fig. 1: 3×100 sigmoid MLP, SGD, batch 60", fontsize=12)
+    fig.tight_layout()
+    return fig
+
+
+def run(out: Path, quick: bool = False, full: bool = False, seed: int = 0,
+        mnist_dir: Path | None = None) -> dict:
+    """Run the experiment at the chosen scale, write the figure and results.json."""
+    scale = argparse.Namespace(quick=quick, full=full)
+    steps = pick(scale, 150, 2000, 50000)
+    eval_every = pick(scale, 25, 100, 500)
+    if mnist_dir is not None:
+        train, test = load_mnist(Path(mnist_dir))
+        dataset = "MNIST"
+    else:
+        train, test = digits_split(seed)
+        dataset = "8×8 digits"
+
+    runs = {}
+    for name, bn in (("without BN", False), ("with BN", True)):
+        runs[name] = run_one(bn, train, test, steps, eval_every, seed)
+
+    summary = {}
+    for name, history in runs.items():
+        p = np.asarray(history["percentiles"])
+        summary[name] = {
+            "final_test_acc": history["test_acc"][-1],
+            "final_train_loss": history["train_loss"][-1],
+            "steps_to_90pct_test_acc": first_step_reaching(history, 0.90),
+            # how far the median sigmoid input wandered over training
+            "median_input_range": float(p[:, 1].max() - p[:, 1].min()),
+            "final_percentiles": p[-1].tolist(),
+        }
+    results = {
+        "demo": "ioffe_fig1",
+        "dataset": dataset,
+        "steps": steps,
+        "batch_size": BATCH_SIZE,
+        "learning_rate": LEARNING_RATE,
+        "seed": seed,
+        "summary": summary,
+        "runs": {k: {key: v for key, v in h.items() if key != "batch_loss"} | {
+            "batch_loss": h["batch_loss"][:: max(1, steps // 500)]} for k, h in runs.items()},
+    }
+    save_figure(plot(results, dataset), out / "ioffe_fig1.png")
+    write_results(out, results)
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = demo_parser("ioffe_fig1", __doc__.splitlines()[0])
+    parser.add_argument("--mnist-dir", type=Path, default=None,
+                        help="folder with MNIST's IDX files (train-images-idx3-ubyte[.gz], ...)")
+    args = parser.parse_args(argv)
+    out = prepare_out(args)
+    print(f"ioffe_fig1 ({scale_name(args)} scale)")
+    results = run(out, args.quick, args.full, args.seed, args.mnist_dir)
+    rows = [{"model": name, **{k: v for k, v in s.items() if k != "final_percentiles"}}
+            for name, s in results["summary"].items()]
+    print_table(rows, ["model", "final_test_acc", "final_train_loss", "steps_to_90pct_test_acc",
+                       "median_input_range"])
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,152 @@
+"""Learning rate × weight-init scale, with and without batch norm.
+
+The notes' claims (seeds 001, 002): batch norm allows higher learning rates and makes
+training less sensitive to the weight initialization. A grid of SGD learning rates ×
+init scales s (weights ~ N(0, s²/fan_in)) trains the same ReLU network on the 8×8 digits
+with and without BN; heatmaps show the final training loss, the test accuracy and the
+number of steps until the (smoothed) mini-batch loss first falls below a threshold.
+
+    tinybn demo lr_init [--quick | --full] [--out DIR] [--seed N]
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from demos._common import (
+    demo_parser,
+    pick,
+    prepare_out,
+    print_table,
+    progress,
+    save_figure,
+    scale_name,
+    write_results,
+)
+from demos._mlp import build_mlp, digits_split, steps_to_threshold, train_classifier
+from tinybn import optim
+
+HIDDEN = [64, 64, 64]
+BATCH_SIZE = 64
+LOSS_THRESHOLD = 0.5  # cross-entropy; chance level for 10 classes is ln 10 ≈ 2.3
+
+
+def grid(args: argparse.Namespace) -> tuple[list[float], list[float], int]:
+    """(learning rates, init scales, steps) for the scale."""
+    lrs = pick(args, [0.01, 0.3, 3.0], [0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0],
+               [0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0])
+    scales = pick(args, [0.1, 3.0], [0.1, 0.3, 1.0, 3.0, 10.0], [0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0])
+    steps = pick(args, 60, 300, 1500)
+    return lrs, scales, steps
+
+
+def run(out: Path, quick: bool = False, full: bool = False, seed: int = 0) -> dict:
+    """Train every cell of the grid with and without BN; write heatmaps and results.json."""
+    args = argparse.Namespace(quick=quick, full=full)
+    lrs, scales, steps = grid(args)
+    train, test = digits_split(seed)
+    n_in, n_classes = train[0].shape[1], int(train[1].max()) + 1
+    cells = [(bn, i, j) for bn in (False, True) for i in range(len(scales)) for j in range(len(lrs))]
+    maps = {
+        name: {key: np.full((len(scales), len(lrs)), np.nan) for key in
+               ("final_train_loss", "test_acc", "steps_to_threshold")}
+        for name in ("without BN", "with BN")
+    }
+    for bn, i, j in progress(cells, desc="grid"):
+        rng = np.random.default_rng(seed)
+        model = build_mlp([n_in, *HIDDEN, n_classes], "relu", "before" if bn else None,
+                          init_scale=scales[i], rng=rng)
+        optimizer = optim.SGD(model.parameters(), lr=lrs[j])
+        history = train_classifier(model, optimizer, train, test, steps, BATCH_SIZE, seed,
+                                   eval_every=steps, desc=f"lr={lrs[j]} s={scales[i]}")
+        cell = maps["with BN" if bn else "without BN"]
+        if not history["diverged"] and np.isfinite(history["train_loss"][-1]):
+            cell["final_train_loss"][i, j] = history["train_loss"][-1]
+            cell["test_acc"][i, j] = history["test_acc"][-1]
+        reached = steps_to_threshold(history["batch_loss"], LOSS_THRESHOLD)
+        if reached is not None:
+            cell["steps_to_threshold"][i, j] = reached
+
+    summary = {}
+    for name, cell in maps.items():
+        acc = np.nan_to_num(cell["test_acc"], nan=0.0)
+        summary[name] = {
+            "cells": acc.size,
+            "cells_reaching_threshold": int(np.isfinite(cell["steps_to_threshold"]).sum()),
+            "cells_above_90pct_test_acc": int((acc >= 0.9).sum()),
+            "cells_diverged": int(np.isnan(cell["final_train_loss"]).sum()),
+            "median_test_acc": float(np.median(acc)),
+            "best_test_acc": float(acc.max()),
+        }
+    results = {
+        "demo": "lr_init",
+        "learning_rates": lrs,
+        "init_scales": scales,
+        "steps": steps,
+        "batch_size": BATCH_SIZE,
+        "loss_threshold": LOSS_THRESHOLD,
+        "seed": seed,
+        "summary": summary,
+        # rows = init scales, columns = learning rates; null = diverged / never reached
+        "maps": {name: {k: v.tolist() for k, v in cell.items()} for name, cell in maps.items()},
+    }
+    save_figure(plot(maps, lrs, scales, steps), out / "lr_init.png")
+    write_results(out, results)
+    return results
+
+
+def plot(maps: dict, lrs: list[float], scales: list[float], steps: int) -> Any:
+    import matplotlib.pyplot as plt
+
+    panels = [
+        ("final_train_loss", "final training loss", "magma_r", (0.0, 2.5)),
+        ("test_acc", "test accuracy", "viridis", (0.0, 1.0)),
+        ("steps_to_threshold", f"steps until loss < {LOSS_THRESHOLD}", "cividis", (0, steps)),
+    ]
+    fig, axes = plt.subplots(2, 3, figsize=(15, 8.5))
+    for row, name in enumerate(("without BN", "with BN")):
+        for col, (key, title, cmap, (vmin, vmax)) in enumerate(panels):
+            ax = axes[row, col]
+            values = maps[name][key]
+            colormap = plt.get_cmap(cmap).copy()
+            colormap.set_bad("lightgray")
+            image = ax.imshow(np.ma.masked_invalid(values), cmap=colormap, vmin=vmin, vmax=vmax,
+                              origin="lower", aspect="auto")
+            for (i, j), v in np.ndenumerate(values):
+                if np.isfinite(v):
+                    text = f"{v:.0f}" if key == "steps_to_threshold" else f"{v:.2f}"
+                    red, green, blue, _ = colormap((v - vmin) / (vmax - vmin))
+                    dark = 0.299 * red + 0.587 * green + 0.114 * blue < 0.5
+                else:
+                    text = "never" if key == "steps_to_threshold" else "diverged"
+                    dark = False
+                ax.text(j, i, text, ha="center", va="center", fontsize=7,
+                        color="white" if dark else "black")
+            ax.set_xticks(range(len(lrs)), [f"{lr:g}" for lr in lrs])
+            ax.set_yticks(range(len(scales)), [f"{s:g}" for s in scales])
+            ax.set(title=f"{name}: {title}", xlabel="SGD learning rate",
+                   ylabel="init scale s (W ~ N(0, s²/fan_in))")
+            fig.colorbar(image, ax=ax, fraction=0.046)
+    fig.suptitle(f"ReLU MLP 64-64-64 on 8×8 digits, {steps} SGD steps of batch {BATCH_SIZE} "
+                 "(gray = diverged / never reached)", fontsize=12)
+    fig.tight_layout()
+    return fig
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = demo_parser("lr_init", __doc__.splitlines()[0]).parse_args(argv)
+    out = prepare_out(args)
+    print(f"lr_init ({scale_name(args)} scale)")
+    results = run(out, args.quick, args.full, args.seed)
+    rows = [{"model": name, **s} for name, s in results["summary"].items()]
+    print_table(rows, ["model", "cells", "cells_reaching_threshold", "cells_above_90pct_test_acc",
+                       "cells_diverged", "median_test_acc", "best_test_acc"])
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,149 @@
+"""Does batch norm regularize? The train/test gap on a small training set.
+
+Seeds 001 and 002 list "regularizer" among BN's advantages (next to dropout): each
+example is normalized with the statistics of a random mini-batch, which adds noise.
+A ReLU network much bigger than its training set (200 of the 8×8 digits) is trained
+with no regularizer, with BN, with Dropout(0.5), and with both; the figure shows the
+train and test accuracy over training and the final gap, averaged over seeds.
+
+    tinybn demo regularization [--quick | --full] [--out DIR] [--seed N]
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from demos._common import (
+    demo_parser,
+    pick,
+    prepare_out,
+    print_table,
+    save_figure,
+    scale_name,
+    write_results,
+)
+from demos._mlp import build_mlp, digits_split, train_classifier
+from tinybn import optim
+
+HIDDEN = [256, 256]
+BATCH_SIZE = 32
+LEARNING_RATE = 0.05
+MOMENTUM = 0.9
+DROPOUT = 0.5
+VARIANTS = {  # name: (BN placement, dropout probability)
+    "none": (None, 0.0),
+    "BN": ("before", 0.0),
+    "Dropout": (None, DROPOUT),
+    "BN + Dropout": ("before", DROPOUT),
+}
+COLOURS = {"none": "tab:gray", "BN": "tab:blue", "Dropout": "tab:green",
+           "BN + Dropout": "tab:purple"}
+
+
+def run(out: Path, quick: bool = False, full: bool = False, seed: int = 0) -> dict:
+    """Train the four variants on a small training set for several seeds."""
+    args = argparse.Namespace(quick=quick, full=full)
+    n_train = pick(args, 200, 200, 200)
+    steps = pick(args, 100, 1000, 3000)
+    eval_every = pick(args, 25, 50, 100)
+    seeds = [seed + k for k in range(pick(args, 1, 3, 5))]
+
+    histories: dict[str, list[dict]] = {name: [] for name in VARIANTS}
+    for s in seeds:
+        train, test = digits_split(s, n_train=n_train)
+        n_in, n_classes = train[0].shape[1], 10
+        for name, (placement, dropout) in VARIANTS.items():
+            model = build_mlp([n_in, *HIDDEN, n_classes], "relu", placement, dropout=dropout,
+                              rng=np.random.default_rng(s))
+            optimizer = optim.SGD(model.parameters(), lr=LEARNING_RATE, momentum=MOMENTUM)
+            histories[name].append(train_classifier(
+                model, optimizer, train, test, steps, BATCH_SIZE, s, eval_every,
+                desc=f"seed {s}, {name}"))
+
+    table = []
+    curves = {}
+    for name, runs in histories.items():
+        train_acc = np.array([h["train_acc"] for h in runs])
+        test_acc = np.array([h["test_acc"] for h in runs])
+        test_loss = np.array([h["test_loss"] for h in runs])
+        curves[name] = {
+            "step": runs[0]["step"],
+            "train_acc": train_acc.mean(axis=0).tolist(),
+            "test_acc": test_acc.mean(axis=0).tolist(),
+            "test_loss": test_loss.mean(axis=0).tolist(),
+        }
+        gap = train_acc[:, -1] - test_acc[:, -1]
+        table.append({
+            "variant": name,
+            "train_acc": float(train_acc[:, -1].mean()),
+            "test_acc": float(test_acc[:, -1].mean()),
+            "test_acc_std": float(test_acc[:, -1].std()),
+            "gap": float(gap.mean()),
+            "best_test_acc": float(test_acc.max(axis=1).mean()),
+            "final_test_loss": float(test_loss[:, -1].mean()),
+        })
+    results = {
+        "demo": "regularization",
+        "n_train": n_train,
+        "steps": steps,
+        "batch_size": BATCH_SIZE,
+        "learning_rate": LEARNING_RATE,
+        "momentum": MOMENTUM,
+        "seeds": seeds,
+        "table": table,
+        "curves": curves,
+    }
+    save_figure(plot(curves, table, n_train, len(seeds)), out / "regularization.png")
+    write_results(out, results)
+    return results
+
+
+def plot(curves: dict, table: list[dict], n_train: int, n_seeds: int) -> Any:
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.5))
+    for name, curve in curves.items():
+        axes[0].plot(curve["step"], curve["train_acc"], "--", color=COLOURS[name], lw=1.5)
+        axes[0].plot(curve["step"], curve["test_acc"], "-", color=COLOURS[name], lw=2,
+                     label=name)
+        axes[1].plot(curve["step"], curve["test_loss"], color=COLOURS[name], lw=2, label=name)
+    axes[0].set(title="accuracy (dashed: train, solid: test)", xlabel="training step",
+                ylabel="accuracy", ylim=(0, 1.02))
+    axes[1].set(title="test loss", xlabel="training step", ylabel="cross-entropy", yscale="log")
+    names = [row["variant"] for row in table]
+    x = np.arange(len(names))
+    width = 0.27
+    for offset, key, label, alpha in ((-width, "train_acc", "train", 0.45),
+                                      (0, "test_acc", "test", 0.9),
+                                      (width, "gap", "gap (train − test)", 0.25)):
+        bars = axes[2].bar(x + offset, [row[key] for row in table], width, label=label,
+                           color=[COLOURS[n] for n in names], alpha=alpha, edgecolor="black")
+        axes[2].bar_label(bars, fmt="%.3f", fontsize=7)
+    axes[2].set_xticks(x, names)
+    axes[2].set(title="at the end of training", ylabel="accuracy", ylim=(0, 1.1))
+    axes[2].legend(fontsize=8, loc="upper right")
+    for ax in axes[:2]:
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle(f"Regularization: ReLU MLP 256-256 on {n_train} training digits "
+                 f"(mean of {n_seeds} seed(s))", fontsize=12)
+    fig.tight_layout()
+    return fig
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = demo_parser("regularization", __doc__.splitlines()[0]).parse_args(argv)
+    out = prepare_out(args)
+    print(f"regularization ({scale_name(args)} scale)")
+    results = run(out, args.quick, args.full, args.seed)
+    print_table(results["table"], ["variant", "train_acc", "test_acc", "test_acc_std", "gap",
+                                   "best_test_acc", "final_test_loss"])
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

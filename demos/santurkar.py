@@ -1,0 +1,397 @@
+"""Santurkar et al. (2018), "How does batch normalization help optimization?", small scale.
+
+An MLP (64 → 100 → 100 → 100 → 10, ReLU) on the 8×8 digits, plain SGD, the same
+initial weights, batches and learning rate for every variant.
+
+(a) Noisy BN. After every BatchNorm1d we add i.i.d. noise ε_ij ~ N(m_j, s_j²) whose
+    per-unit mean m_j ~ U(−1, 1) and scale s_j ~ U(0, 1) are redrawn at EVERY step: the
+    layer inputs are now less stable than without BN. The paper's claim: noisy BN still
+    trains about as well as BN, so BN's benefit is not "stable layer-input distributions".
+(b) The loss landscape along the gradient g at step t, for step sizes η over a range:
+    the range of L(w − ηg); gradient predictiveness max_η ‖∇L(w − ηg) − ∇L(w)‖; and the
+    effective β-smoothness max_η ‖∇L(w − ηg) − ∇L(w)‖ / ‖ηg‖. Claim: smaller with BN.
+(c) Internal covariate shift as the paper defines it: for layer i, G = ∇_{W_i}L at the
+    current weights, G' = the same gradient after the layers BEFORE i took their SGD step
+    on the same batch; ICS = ‖G − G'‖₂ and cos(G, G'). Claim: BN does not reduce it.
+
+Run: ``tinybn demo santurkar [--quick|--full] [--out DIR] [--seed S]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+import numpy as np
+
+import tinybn as tb
+from demos._common import (
+    demo_parser,
+    pick,
+    prepare_out,
+    print_table,
+    progress,
+    save_figure,
+    scale_name,
+    write_results,
+)
+from demos._mlp import build_mlp, digits_split, evaluate
+from tinybn import Tensor, nn, optim
+from tinybn import functional as F
+from tinybn.data import DataLoader
+
+HIDDEN = [100, 100, 100]
+BATCH_SIZE = 64
+LEARNING_RATE = 0.1  # the same for every variant; chosen before running, not tuned
+NOISE_MEAN_RANGE = 1.0  # m_j ~ U(−1, 1)
+NOISE_SCALE_RANGE = 1.0  # s_j ~ U(0, 1)
+STEP_SIZE_MULTIPLIERS = np.geomspace(0.25, 4.0, 7)  # η / learning rate along the gradient
+VARIANTS = ("no BN", "BN", "noisy BN")
+COLORS = {"no BN": "C3", "BN": "C0", "noisy BN": "C2"}
+
+
+# -- forward pass with optional noise after each BN ------------------------------------------
+
+
+class BatchNoise:
+    """Noise after each BN layer whose distribution changes at every step (part a)."""
+
+    def __init__(self, rng: np.random.Generator) -> None:
+        self.rng = rng
+        self.mean: list[np.ndarray] = []
+        self.scale: list[np.ndarray] = []
+
+    def new_step(self, model: nn.Sequential) -> None:
+        """Draw a fresh mean m_j ~ U(−1, 1) and scale s_j ~ U(0, 1) for every BN unit."""
+        widths = [m.num_features for m in model if isinstance(m, nn.BatchNorm1d)]
+        self.mean = [self.rng.uniform(-NOISE_MEAN_RANGE, NOISE_MEAN_RANGE, c) for c in widths]
+        self.scale = [self.rng.uniform(0.0, NOISE_SCALE_RANGE, c) for c in widths]
+
+    def __call__(self, k: int, h: Tensor) -> Tensor:
+        noise = self.mean[k] + self.scale[k] * self.rng.standard_normal(h.shape)
+        return h + Tensor(noise.astype(h.dtype))
+
+
+def forward(
+    model: nn.Sequential, x: Any, noise: BatchNoise | None = None, watch: int | None = None
+) -> tuple[Tensor, np.ndarray | None]:
+    """Run the layers one by one, adding ``noise`` after each BN.
+
+    Returns the logits and, if ``watch`` is the index of an activation module, the input
+    to that activation (N, units) — the distribution the paper's Figure 2 follows.
+    """
+    h, watched, k = Tensor(x), None, 0
+    for i, layer in enumerate(model):
+        if i == watch:
+            watched = h.data.copy()
+        h = layer(h)
+        if noise is not None and isinstance(layer, nn.BatchNorm1d):
+            h = noise(k, h)
+            k += 1
+    return h, watched
+
+
+def loss_and_grads(
+    model: nn.Sequential, params: list[Tensor], xb: np.ndarray, yb: np.ndarray
+) -> tuple[float, list[np.ndarray]]:
+    """Cross-entropy on one batch (training mode) and the gradient of every parameter."""
+    for p in params:
+        p.grad = None
+    loss = F.cross_entropy(forward(model, xb)[0], yb)
+    loss.backward()
+    return loss.item(), [p.grad.copy() for p in params]
+
+
+def _flat(arrays: list[np.ndarray]) -> np.ndarray:
+    return np.concatenate([a.ravel() for a in arrays])
+
+
+def _set(params: list[Tensor], values: list[np.ndarray]) -> None:
+    for p, v in zip(params, values):
+        p.data[...] = v
+
+
+# -- the measurements of parts (b) and (c) ---------------------------------------------------
+
+
+def landscape(
+    model: nn.Sequential, params: list[Tensor], xb: np.ndarray, yb: np.ndarray, lr: float
+) -> dict[str, float]:
+    """Loss range, gradient predictiveness and β-smoothness along −∇L from the current w."""
+    w = [p.data.copy() for p in params]
+    loss0, grads = loss_and_grads(model, params, xb, yb)
+    g = _flat(grads)
+    losses, changes, smoothness = [loss0], [], []
+    for multiplier in STEP_SIZE_MULTIPLIERS:
+        eta = lr * multiplier
+        _set(params, [wi - eta * gi for wi, gi in zip(w, grads)])
+        loss, moved = loss_and_grads(model, params, xb, yb)
+        change = float(np.linalg.norm(_flat(moved) - g))
+        losses.append(loss)
+        changes.append(change)
+        smoothness.append(change / (eta * float(np.linalg.norm(g)) + 1e-12))
+    _set(params, w)
+    return {
+        "loss_range": float(np.max(losses) - np.min(losses)),
+        "grad_predictiveness": float(np.max(changes)),
+        "beta_smoothness": float(np.max(smoothness)),
+    }
+
+
+def internal_covariate_shift(
+    model: nn.Sequential, params: list[Tensor], xb: np.ndarray, yb: np.ndarray, lr: float
+) -> list[dict[str, float]]:
+    """Santurkar et al.'s ICS of each Linear after the first: ‖G − G'‖₂ and cos(G, G')."""
+    index = {id(p): k for k, p in enumerate(params)}
+    w = [p.data.copy() for p in params]
+    _, grads = loss_and_grads(model, params, xb, yb)
+    shifts, earlier = [], []  # earlier: indices of the parameters of all previous modules
+    for module in model:
+        if isinstance(module, nn.Linear) and earlier:
+            k = index[id(module.weight)]
+            updated = [
+                wi - lr * gi if j in earlier else wi for j, (wi, gi) in enumerate(zip(w, grads))
+            ]
+            _set(params, updated)
+            _, moved = loss_and_grads(model, params, xb, yb)
+            _set(params, w)
+            G, G_moved = grads[k].ravel(), moved[k].ravel()
+            cosine = G @ G_moved / (np.linalg.norm(G) * np.linalg.norm(G_moved) + 1e-12)
+            shifts.append({"l2": float(np.linalg.norm(G - G_moved)), "cosine": float(cosine)})
+        earlier += [index[id(p)] for p in module.parameters()]
+    return shifts
+
+
+# -- training ----------------------------------------------------------------------------------
+
+
+def train_variant(
+    variant: str, data: tuple, args: argparse.Namespace, steps: int, measure_every: int
+) -> dict[str, Any]:
+    """Train one variant with SGD; record curves, the watched unit, and (b)/(c) measurements."""
+    (X_train, y_train), (X_test, y_test) = data
+    model = build_mlp(
+        [X_train.shape[1], *HIDDEN, 10],
+        activation="relu",
+        bn=None if variant == "no BN" else "before",
+        rng=np.random.default_rng(args.seed),  # the same initial weights for every variant
+    )
+    params = list(model.parameters())
+    optimizer = optim.SGD(params, lr=LEARNING_RATE)
+    noise = BatchNoise(np.random.default_rng(args.seed + 1)) if variant == "noisy BN" else None
+    # the input to the last hidden ReLU
+    watch = max(i for i, m in enumerate(model) if isinstance(m, nn.ReLU))
+    history: dict[str, Any] = {
+        "batch_loss": [],
+        "eval_step": [],
+        "test_acc": [],
+        "unit_mean": [],
+        "unit_std": [],
+        "percentiles": [],
+        "measure_step": [],
+        "landscape": [],
+        "ics": [],
+    }
+    loader = DataLoader(X_train, y_train, BATCH_SIZE, shuffle=True, drop_last=True, seed=args.seed)
+    batches = iter(())
+    model.train()
+    for step in progress(range(steps + 1), desc=variant):
+        try:
+            xb, yb = next(batches)
+        except StopIteration:
+            batches = iter(loader)
+            xb, yb = next(batches)
+        xb, yb = xb.data, yb.data
+        if step % measure_every == 0:
+            history["eval_step"].append(step)
+            history["test_acc"].append(evaluate(model, X_test, y_test)[1])
+            if noise is None:  # (b) and (c) compare plain BN with no BN
+                saved = {k: v.copy() for k, v in model.state_dict().items()}
+                history["measure_step"].append(step)
+                history["landscape"].append(landscape(model, params, xb, yb, LEARNING_RATE))
+                history["ics"].append(
+                    internal_covariate_shift(model, params, xb, yb, LEARNING_RATE)
+                )
+                model.load_state_dict(saved)  # the probes must not move the running stats
+        if step == steps:
+            break
+        if noise is not None:
+            noise.new_step(model)
+        logits, watched = forward(model, xb, noise, watch)
+        loss = F.cross_entropy(logits, yb)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        history["batch_loss"].append(loss.item())
+        history["unit_mean"].append(watched.mean(axis=0))
+        history["unit_std"].append(watched.std(axis=0))
+        history["percentiles"].append(np.percentile(watched[:, 0], (15, 50, 85)))
+    unit_mean, unit_std = np.array(history["unit_mean"]), np.array(history["unit_std"])
+    # drift: how far each unit's batch mean and std move from one step to the next
+    history["drift"] = float(
+        np.mean(np.abs(np.diff(unit_mean, axis=0))) + np.mean(np.abs(np.diff(unit_std, axis=0)))
+    )
+    history["final_test_acc"] = history["test_acc"][-1]
+    history["final_train_loss"] = float(np.mean(history["batch_loss"][-50:]))
+    return history
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    steps = pick(args, 60, 1500, 6000)
+    measure_every = pick(args, 20, 50, 200)
+    data = digits_split(args.seed)
+    return {v: train_variant(v, data, args, steps, measure_every) for v in VARIANTS}
+
+
+# -- figures -----------------------------------------------------------------------------------
+
+
+def _smooth(values: list[float], window: int = 25) -> np.ndarray:
+    values = np.asarray(values, dtype=float)
+    window = max(1, min(window, len(values) // 5 or 1))
+    return np.convolve(values, np.ones(window) / window, mode="valid")
+
+
+def plot_noisy(result: dict[str, Any], path: Any) -> Any:
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, 3, figsize=(15, 7.5))
+    for v in VARIANTS:
+        h = result[v]
+        axes[0, 0].plot(_smooth(h["batch_loss"]), color=COLORS[v], label=v)
+        axes[0, 1].plot(h["eval_step"], h["test_acc"], "o-", ms=3, color=COLORS[v], label=v)
+    axes[0, 0].set_title("training loss (batch, smoothed)")
+    axes[0, 0].set_yscale("log")
+    axes[0, 1].set_title("test accuracy (eval mode, no noise)")
+    for ax in axes[0, :2]:
+        ax.set_xlabel("step")
+        ax.legend(fontsize=8)
+    drifts = [result[v]["drift"] for v in VARIANTS]
+    axes[0, 2].bar(VARIANTS, drifts, color=[COLORS[v] for v in VARIANTS])
+    axes[0, 2].set_yscale("log")
+    for i, d in enumerate(drifts):
+        axes[0, 2].text(i, d, f"{d:.2g}", ha="center", va="bottom")
+    axes[0, 2].set_title(
+        "activation drift: mean |Δ batch mean| + |Δ batch std|\nper step, last hidden layer"
+    )
+    for ax, v in zip(axes[1], VARIANTS):
+        p = np.array(result[v]["percentiles"])
+        steps = np.arange(len(p))
+        ax.fill_between(steps, p[:, 0], p[:, 2], color=COLORS[v], alpha=0.3, label="15–85th pct")
+        ax.plot(steps, p[:, 1], color=COLORS[v], lw=0.8, label="median")
+        ax.set_title(f"{v}: input to one ReLU of the last hidden layer")
+        ax.set_xlabel("step")
+        ax.legend(fontsize=8)
+    fig.suptitle("(a) BN with noise whose mean and scale change at every step")
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def plot_landscape(result: dict[str, Any], path: Any) -> Any:
+    import matplotlib.pyplot as plt
+
+    keys = (
+        ("loss_range", "(b) loss range max−min of L(w − ηg) over η"),
+        ("grad_predictiveness", "(b) gradient predictiveness\nmax ‖∇L(w − ηg) − ∇L(w)‖"),
+        ("beta_smoothness", "(b) effective β-smoothness\nmax ‖∇L(w − ηg) − ∇L(w)‖ / ‖ηg‖"),
+    )
+    fig, axes = plt.subplots(2, 3, figsize=(16, 8))
+    for ax, (key, title) in zip(axes[0], keys):
+        for v in ("no BN", "BN"):
+            h = result[v]
+            values = [m[key] for m in h["landscape"]]
+            ax.plot(h["measure_step"], values, "o-", ms=3, color=COLORS[v], label=v)
+        ax.set_title(title, fontsize=10)
+        ax.set_yscale("log")
+    for ax, key, title in (
+        (axes[1, 0], "l2", "(c) ICS: ‖G − G′‖₂ of a layer's weight gradient"),
+        (axes[1, 1], "cosine", "(c) ICS: cos(G, G′) (1 = no shift)"),
+    ):
+        for v in ("no BN", "BN"):
+            h = result[v]
+            for layer in range(len(h["ics"][0])):
+                values = [m[layer][key] for m in h["ics"]]
+                ax.plot(
+                    h["measure_step"],
+                    values,
+                    color=COLORS[v],
+                    alpha=0.35 + 0.3 * layer,
+                    label=f"{v}, Linear {layer + 2}",
+                )
+        ax.set_title(title, fontsize=10)
+    axes[1, 0].set_yscale("log")
+    summaries = {v: summarize(result[v]) for v in ("no BN", "BN")}
+    names = ["loss_range", "grad_predictiveness", "beta_smoothness", "ics_l2"]
+    ratios = [summaries["BN"][k] / summaries["no BN"][k] for k in names]
+    axes[1, 2].barh(names, ratios, color=["C0" if r < 1 else "C3" for r in ratios])
+    axes[1, 2].axvline(1.0, color="k", lw=0.8)
+    axes[1, 2].set_xscale("log")
+    axes[1, 2].set_title("BN / no BN, mean over training (< 1: smaller with BN)", fontsize=10)
+    for ax in axes.flat[:5]:
+        ax.set_xlabel("step")
+        ax.legend(fontsize=7)
+    fig.suptitle(
+        f"loss landscape along −∇L (step sizes η = {STEP_SIZE_MULTIPLIERS[0]:g}…"
+        f"{STEP_SIZE_MULTIPLIERS[-1]:g} × lr) and internal covariate shift, lr = {LEARNING_RATE}"
+    )
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def summarize(h: dict[str, Any]) -> dict[str, Any]:
+    landscape_means = {k: float(np.mean([m[k] for m in h["landscape"]])) for k in h["landscape"][0]}
+    ics = h["ics"]
+    return {
+        **landscape_means,
+        "ics_l2": float(np.mean([layer["l2"] for m in ics for layer in m])),
+        "ics_cosine": float(np.mean([layer["cosine"] for m in ics for layer in m])),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = demo_parser("santurkar", __doc__.splitlines()[0])
+    args = parser.parse_args(argv)
+    out = prepare_out(args)
+    tb.set_default_dtype(np.float32)
+    result = run(args)
+
+    rows = []
+    for v in VARIANTS:
+        h = result[v]
+        row = {
+            "variant": v,
+            "final test acc": h["final_test_acc"],
+            "final train loss": h["final_train_loss"],
+            "activation drift": h["drift"],
+        }
+        if h["landscape"]:
+            row.update(summarize(h))
+        rows.append(row)
+    print_table(rows, list(rows[1]))
+    figures = [
+        plot_noisy(result, out / "santurkar_noisy_bn.png"),
+        plot_landscape(result, out / "santurkar_landscape.png"),
+    ]
+    results = {
+        "demo": "santurkar",
+        "scale": scale_name(args),
+        "seed": args.seed,
+        "learning_rate": LEARNING_RATE,
+        "batch_size": BATCH_SIZE,
+        "step_size_multipliers": STEP_SIZE_MULTIPLIERS,
+        "summary": {row["variant"]: row for row in rows},
+        "curves": {
+            v: {
+                k: result[v][k]
+                for k in ("eval_step", "test_acc", "measure_step", "landscape", "ics")
+            }
+            for v in VARIANTS
+        },
+        "figures": [str(f) for f in figures],
+    }
+    write_results(out, results)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

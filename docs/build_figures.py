@@ -1,0 +1,315 @@
+"""Make every picture in the docs and the README from tinybn itself.
+
+    python docs/build_figures.py                 # about two minutes on 2 cores
+    python docs/build_figures.py --only graphs   # one group: graphs, plots, demos
+
+Writes into docs/figures/:
+
+* graph renders of the seed's worked example, drawn by ``tinybn.draw`` (SVG, and one PNG
+  for the README);
+* plots made here with matplotlib from tinybn computations (sigmoid regime, the three
+  routes of the gradient, running statistics, a training run, speed);
+* the figures of the demos, by running each demo at the scale in ``DEMOS`` and copying
+  its PNGs, plus ``<demo>.txt``: the table the demo printed, which the pages include
+  (``--8<--``), so no number in the docs is typed by hand.
+
+PNGs are re-encoded with a 256-colour palette to keep the committed files small.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import io
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # the demos package, when tinybn is not installed editable
+
+import tinybn as tb  # noqa: E402
+from tinybn import Tensor, Value, nn, optim  # noqa: E402
+from tinybn import functional as F  # noqa: E402
+from tinybn.autograd import topological_order  # noqa: E402
+from tinybn.check import batch_norm_backward  # noqa: E402
+
+FIGURES = Path(__file__).resolve().parent / "figures"
+
+# The seed notes' worked example (seed 003): a batch of 10 samples, 2 features.
+X1 = [33, 72, 40, 104, 52, 56, 89, 24, 52, 73]
+X2 = [9, 8, 7, 10, 5, 8, 7, 9, 8, 7]
+# The loss the docs use: a weighted sum, sample i weighted i + 1 (never a plain Σy,
+# whose gradient for γ and x is exactly zero because Σ x̂ = 0).
+WEIGHTS = [float(i + 1) for i in range(len(X1))]
+
+# Each demo and the scale its figures are made at: "--quick" where the default run
+# takes minutes, the default scale where it fits the time budget.
+DEMOS = {
+    "covariate_shift": [],
+    "placement": [],
+    "ioffe_fig1": [],
+    "lr_init": ["--quick"],
+    "bn_position": [],
+    "regularization": [],
+    "inference": [],
+    "santurkar": ["--quick"],
+    "layernorm": ["--quick"],
+    "gan": ["--quick"],
+}
+
+
+# -- helpers -----------------------------------------------------------------------------
+
+
+def small_png(path: Path) -> None:
+    """Re-encode a PNG with a 256-colour palette: plots lose nothing visible, size drops ~3×."""
+    image = Image.open(path).convert("RGB")
+    image.quantize(colors=256, method=Image.Quantize.MEDIANCUT).save(path, optimize=True)
+
+
+def save_plot(fig: plt.Figure, name: str) -> Path:
+    path = FIGURES / name
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    small_png(path)
+    print(f"wrote {path.relative_to(ROOT)}")
+    return path
+
+
+def save_graph(digraph, name: str) -> Path:
+    """Lay out a graphviz.Digraph with dot and write it as name's format (svg or png)."""
+    path = FIGURES / name
+    path.write_bytes(digraph.pipe(format=path.suffix[1:]))
+    if path.suffix == ".png":
+        small_png(path)
+    print(f"wrote {path.relative_to(ROOT)}")
+    return path
+
+
+def worked_example(features: tuple[int, ...] = (0, 1)):
+    """The worked example as a scalar graph: x (10 × C Values), γ, β, y and the loss."""
+    columns = [[X1, X2][c] for c in features]
+    x = tb.values([list(row) for row in zip(*columns)], "x")
+    gamma = tb.values([1.0] * len(features), "γ")
+    beta = tb.values([0.0] * len(features), "β")
+    y = F.batch_norm(x, gamma, beta, eps=1e-5)
+    loss = Value.sum(w * v for w, row in zip(WEIGHTS, y) for v in row).named("L")
+    return x, gamma, beta, y, loss
+
+
+# -- graphs drawn by tinybn.draw ------------------------------------------------------------
+
+
+def graphs() -> None:
+    """The batch-norm graph of the worked example, before and after backward."""
+    _, _, _, _, loss = worked_example(features=(0,))
+    save_graph(tb.draw(loss), "bn_forward_x1.svg")
+    loss.backward()
+    save_graph(tb.draw(loss), "bn_backward_x1.svg")
+
+    _, _, _, _, loss = worked_example()
+    loss.backward()
+    save_graph(tb.draw(loss), "bn_graph.png")
+
+    x = Tensor(np.array([X1, X2], dtype=np.float64).T, requires_grad=True).named("x")
+    gamma = Tensor(np.ones(2), requires_grad=True).named("γ")
+    beta = Tensor(np.zeros(2), requires_grad=True).named("β")
+    weights = Tensor(np.repeat(np.array(WEIGHTS)[:, None], 2, axis=1)).named("w")
+    loss = (F.batch_norm(x, gamma, beta) * weights).sum().named("L")
+    loss.backward()
+    save_graph(tb.draw(loss), "bn_tensor_graph.svg")
+
+
+# -- plots ----------------------------------------------------------------------------------------
+
+
+def sigmoid_regime() -> None:
+    """x̂ of the worked example on the sigmoid, before and after a scale and shift."""
+    _, _, _, y, _ = worked_example(features=(0,))
+    xhat = np.array([row[0].data for row in y])
+    gamma, beta = 3.0, 2.0
+    z = np.linspace(-6, 6, 400)
+    sigmoid = 1 / (1 + np.exp(-z))
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.2), sharey=True)
+    for ax, inputs, title in (
+        (axes[0], xhat, "x̂ (γ = 1, β = 0): nearly linear"),
+        (axes[1], gamma * xhat + beta, f"γ·x̂ + β (γ = {gamma:g}, β = {beta:g}): curved"),
+    ):
+        ax.plot(z, sigmoid, color="0.3", label="σ(z)")
+        ax.plot(z, 0.5 + z / 4, "--", color="0.6", label="½ + z/4 (tangent at 0)")
+        ax.scatter(inputs, 1 / (1 + np.exp(-inputs)), color="C3", zorder=3, label="inputs")
+        ax.axvspan(inputs.min(), inputs.max(), color="C3", alpha=0.08)
+        ax.set(title=title, xlabel="z", ylim=(-0.05, 1.05))
+    axes[0].set_ylabel("σ(z)")
+    axes[0].legend(loc="upper left", fontsize=8)
+    save_plot(fig, "sigmoid_regime.png")
+
+
+def gradient_routes() -> None:
+    """∂L/∂x of the worked example (feature x1) split into its three routes, vs closed form."""
+    x, gamma, _, y, loss = worked_example(features=(0,))
+    loss.backward()
+    m = len(X1)
+    graph = {node.label: node for node in topological_order(loss)}
+    std = graph["√(σ² + ε)[0,0]"].data
+    dvar, dmu = graph["σ²[0,0]"].grad, graph["μ[0,0]"].grad
+    direct = np.array([graph[f"x̂[{i},0]"].grad / std for i in range(m)])
+    via_var = np.array([dvar * 2 * graph[f"x − μ[{i},0]"].data / m for i in range(m)])
+    via_mean = np.full(m, dmu / m)
+    total = np.array([row[0].grad for row in x])
+    dy = np.array(WEIGHTS)[:, None]
+    closed, _, _ = batch_norm_backward(dy, np.array(X1, float)[:, None], [1.0])
+
+    fig, ax = plt.subplots(figsize=(8, 3.4))
+    samples = np.arange(m)
+    width = 0.27
+    ax.bar(samples - width, direct, width, label="through x̂ directly")
+    ax.bar(samples, via_var, width, label="through σ²")
+    ax.bar(samples + width, via_mean, width, label="through μ")
+    ax.plot(samples, total, "ko", label="∂L/∂x (backward)")
+    ax.plot(samples, closed[:, 0], "w+", markersize=9, label="closed form")
+    ax.axhline(0, color="0.5", linewidth=0.8)
+    ax.set(
+        xticks=samples,
+        xticklabels=[f"{v}\nw={w:g}" for v, w in zip(X1, WEIGHTS)],
+        ylabel="gradient",
+        title=f"∂L/∂x for feature x1, L = Σ wᵢ yᵢ   (Σ ∂L/∂x = {total.sum():.1e})",
+    )
+    ax.legend(fontsize=8, ncol=3)
+    save_plot(fig, "bn_routes.png")
+
+
+def training_curves() -> None:
+    """The README's training plot: the same MLP on two moons, with and without BatchNorm1d."""
+    from tinybn import data
+
+    X, labels = data.moons(400, noise=0.2, seed=0)
+    curves = {}
+    for name, with_bn in (("without BN", False), ("with BN", True)):
+        rng = np.random.default_rng(0)
+        np.random.seed(0)
+        layers = [nn.Linear(2, 32)] + ([nn.BatchNorm1d(32)] if with_bn else []) + [nn.ReLU()]
+        layers += [nn.Linear(32, 32)] + ([nn.BatchNorm1d(32)] if with_bn else []) + [nn.ReLU()]
+        model = nn.Sequential(*layers, nn.Linear(32, 2))
+        opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        losses = []
+        for _ in range(60):
+            order = rng.permutation(len(X))
+            for start in range(0, len(X), 32):
+                batch = order[start : start + 32]
+                loss = F.cross_entropy(model(Tensor(X[batch])), labels[batch])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                losses.append(loss.item())
+        curves[name] = np.array(losses)
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    for name, losses in curves.items():
+        smooth = np.convolve(losses, np.ones(13) / 13, mode="valid")
+        ax.plot(smooth, label=name)
+    ax.set(xlabel="SGD step (batch 32)", ylabel="training loss", yscale="log",
+           title="2-32-32-2 MLP on moons, SGD lr 0.1, momentum 0.9")
+    ax.legend()
+    save_plot(fig, "training_moons.png")
+
+
+def speed() -> None:
+    """The same batch_norm source on both engines: time for forward + backward."""
+    rows = []
+    rng = np.random.default_rng(0)
+    for n, c in ((8, 2), (32, 8), (128, 16)):
+        data = rng.standard_normal((n, c))
+        dy = rng.standard_normal((n, c))
+        timings = {}
+        for engine in ("Value", "Tensor"):
+            start = time.perf_counter()
+            repeats = 0
+            while time.perf_counter() - start < 0.5 or repeats < 3:
+                if engine == "Value":
+                    x = tb.values(data.tolist(), "x")
+                    y = F.batch_norm(x, [1.0] * c, [0.0] * c)
+                    loss = Value.sum(w * v for wrow, row in zip(dy, y) for w, v in zip(wrow, row))
+                else:
+                    x = Tensor(data, requires_grad=True)
+                    loss = (F.batch_norm(x, Tensor(np.ones(c)), Tensor(np.zeros(c))) * dy).sum()
+                loss.backward()
+                repeats += 1
+            timings[engine] = (time.perf_counter() - start) / repeats
+        nodes = len(topological_order(loss))
+        rows.append((n, c, timings["Value"], timings["Tensor"], nodes))
+    lines = ["| N × C | scalar `Value` graph | `Tensor` graph | Tensor speed-up |",
+             "| --- | --- | --- | --- |"]
+    for n, c, scalar, tensor, _ in rows:
+        lines.append(f"| {n} × {c} | {scalar * 1e3:.2f} ms | {tensor * 1e3:.3f} ms "
+                     f"| {scalar / tensor:.0f}× |")
+    path = FIGURES / "speed.md"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    print(f"wrote {path.relative_to(ROOT)}")
+
+
+def plots() -> None:
+    sigmoid_regime()
+    gradient_routes()
+    training_curves()
+    speed()
+
+
+# -- demos --------------------------------------------------------------------------------------
+
+
+def run_demo(name: str, flags: list[str]) -> None:
+    """Run one demo into a temporary folder; keep its PNGs and the table it printed."""
+    module = importlib.import_module(f"demos.{name}")
+    with tempfile.TemporaryDirectory() as out:
+        printed = io.StringIO()
+        start = time.perf_counter()
+        with contextlib.redirect_stdout(printed):
+            module.main([*flags, "--out", out, "--seed", "0"])
+        seconds = time.perf_counter() - start
+        for png in sorted(Path(out).glob("*.png")):
+            target = FIGURES / (png.name if png.name.startswith(name) else f"{name}_{png.name}")
+            shutil.copyfile(png, target)
+            small_png(target)
+            print(f"wrote {target.relative_to(ROOT)}")
+    table = [line for line in printed.getvalue().splitlines() if not line.startswith("wrote ")]
+    scale = flags[0].lstrip("-") if flags else "default"
+    header = f"# tinybn demo {name} {' '.join(flags)}".rstrip() + f"   ({scale} scale, seed 0)"
+    path = FIGURES / f"{name}.txt"
+    path.write_text(header + "\n" + "\n".join(table).rstrip() + "\n", encoding="utf-8")
+    print(f"wrote {path.relative_to(ROOT)}   ({seconds:.0f} s)")
+
+
+def demos() -> None:
+    for name, flags in DEMOS.items():
+        run_demo(name, flags)
+
+
+GROUPS = {"graphs": graphs, "plots": plots, "demos": demos}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", choices=sorted(GROUPS), action="append",
+                        help="build only this group (repeatable)")
+    args = parser.parse_args(argv)
+    FIGURES.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    for name in args.only or list(GROUPS):
+        GROUPS[name]()
+    print(f"figures in {FIGURES.relative_to(ROOT)}/ ({time.perf_counter() - start:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,90 @@
+"""One test helper for every op: outputs AND gradients against references (tinygrad style).
+
+``check_op(fn, inputs, reference, grad_reference=...)`` runs ``fn`` on the tinybn engine
+that fits the inputs — plain numbers → scalar ``Value`` leaves; arrays → float64
+``Tensor`` leaves — and asserts:
+
+1. the output equals ``reference(*inputs)`` (numpy / math, written independently);
+2. the gradients equal ``grad_reference(*inputs, dout)`` when given (a closed form, or
+   another engine), where ``dout`` = ∂L/∂output of the weighted loss L = Σ dout ⊙ output;
+3. the gradients equal central finite differences (``tinybn.check``), unless ``fd=False``.
+
+A weighted loss, never a plain Σ output: Σ of batch-norm outputs has zero gradient.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from numbers import Real
+
+import numpy as np
+
+from tinybn import Tensor, Value
+from tinybn.check import check_grad, check_tensor_grad
+
+
+def check_op(
+    fn: Callable,
+    inputs: Sequence,
+    reference: Callable | None = None,
+    *,
+    grad_reference: Callable | None = None,
+    fd: bool = True,
+    atol: float = 1e-6,
+    rtol: float = 1e-5,
+    fd_atol: float = 1e-6,
+    fd_rtol: float = 1e-4,
+    seed: int = 0,
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Assert fn's output and gradients; return (output data, grads of the inputs).
+
+    Args:
+        fn: the tinybn computation; takes one Value (scalars) or Tensor (arrays) per input.
+        inputs: numbers (scalar engine) or arrays (Tensor engine, float64).
+        reference: numpy function of the raw inputs → the expected output.
+        grad_reference: function of (*inputs, dout) → expected grad of each input.
+        fd: also compare with finite differences.
+    """
+    scalar = all(isinstance(x, Real) for x in inputs)
+    if scalar:
+        leaves = [Value(float(x)) for x in inputs]
+        out = fn(*leaves)
+        assert isinstance(out, Value), f"expected a Value, got {type(out).__name__}"
+        dout = 1.0
+        out.backward()
+        out_data = np.asarray(out.data)
+        grads = [np.asarray(leaf.grad) for leaf in leaves]
+        raw = [float(x) for x in inputs]
+    else:
+        raw = [np.array(x, dtype=np.float64) for x in inputs]
+        leaves = [Tensor(a.copy(), requires_grad=True) for a in raw]
+        out = fn(*leaves)
+        assert isinstance(out, Tensor), f"expected a Tensor, got {type(out).__name__}"
+        assert out.dtype == np.float64, f"float64 inputs gave a {out.dtype} output"
+        # the same weights check_tensor_grad uses, so both check the same loss
+        dout = np.random.default_rng(seed).uniform(0.5, 1.5, size=out.shape)
+        out.backward(dout)
+        out_data = out.data
+        grads = [
+            leaf.grad if leaf.grad is not None else np.zeros_like(a) for leaf, a in zip(leaves, raw)
+        ]
+        for grad, a in zip(grads, raw):
+            assert grad.shape == a.shape, f"grad shape {grad.shape} != input shape {a.shape}"
+
+    if reference is not None:
+        expected = np.asarray(reference(*raw), dtype=np.float64)
+        assert out_data.shape == expected.shape, f"shape {out_data.shape} != {expected.shape}"
+        np.testing.assert_allclose(out_data, expected, atol=atol, rtol=rtol, err_msg="output")
+    if grad_reference is not None:
+        expected_grads = grad_reference(*raw, dout)
+        assert len(expected_grads) == len(grads)
+        for i, (got, want) in enumerate(zip(grads, expected_grads)):
+            np.testing.assert_allclose(
+                got, want, atol=atol, rtol=rtol, err_msg=f"grad of input {i}"
+            )
+    if fd:
+        if scalar:
+            check_grad(fn, raw, atol=fd_atol, rtol=fd_rtol)
+        else:
+            check_tensor_grad(fn, raw, atol=fd_atol, rtol=fd_rtol, seed=seed)
+    return out_data, grads

@@ -1,0 +1,186 @@
+"""The fused batch-norm kernel (tinybn/fused.py) equals the composed graph and the closed form.
+
+The composed ``F.batch_norm`` is the reference the whole project teaches from; the fused
+kernel must give the same outputs, statistics and gradients of x, γ and β — in training and
+eval, for (N, C) and (N, C, L), in float32 and float64 — and the closed form of Ioffe &
+Szegedy (``tinybn.check.batch_norm_backward``, an independent derivation).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import tinybn as tb
+from tinybn import Tensor, nn
+from tinybn import functional as F
+from tinybn.check import batch_norm_backward, check_tensor_grad
+
+SHAPES = [(16, 5), (6, 5, 3)]
+DTYPES = [np.float64, np.float32]
+
+
+def _inputs(shape, dtype, seed=0):
+    rng = np.random.default_rng(seed)
+    c = shape[1]
+    # an offset and scale per channel, so that μ and σ² matter
+    x = rng.normal(size=shape) * rng.uniform(0.5, 3.0, size=(1, c) + (1,) * (len(shape) - 2))
+    x += rng.normal(size=(1, c) + (1,) * (len(shape) - 2)) * 4
+    return {
+        "x": x.astype(dtype),
+        "gamma": rng.uniform(0.5, 2.0, size=c).astype(dtype),
+        "beta": rng.normal(size=c).astype(dtype),
+        "dy": rng.normal(size=shape).astype(dtype),  # a weighted loss, never a plain Σ y
+        "mean": rng.normal(size=c).astype(dtype),
+        "var": rng.uniform(0.5, 2.0, size=c).astype(dtype),
+    }
+
+
+def _run(d, fused, training, eps=1e-5):
+    x = Tensor(d["x"].copy(), requires_grad=True)
+    gamma = Tensor(d["gamma"].copy(), requires_grad=True)
+    beta = Tensor(d["beta"].copy(), requires_grad=True)
+    stats = {} if training else {"mean": d["mean"], "var": d["var"]}
+    y, mu, var = F.batch_norm_with_stats(x, gamma, beta, eps, fused=fused, **stats)
+    y.backward(d["dy"])
+    return {
+        "y": y.data,
+        "mu": mu.data,
+        "var": var.data,
+        "dx": x.grad,
+        "dgamma": gamma.grad,
+        "dbeta": beta.grad,
+    }
+
+
+def _tol(dtype):
+    return {"rtol": 1e-10, "atol": 1e-10} if dtype == np.float64 else {"rtol": 2e-4, "atol": 2e-5}
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float64", "float32"])
+@pytest.mark.parametrize("shape", SHAPES, ids=["N,C", "N,C,L"])
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+def test_fused_equals_composed(shape, dtype, training):
+    d = _inputs(shape, dtype)
+    composed = _run(d, fused=False, training=training)
+    fused = _run(d, fused=True, training=training)
+    for key, want in composed.items():
+        got = fused[key]
+        assert got.dtype == dtype, key
+        assert got.shape == want.shape, key
+        np.testing.assert_allclose(got, want, err_msg=key, **_tol(dtype))
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=["N,C", "N,C,L"])
+def test_fused_grads_equal_the_closed_form(shape):
+    d = _inputs(shape, np.float64, seed=1)
+    got = _run(d, fused=True, training=True, eps=1e-3)
+    dx, dgamma, dbeta = batch_norm_backward(d["dy"], d["x"], d["gamma"], eps=1e-3)
+    np.testing.assert_allclose(got["dx"], dx, rtol=1e-9, atol=1e-11)
+    np.testing.assert_allclose(got["dgamma"], dgamma, rtol=1e-10)
+    np.testing.assert_allclose(got["dbeta"], dbeta, rtol=1e-10)
+    # what the closed form implies: Σ over the batch of dL/dx is 0 for each channel
+    axes = (0,) if len(shape) == 2 else (0, 2)
+    np.testing.assert_allclose(got["dx"].sum(axis=axes), 0.0, atol=1e-10)
+
+
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+def test_fused_grads_equal_finite_differences(training):
+    d = _inputs((7, 3, 2), np.float64, seed=2)
+    stats = {} if training else {"mean": d["mean"], "var": d["var"]}
+
+    def f(x, gamma, beta):
+        return F.batch_norm(x, gamma, beta, 1e-5, fused=True, **stats)
+
+    check_tensor_grad(f, [d["x"], d["gamma"], d["beta"]], atol=1e-6, rtol=1e-5)
+
+
+def test_fused_statistics_are_the_batch_mean_and_biased_variance():
+    d = _inputs((10, 4), np.float64)
+    _, mu, var = F.batch_norm_with_stats(Tensor(d["x"]), fused=True)
+    assert mu.shape == var.shape == (1, 4)
+    np.testing.assert_allclose(mu.data[0], d["x"].mean(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(var.data[0], d["x"].var(axis=0), rtol=1e-12)  # ddof=0
+
+
+def test_fused_is_one_node_with_the_inputs_as_parents():
+    d = _inputs((8, 3), np.float64)
+    x, gamma, beta = (Tensor(d[k], requires_grad=True) for k in ("x", "gamma", "beta"))
+    y = F.batch_norm(x, gamma, beta, fused=True)
+    assert y.op == "batch_norm"
+    assert y.parents[0] is x
+    composed = F.batch_norm(x, gamma, beta)
+    assert len(tb.autograd.topological_order(y)) < len(tb.autograd.topological_order(composed))
+
+
+def test_fused_without_affine_and_with_a_frozen_gamma():
+    d = _inputs((9, 4), np.float64)
+    plain = _run_without(d, gamma=False, beta=False)
+    x = Tensor(d["x"], requires_grad=True)
+    y = F.batch_norm(x)
+    y.backward(d["dy"])
+    np.testing.assert_allclose(plain, x.grad, rtol=1e-10, atol=1e-12)
+    # γ that does not require grad: x and β still get theirs, γ gets none
+    x = Tensor(d["x"], requires_grad=True)
+    gamma, beta = Tensor(d["gamma"]), Tensor(d["beta"], requires_grad=True)
+    F.batch_norm(x, gamma, beta, fused=True).backward(d["dy"])
+    dx, _, dbeta = batch_norm_backward(d["dy"], d["x"], d["gamma"])
+    assert gamma.grad is None
+    np.testing.assert_allclose(x.grad, dx, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(beta.grad, dbeta, rtol=1e-10)
+
+
+def _run_without(d, gamma, beta):
+    x = Tensor(d["x"], requires_grad=True)
+    y = F.batch_norm(
+        x,
+        Tensor(d["gamma"]) if gamma else None,
+        Tensor(d["beta"]) if beta else None,
+        fused=True,
+    )
+    assert y.shape == d["x"].shape
+    np.testing.assert_allclose(y.data.mean(axis=0), 0.0, atol=1e-12)
+    y.backward(d["dy"])
+    return x.grad
+
+
+def test_fused_grads_accumulate_over_two_backward_calls():
+    d = _inputs((6, 3), np.float64)
+    x = Tensor(d["x"], requires_grad=True)
+    y = F.batch_norm(x, Tensor(d["gamma"]), None, fused=True)
+    y.backward(d["dy"])
+    once = x.grad.copy()
+    y.backward(d["dy"])
+    np.testing.assert_allclose(x.grad, 2 * once, rtol=1e-12)
+
+
+def test_fused_refuses_scalar_values_and_keeps_the_errors_of_batch_norm():
+    rows = tb.values([[1.0, 2.0], [3.0, 5.0]], "x")
+    with pytest.raises(TypeError, match="fused"):
+        F.batch_norm(rows, fused=True)
+    with pytest.raises(ValueError, match="more than 1 value per channel"):
+        F.batch_norm(Tensor(np.ones((1, 3))), fused=True)
+    with pytest.raises(ValueError, match="gamma"):
+        F.batch_norm(Tensor(np.ones((4, 3))), Tensor(np.ones(2)), fused=True)
+
+
+def test_batchnorm1d_runs_the_fused_kernel_and_matches_the_composed_math():
+    d = _inputs((12, 4), np.float32)
+    layer = nn.BatchNorm1d(4)
+    x = Tensor(d["x"], requires_grad=True)
+    y = layer(x)
+    assert y.op == "batch_norm"  # one node: the fused kernel
+    y.backward(d["dy"])
+    composed = _run(
+        {**d, "gamma": np.ones(4, np.float32), "beta": np.zeros(4, np.float32)},
+        fused=False,
+        training=True,
+    )
+    np.testing.assert_allclose(y.data, composed["y"], rtol=2e-4, atol=2e-5)
+    np.testing.assert_allclose(x.grad, composed["dx"], rtol=2e-4, atol=2e-5)
+    np.testing.assert_allclose(layer.weight.grad, composed["dgamma"], rtol=2e-4, atol=2e-5)
+    # running statistics from the fused μ and σ²: momentum 0.1, unbiased variance
+    np.testing.assert_allclose(layer.running_mean.data, 0.1 * d["x"].mean(axis=0), rtol=1e-5)
+    np.testing.assert_allclose(
+        layer.running_var.data, 0.9 + 0.1 * d["x"].var(axis=0, ddof=1), rtol=1e-5
+    )

@@ -1,0 +1,409 @@
+"""Seeing the graph: draw, render, backward_steps, tree, contributions (issue 2, issue 3)."""
+
+import math
+import re
+
+import graphviz
+import numpy as np
+import pytest
+
+import tinybn as tb
+from tinybn import Tensor, Value
+from tinybn import functional as F
+from tinybn.autograd import topological_order
+from tinybn.viz import GraphTooLargeError, GraphvizNotFoundError, render
+from tinybn.viz.nodes import BN_ROLES, index, role
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+EPS = 1e-5
+
+
+def scalar_bn(n, c, seed=0):
+    """Labelled BN graph on scalars with a weighted-sum loss L = Σ w_ij y_ij."""
+    rng = np.random.default_rng(seed)
+    x = tb.values(rng.normal(size=(n, c)).tolist(), "x")
+    gamma = tb.values([1.0 + 0.5 * j for j in range(c)], "γ")
+    beta = tb.values([0.1 * j for j in range(c)], "β")
+    y = F.batch_norm(x, gamma, beta, eps=EPS)
+    w = rng.normal(size=(n, c))
+    loss = Value.sum([v * float(w[i, j]) for i, row in enumerate(y) for j, v in enumerate(row)])
+    return x, gamma, beta, y, w, loss.named("L")
+
+
+def tensor_bn(n=8, c=3, seed=0):
+    rng = np.random.default_rng(seed)
+    x = Tensor(rng.normal(size=(n, c)), requires_grad=True, label="x")
+    gamma = Tensor(np.linspace(0.5, 1.5, c), requires_grad=True, label="gamma")
+    beta = Tensor(np.linspace(-1, 1, c), requires_grad=True, label="beta")
+    w = Tensor(rng.normal(size=(n, c)), label="w")
+    loss = (F.batch_norm(x, gamma, beta, eps=EPS) * w).sum().named("loss")
+    return x, gamma, beta, loss
+
+
+def record_line(source, label):
+    """The DOT line of the record node whose first field is ``label``."""
+    lines = [line for line in source.splitlines() if f'"{{ {label} |' in line]
+    assert len(lines) == 1, (label, lines)
+    return lines[0]
+
+
+def drawn_nodes(source):
+    return len(re.findall(r"^\s*\S+ \[label=", source, flags=re.M))
+
+
+def all_grads(root):
+    return [(node.grad.copy() if isinstance(node.grad, np.ndarray) else node.grad)
+            for node in topological_order(root)]
+
+
+# -- draw ---------------------------------------------------------------------------------
+
+
+def test_dot_source_holds_gamma_and_beta_with_their_grads():
+    _, gamma, beta, _, _, loss = scalar_bn(5, 2)
+    loss.backward()
+    source = tb.draw(loss).source
+    for p in [*gamma, *beta]:
+        line = record_line(source, p.label)
+        assert f"data {p.data:.4g}" in line and f"grad {p.grad:.4g}" in line
+        assert "style=filled" in line and "fillcolor" in line
+    assert "gradient path to γ" in source and "gradient path to β" in source
+
+
+def test_gradient_paths_to_gamma_and_beta_are_highlighted_edge_by_edge():
+    n, c = 5, 2
+    *_, loss = scalar_bn(n, c)
+    loss.backward()
+    source = tb.draw(loss).source
+    edges = [line for line in source.splitlines() if "->" in line]
+    to_gamma = [e for e in edges if "darkorange" in e]
+    to_beta = [e for e in edges if "royalblue" in e]
+    # γ path per element: γ→op, op→γ·x̂, γ·x̂→op, op→y, y→op, op→w·y, w·y→Σ; plus Σ→L
+    assert len(to_gamma) == 7 * n * c + 1
+    # β path per element: β→op, op→y, y→op, op→w·y, w·y→Σ; plus Σ→L
+    assert len(to_beta) == 5 * n * c + 1
+    # μ and σ² do not lie on a path from γ or β to the loss
+    assert not any("darkorange" in e or "royalblue" in e for e in edges if "mean" in e)
+
+
+def test_batch_norm_stages_are_clusters_named_by_role():
+    n, c = 4, 2
+    *_, loss = scalar_bn(n, c)
+    graph = tb.draw(loss)
+    clusters = re.findall(r"subgraph (cluster_\d+) \{\n(.*?)\n\t\}", graph.source, flags=re.S)
+    labels = {}
+    for _, body in clusters:
+        found = re.search(r'\blabel=(?:"([^"]*)"|(\S+))', body)
+        labels[found.group(1) or found.group(2)] = body
+    assert set(labels) == set(BN_ROLES)
+    # every x̂ element sits in the x̂ box, and only there
+    assert labels["x̂"].count("shape=record") == n * c
+    assert labels["μ"].count("shape=record") == c
+    assert "{ x̂[3,1] |" in labels["x̂"] and "{ x̂[3,1] |" not in labels["y"]
+
+
+def test_value_nodes_show_data_and_grad_and_op_nodes_show_the_op():
+    a, b = Value(2.0, label="a"), Value(-3.0, label="b")
+    c = (a * b).named("c")
+    c.backward()
+    source = tb.draw(c, rankdir="TB").source
+    assert "rankdir=TB" in source
+    assert "data 2 | grad -3" in record_line(source, "a")
+    assert "data -6 | grad 1" in record_line(source, "c")
+    assert re.search(r'op \[label="×" shape=ellipse', source)
+
+
+def test_draw_rejects_bad_options():
+    a = Value(1.0)
+    with pytest.raises(ValueError, match="rankdir"):
+        tb.draw(a, rankdir="RL")
+    with pytest.raises(ValueError, match="collapse"):
+        tb.draw(a, collapse="sometimes")
+    with pytest.raises(ValueError, match="samples_shown"):
+        tb.draw(a, samples_shown=0)
+
+
+def test_between_draws_only_the_paths_from_the_chosen_nodes_to_the_root():
+    n, c = 4, 2
+    _, gamma, beta, *_, loss = scalar_bn(n, c)
+    source = tb.draw(loss, between=gamma[0]).source
+    assert "{ γ[0] |" in source and "{ L |" in source
+    for i in range(n):
+        assert f"{{ γ·x̂[{i},0] |" in source and f"{{ y[{i},0] |" in source
+        assert f"{{ γ·x̂[{i},1] |" not in source and f"{{ x̂[{i},0] |" not in source
+    assert "β[" not in source and "μ[" not in source
+    both = tb.draw(loss, between=[gamma[1], beta[1]]).source
+    assert "{ β[1] |" in both and "{ γ[1] |" in both and "{ γ[0] |" not in both
+    with pytest.raises(ValueError, match="not in the graph"):
+        tb.draw(loss, between=Value(3.0, label="elsewhere"))
+
+
+def test_node_limit_refuses_with_a_clear_message_instead_of_hanging():
+    node = Value(0.5, label="start")
+    for _ in range(100_000):  # a deep chain without per-sample structure to fold
+        node = node.tanh()
+    with pytest.raises(GraphTooLargeError, match=r"max_nodes=300") as error:
+        tb.draw(node)
+    assert isinstance(error.value, ValueError)
+    assert "between=" in str(error.value) and "tree" in str(error.value)
+    with pytest.raises(GraphTooLargeError, match="max_nodes=10"):
+        tb.draw(Value.sum([Value(float(i)) for i in range(6)]), max_nodes=10)
+    # at the limit it draws: 6 leaves + Σ box + its op ellipse = 8 nodes
+    assert drawn_nodes(tb.draw(Value.sum([Value(float(i)) for i in range(6)]), max_nodes=8).source) == 8
+
+
+def test_bn_64_by_4_is_folded_to_a_few_samples_per_feature_and_renders(tmp_path):
+    n, c = 64, 4
+    x, gamma, beta, y, _, loss = scalar_bn(n, c)
+    loss.backward()
+    full = len(topological_order(loss))
+    graph = tb.draw(loss)  # collapse="auto": the whole graph is far over max_nodes
+    source = graph.source
+    assert full > 2000
+    assert drawn_nodes(source) <= 300
+    for j in range(c):
+        assert f"× 61 more samples [·,{j}]" in source
+        for i in range(3):
+            assert f"{{ x̂[{i},{j}] |" in source and f"{{ x[{i},{j}] |" in source
+        assert f"{{ x̂[3,{j}] |" not in source and f"{{ x[63,{j}] |" not in source
+        assert f"{{ μ[0,{j}] |" in source and f"{{ σ²[0,{j}] |" in source
+        assert f"{{ γ[{j}] |" in source and f"{{ β[{j}] |" in source
+    # 64·4 elements x 8 nodes each (x, x−μ, (x−μ)², x̂, γ·x̂, y, weight, product), 3 of 64 shown
+    hidden = sum(int(m) for m in re.findall(r"\((\d+) nodes not drawn\)", source))
+    assert hidden == 61 * c * 8
+    path = render(graph, tmp_path / "bn64.png")
+    assert path.read_bytes()[:8] == PNG_MAGIC
+    two = tb.draw(loss, samples_shown=2).source
+    assert "× 62 more samples [·,0]" in two and "{ x̂[2,0] |" not in two
+    with pytest.raises(GraphTooLargeError):
+        tb.draw(loss, collapse=False)
+
+
+def test_folding_also_works_on_unlabelled_inputs():
+    rng = np.random.default_rng(1)
+    x = [[Value(float(v)) for v in row] for row in rng.normal(size=(40, 2))]
+    ys = F.batch_norm(x, [Value(1.0, label="γ[0]"), Value(1.0, label="γ[1]")], None)
+    loss = Value.sum([v * (i + 1.0) for i, row in enumerate(ys) for v in row])
+    source = tb.draw(loss, collapse=True).source
+    assert "× 37 more samples [·,0]" in source and "× 37 more samples [·,1]" in source
+    # the unlabelled inputs x and loss weights of the hidden samples are folded too
+    hidden = sum(int(m) for m in re.findall(r"\((\d+) nodes not drawn\)", source))
+    assert hidden == 37 * 2 * 7  # x, x−μ, (x−μ)², x̂, γ·x̂, weight, product
+
+
+def test_tensor_graph_nodes_show_shape_and_summaries():
+    x, gamma, beta, loss = tensor_bn()
+    loss.backward()
+    source = tb.draw(loss).source
+    line = record_line(source, "gamma")
+    assert "(3,)" in line and "data [0.5, 1, 1.5]" in line
+    assert "grad [" + ", ".join(f"{g:.4g}" for g in gamma.grad) + "]" in line
+    x_line = record_line(source, "x")
+    assert "(8, 3)" in x_line and f"range [{x.data.min():.4g}, {x.data.max():.4g}]" in x_line
+    assert "{ x̂ | (8, 3) |" in source and "{ μ | (1, 3) |" in source
+    assert "darkorange" in source and "royalblue" in source
+    assert 'label="@"' not in source and "shape=ellipse" in source
+
+
+# -- render -------------------------------------------------------------------------------
+
+
+def test_render_writes_a_real_png_and_svg_and_the_dot_source(tmp_path):
+    _, gamma, *_, loss = scalar_bn(4, 2)
+    loss.backward()
+    png = render(loss, tmp_path / "bn.png")
+    assert png == tmp_path / "bn.png" and png.read_bytes()[:8] == PNG_MAGIC
+    assert "γ[0]" in (tmp_path / "bn.gv").read_text(encoding="utf-8")
+    svg = render(loss, tmp_path / "pictures" / "bn", format="svg", rankdir="TB")
+    assert svg == tmp_path / "pictures" / "bn.svg"
+    text = svg.read_text(encoding="utf-8")
+    assert "<svg" in text and "γ[0]" in text
+    with pytest.raises(ValueError, match="unknown format"):
+        render(loss, tmp_path / "bn.xyz")
+
+
+def test_missing_dot_gives_the_install_hint_and_still_writes_the_source(tmp_path, monkeypatch):
+    *_, loss = scalar_bn(3, 2)
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))  # no dot anywhere on PATH
+    with pytest.raises(GraphvizNotFoundError) as error:
+        render(loss, tmp_path / "bn.png")
+    message = str(error.value)
+    assert "apt-get install -y graphviz" in message and "brew install graphviz" in message
+    assert "conda install graphviz" in message and str(tmp_path / "bn.gv") in message
+    assert error.value.source_path == tmp_path / "bn.gv"
+    assert "β[1]" in (tmp_path / "bn.gv").read_text(encoding="utf-8")
+    assert not (tmp_path / "bn.png").exists()
+
+
+def test_dot_failing_to_start_is_reported_the_same_way(tmp_path, monkeypatch):
+    *_, loss = scalar_bn(3, 2)
+
+    def not_found(*args, **kwargs):
+        raise graphviz.ExecutableNotFound(["dot"])
+
+    monkeypatch.setattr(graphviz, "render", not_found)
+    with pytest.raises(GraphvizNotFoundError, match="apt-get install -y graphviz"):
+        render(loss, tmp_path / "bn.svg")
+    assert (tmp_path / "bn.gv").exists()
+
+
+# -- backward_steps -----------------------------------------------------------------------
+
+
+def test_backward_steps_end_with_exactly_the_grads_of_backward():
+    *_, loss = scalar_bn(6, 3)
+    steps = list(tb.backward_steps(loss))
+    stepped = all_grads(loss)
+    loss.zero_grad()
+    loss.backward()
+    assert stepped == all_grads(loss)  # the same arithmetic: equal, not just close
+    interior = [node for node in topological_order(loss) if node._parents]
+    assert [s.node for s in steps] == interior[::-1]
+    assert [s.number for s in steps] == list(range(1, len(interior) + 1))
+
+
+def test_backward_steps_accumulate_like_backward():
+    *_, loss = scalar_bn(4, 2)
+    loss.backward()
+    once = all_grads(loss)
+    for _ in tb.backward_steps(loss):
+        pass
+    loss.zero_grad()
+    loss.backward()
+    loss.backward()
+    assert all_grads(loss) == pytest.approx([2 * g for g in once])
+
+
+def test_each_step_shows_the_rule_and_what_it_added():
+    a, b = Value(2.0, label="a"), Value(-3.0, label="b")
+    c = (a * b).named("c")
+    d = (c + a).named("d")
+    first, second = tb.backward_steps(d)
+    assert first.node is d and first.grad == 1.0
+    assert [p.parent for p in first.pushes] == [c, a]
+    assert "d(a + b)/da = 1" in str(first)
+    assert second.node is c and second.grad == 1.0
+    text = str(second)
+    assert "d(a·b)/da = b = -3" in text and "adds -3 × 1 = -3" in text
+    assert "d(a·b)/db = a = 2" in text and "adds 2 × 1 = 2" in text
+    assert second.pushes[0].added == -3.0 and second.pushes[0].grad_after == 1.0 - 3.0
+    assert (a.grad, b.grad) == (-2.0, 2.0)  # d(ab + a)/da = b + 1, d/db = a
+
+
+def test_step_text_lists_wide_reductions_briefly_and_fully_on_request():
+    xs = [Value(float(i), label=f"v[{i}]") for i in range(20)]
+    m = Value.mean(xs)
+    (step,) = tb.backward_steps(m)
+    assert "1/n = 1/20" in str(step) and "… and 12 more input(s)" in str(step)
+    assert len(step.text(max_parents=None).splitlines()) == 21
+    assert all(push.added == pytest.approx(0.05) for push in step.pushes)
+
+
+def test_backward_steps_on_tensors_match_backward():
+    x, gamma, beta, loss = tensor_bn()
+    steps = list(tb.backward_steps(loss))
+    stepped = [x.grad.copy(), gamma.grad.copy(), beta.grad.copy()]
+    loss.zero_grad()
+    loss.backward()
+    for got, want in zip(stepped, [x.grad, gamma.grad, beta.grad]):
+        np.testing.assert_array_equal(got, want)
+    texts = [str(s) for s in steps]
+    assert any("d(mean aᵢ)/daᵢ = 1/n" in t for t in texts)
+    assert any("(8, 3)" in t for t in texts)
+    with pytest.raises(ValueError, match="single-element"):
+        next(tb.backward_steps(x * 2.0))
+    with pytest.raises(ValueError, match="does not require grad"):
+        next(tb.backward_steps(Tensor(np.ones(1))))
+
+
+# -- tree ---------------------------------------------------------------------------------
+
+
+def test_tree_shows_data_and_grad_of_each_node():
+    a, b = Value(2.0, label="a"), Value(-3.0, label="b")
+    c = (a * b).named("c")
+    d = (c + a).named("d")
+    d.backward()
+    lines = tb.tree(d).splitlines()
+    assert lines[0] == "d  data -4  grad 1  ← +"
+    assert lines[1] == "├─ c  data -6  grad 1  ← ×"
+    assert lines[2] == "│  ├─ a  data 2  grad -2"
+    assert lines[3] == "│  └─ b  data -3  grad 2"
+    assert lines[4] == "└─ a  data 2  grad -2"
+
+
+def test_tree_limits_depth_width_and_shared_nodes():
+    *_, loss = scalar_bn(10, 2)
+    loss.backward()
+    text = tb.tree(loss, depth=3)
+    assert "β[0]" in text and "deeper than depth=3" in text
+    assert "… 14 more input(s)" in text  # the loss sums 20 products, 6 are listed
+    assert "(inputs shown above)" in tb.tree(loss, depth=12)
+    assert len(tb.tree(loss, depth=50, max_lines=40).splitlines()) == 41
+    chain = Value(0.1)
+    for _ in range(50_000):
+        chain = chain + 1.0
+    assert len(tb.tree(chain, depth=100_000, max_lines=50_000).splitlines()) > 1000
+
+
+def test_tree_of_a_tensor_graph_shows_shapes():
+    x, *_, loss = tensor_bn()
+    loss.backward()
+    text = tb.tree(loss, depth=10)
+    assert "x (8, 3)" in text and "gamma (3,)" in text and "σ² (1, 3)" in text
+
+
+# -- contributions ------------------------------------------------------------------------
+
+
+def test_batch_norm_input_gradient_has_exactly_three_routes_matching_the_paper():
+    n, c = 6, 2
+    x, gamma, beta, y, w, loss = scalar_bn(n, c)
+    loss.backward()
+    nodes = {node.label: node for node in topological_order(loss)}
+    m = n
+    for i, j in [(0, 0), (4, 1)]:
+        xi = x[i][j]
+        routes = tb.contributions(xi, loss)
+        parts = routes.by_role()
+        assert set(parts) == {"x̂", "μ", "σ²"}
+        assert routes.total == pytest.approx(xi.grad, rel=1e-12, abs=1e-12)
+        mu, var = nodes[f"μ[0,{j}]"], nodes[f"σ²[0,{j}]"]
+        xhat = nodes[f"x̂[{i},{j}]"]
+        # Ioffe & Szegedy, section 3: the three terms of ∂L/∂xᵢ
+        assert parts["x̂"] == pytest.approx(xhat.grad / math.sqrt(var.data + EPS))
+        assert parts["σ²"] == pytest.approx(var.grad * 2 * (xi.data - mu.data) / m)
+        assert parts["μ"] == pytest.approx(mu.grad / m)
+        text = str(routes)
+        assert "through x̂" in text and "through μ" in text and "through σ²" in text
+
+
+def test_direct_contributions_are_one_per_consumer_edge():
+    n, c = 5, 2
+    _, gamma, *_, loss = scalar_bn(n, c)
+    loss.backward()
+    routes = tb.contributions(gamma[1], loss)
+    assert [role(r.via) for r in routes.routes] == ["γ·x̂"] * n
+    assert sorted(index(r.via) for r in routes.routes) == [(i, 1) for i in range(n)]
+    assert routes.total == pytest.approx(gamma[1].grad)
+    a = Value(3.0, label="a")
+    square = a * a  # the same node used twice by one consumer: two edges
+    square.backward()
+    both = tb.contributions(a, square)
+    assert [r.amount for r in both.routes] == [3.0, 3.0] and both.total == a.grad == 6.0
+    with pytest.raises(ValueError, match="not in the graph"):
+        tb.contributions(Value(1.0), square)
+
+
+def test_tensor_contributions_split_x_grad_into_the_three_routes():
+    x, *_, loss = tensor_bn()
+    loss.backward()
+    routes = tb.contributions(x, loss)
+    assert set(routes.by_role()) == {"x̂", "μ", "σ²"}
+    np.testing.assert_allclose(routes.total, x.grad, atol=1e-12)
+    # the μ route is ∂L/∂μ / m, the same for every sample
+    mu_route = routes.by_role()["μ"]
+    np.testing.assert_allclose(mu_route, np.broadcast_to(mu_route[0], mu_route.shape))
+    x2, *_, loss2 = tensor_bn()
+    with pytest.raises(ValueError, match="no grad yet"):
+        tb.contributions(x2, loss2)

@@ -1,0 +1,785 @@
+"""Layers with state: PyTorch's ``torch.nn`` names, defaults, shapes and state_dict keys.
+
+A ``Module`` owns three kinds of state, each kept in its own ordered dict:
+
+* parameters — ``Parameter`` tensors the optimizer updates (``Linear.weight``, ...);
+* buffers — tensors that are state but not learned (``running_mean``, ``num_batches_tracked``);
+* submodules — the layers of a ``Sequential``, for example.
+
+Assigning an attribute files it in the right dict (``self.weight = Parameter(...)``), so
+``parameters()``, ``state_dict()`` and ``train()``/``eval()`` can walk the whole tree.
+The math of each layer lives in ``tinybn.functional``; a module only holds its state and
+calls it — in particular ``BatchNorm1d`` calls ``functional.batch_norm_with_stats`` and keeps
+the running statistics that eval mode uses.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from tinybn import functional as F
+from tinybn.autograd import no_grad
+from tinybn.tensor import Tensor, get_default_dtype
+
+
+class Parameter(Tensor):
+    """A Tensor that is a learnable weight of a Module: it requires grad by default."""
+
+    __slots__ = ()
+
+    def __init__(self, data: Any, requires_grad: bool = True) -> None:
+        super().__init__(data.data if isinstance(data, Tensor) else data, requires_grad)
+
+    def __repr__(self) -> str:
+        return "Parameter containing:\n" + super().__repr__()
+
+
+def _as_tensor(x: Any, layer: str) -> Tensor:
+    """A module's input: a Tensor, or a numeric numpy array (wrapped, keeping its dtype)."""
+    if isinstance(x, Tensor):
+        return x
+    if isinstance(x, np.ndarray):
+        return Tensor(x)
+    raise TypeError(f"{layer}: expected a Tensor input, got {type(x).__name__}")
+
+
+class LoadResult(NamedTuple):
+    """What ``load_state_dict(strict=False)`` skipped, as PyTorch's ``_IncompatibleKeys``."""
+
+    missing_keys: list[str]
+    unexpected_keys: list[str]
+
+
+class StateDictError(ValueError, RuntimeError):
+    """A state_dict that does not fit the model (a ValueError; also a RuntimeError, as in
+    PyTorch, so code written for either catches it)."""
+
+
+class Module:
+    """Base class of every layer and model.
+
+    Subclasses call ``super().__init__()`` first, assign their parameters, buffers and
+    submodules as attributes, and define ``forward``. Calling the module calls ``forward``.
+
+    Attributes:
+        training: True in training mode (batch statistics, dropout on), False after eval().
+    """
+
+    def __init__(self) -> None:
+        # object.__setattr__: our own __setattr__ needs these dicts to exist already
+        object.__setattr__(self, "training", True)
+        object.__setattr__(self, "_parameters", OrderedDict())
+        object.__setattr__(self, "_buffers", OrderedDict())
+        object.__setattr__(self, "_modules", OrderedDict())
+
+    # -- registration ------------------------------------------------------------------
+
+    def _dicts(self) -> tuple[dict, dict, dict]:
+        try:
+            d = self.__dict__
+            return d["_parameters"], d["_buffers"], d["_modules"]
+        except KeyError:
+            raise AttributeError(
+                f"cannot assign to {type(self).__name__} before Module.__init__() is called "
+                "(call super().__init__() first in your __init__)"
+            ) from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        params, buffers, modules = self._dicts()
+        if isinstance(value, Parameter):
+            self._forget(name, keep=params)
+            params[name] = value
+        elif isinstance(value, Module):
+            self._forget(name, keep=modules)
+            modules[name] = value
+        elif name in params:
+            if value is not None:
+                raise TypeError(
+                    f"cannot assign {type(value).__name__} to parameter '{name}' "
+                    "(a Parameter or None is required)"
+                )
+            params[name] = None
+        elif name in buffers:
+            if value is not None and not isinstance(value, Tensor):
+                value = Tensor(np.asarray(value))
+            buffers[name] = value
+        elif name in modules:
+            if value is not None:
+                raise TypeError(
+                    f"cannot assign {type(value).__name__} to submodule '{name}' "
+                    "(a Module or None is required)"
+                )
+            modules[name] = None
+        else:
+            object.__setattr__(self, name, value)
+
+    def _forget(self, name: str, keep: dict | None = None) -> None:
+        """Remove ``name`` from every registry it is not about to be filed in again.
+
+        Replacing an entry within the same registry keeps its position (the order of a
+        Sequential's layers and of state_dict keys), as in PyTorch.
+        """
+        for registry in self._dicts():
+            if registry is not keep:
+                registry.pop(name, None)
+        self.__dict__.pop(name, None)
+
+    def __getattr__(self, name: str) -> Any:
+        # only called when normal lookup fails: look in the three registries
+        d = self.__dict__
+        for registry in ("_parameters", "_buffers", "_modules"):
+            if registry in d and name in d[registry]:
+                return d[registry][name]
+        raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
+
+    def __delattr__(self, name: str) -> None:
+        for registry in self._dicts():
+            if name in registry:
+                del registry[name]
+                return
+        object.__delattr__(self, name)
+
+    def register_parameter(self, name: str, param: Parameter | None) -> None:
+        """Add a parameter (or a None placeholder, which state_dict skips)."""
+        if param is not None and not isinstance(param, Parameter):
+            raise TypeError(f"parameter '{name}' must be a Parameter or None, got {type(param)}")
+        registry = self._dicts()[0]
+        self._forget(name, keep=registry)
+        registry[name] = param
+
+    def register_buffer(self, name: str, value: Any) -> None:
+        """Add a buffer: state saved in state_dict but not trained (None is skipped)."""
+        if value is not None and not isinstance(value, Tensor):
+            value = Tensor(np.asarray(value))
+        registry = self._dicts()[1]
+        self._forget(name, keep=registry)
+        registry[name] = value
+
+    def add_module(self, name: str, module: Module | None) -> None:
+        """Add a submodule under ``name`` (used by Sequential: "0", "1", ...)."""
+        if module is not None and not isinstance(module, Module):
+            raise TypeError(f"{name} is not a Module: {type(module).__name__}")
+        registry = self._dicts()[2]
+        self._forget(name, keep=registry)
+        registry[name] = module
+
+    # -- calling -----------------------------------------------------------------------
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} must define forward()")
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.forward(*args, **kwargs)
+
+    # -- walking the tree --------------------------------------------------------------
+
+    def named_children(self) -> Iterator[tuple[str, Module]]:
+        for name, module in self._modules.items():
+            if module is not None:
+                yield name, module
+
+    def children(self) -> Iterator[Module]:
+        for _, module in self.named_children():
+            yield module
+
+    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
+        """This module and every module below it, each once, with its dotted name."""
+        seen: set[int] = set()
+        stack = [(prefix, self)]
+        while stack:
+            name, module = stack.pop()
+            if id(module) in seen:
+                continue
+            seen.add(id(module))
+            yield name, module
+            children = list(module.named_children())
+            for child_name, child in reversed(children):
+                stack.append((f"{name}.{child_name}" if name else child_name, child))
+
+    def modules(self) -> Iterator[Module]:
+        for _, module in self.named_modules():
+            yield module
+
+    def _named_members(self, registry: str, prefix: str, recurse: bool) -> Iterator[tuple]:
+        seen: set[int] = set()  # a shared tensor is listed once, as in PyTorch
+        modules = self.named_modules(prefix) if recurse else [(prefix, self)]
+        for module_name, module in modules:
+            for name, tensor in getattr(module, registry).items():
+                if tensor is None or id(tensor) in seen:
+                    continue
+                seen.add(id(tensor))
+                yield (f"{module_name}.{name}" if module_name else name), tensor
+
+    def named_parameters(
+        self, prefix: str = "", recurse: bool = True
+    ) -> Iterator[tuple[str, Parameter]]:
+        return self._named_members("_parameters", prefix, recurse)
+
+    def parameters(self, recurse: bool = True) -> Iterator[Parameter]:
+        for _, param in self.named_parameters(recurse=recurse):
+            yield param
+
+    def named_buffers(self, prefix: str = "", recurse: bool = True) -> Iterator[tuple[str, Tensor]]:
+        return self._named_members("_buffers", prefix, recurse)
+
+    def buffers(self, recurse: bool = True) -> Iterator[Tensor]:
+        for _, buffer in self.named_buffers(recurse=recurse):
+            yield buffer
+
+    def apply(self, fn: Callable[[Module], None]) -> Module:
+        """Call ``fn`` on every submodule (children first) and then on self."""
+        for child in self.children():
+            child.apply(fn)
+        fn(self)
+        return self
+
+    # -- modes and grads -----------------------------------------------------------------
+
+    def train(self, mode: bool = True) -> Module:
+        """Training mode (mode=True) or eval mode (mode=False), for this module and below."""
+        if not isinstance(mode, bool):
+            raise TypeError(f"train(mode): mode must be a bool, got {type(mode).__name__}")
+        for module in self.modules():
+            object.__setattr__(module, "training", mode)
+        return self
+
+    def eval(self) -> Module:
+        """Eval mode: BatchNorm uses its running statistics, Dropout is the identity."""
+        return self.train(False)
+
+    def _cast_floats(self, dtype: type) -> Module:
+        for tensor in list(self.parameters()) + list(self.buffers()):
+            if tensor.data.dtype.kind == "f":
+                tensor.data = tensor.data.astype(dtype)
+                if tensor.grad is not None:
+                    tensor.grad = tensor.grad.astype(dtype)
+        return self
+
+    def double(self) -> Module:
+        """Cast every floating parameter and buffer to float64 (e.g. for gradient checks)."""
+        return self._cast_floats(np.float64)
+
+    def float(self) -> Module:
+        """Cast every floating parameter and buffer to float32."""
+        return self._cast_floats(np.float32)
+
+    def requires_grad_(self, requires_grad: bool = True) -> Module:
+        for param in self.parameters():
+            param.requires_grad_(requires_grad)
+        return self
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Forget the gradients of every parameter (None, or zeros in place)."""
+        for param in self.parameters():
+            if set_to_none:
+                param.grad = None
+            elif param.grad is not None:
+                param.grad[...] = 0
+
+    # -- state_dict ----------------------------------------------------------------------
+
+    def _state_items(self) -> Iterator[tuple[str, Tensor]]:
+        """(key, tensor) in PyTorch's order: per module, parameters then buffers, depth first.
+
+        Unlike parameters(), a tensor shared by two modules appears under both keys.
+        """
+        for module_name, module in self.named_modules():
+            for registry in (module._parameters, module._buffers):
+                for name, tensor in registry.items():
+                    if tensor is not None:
+                        yield (f"{module_name}.{name}" if module_name else name), tensor
+
+    def state_dict(self) -> OrderedDict[str, np.ndarray]:
+        """Every parameter and buffer as a numpy array, keyed as PyTorch keys them.
+
+        The arrays are copies: a snapshot that later training does not change.
+        E.g. Sequential(Linear(2, 3), BatchNorm1d(3)) → "0.weight", "0.bias", "1.weight",
+        "1.bias", "1.running_mean", "1.running_var", "1.num_batches_tracked".
+        """
+        return OrderedDict((key, tensor.data.copy()) for key, tensor in self._state_items())
+
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True) -> LoadResult:
+        """Copy arrays into the parameters and buffers with the same keys.
+
+        Values may be numpy arrays (e.g. a PyTorch state_dict converted with .numpy()),
+        Tensors or numbers; each is cast to the dtype of the tensor it replaces. Everything
+        is checked first: missing or unexpected keys (when strict) and any shape mismatch
+        raise ONE StateDictError listing them all, and the model is left unchanged.
+        """
+        if not isinstance(state_dict, Mapping):
+            raise TypeError(f"state_dict must be a mapping, got {type(state_dict).__name__}")
+        targets = OrderedDict(self._state_items())
+        missing = [key for key in targets if key not in state_dict]
+        unexpected = [key for key in state_dict if key not in targets]
+        problems = []
+        if strict and missing:
+            problems.append("missing keys: " + ", ".join(repr(k) for k in missing))
+        if strict and unexpected:
+            problems.append("unexpected keys: " + ", ".join(repr(k) for k in unexpected))
+        arrays = {}
+        for key, tensor in targets.items():
+            if key not in state_dict:
+                continue
+            value = state_dict[key]
+            array = np.asarray(value.data if isinstance(value, Tensor) else value)
+            if array.dtype.kind not in "fiub":
+                problems.append(f"{key!r} holds non-numeric data of dtype {array.dtype}")
+            elif array.shape != tensor.shape:
+                problems.append(
+                    f"{key!r} has shape {array.shape} in the state_dict but {tensor.shape} "
+                    "in the model"
+                )
+            else:
+                arrays[key] = array
+        if problems:
+            raise StateDictError(
+                f"Error(s) in loading state_dict for {type(self).__name__}:\n  "
+                + "\n  ".join(problems)
+            )
+        for key, array in arrays.items():
+            tensor = targets[key]
+            tensor.data = array.astype(tensor.data.dtype, copy=True)
+        return LoadResult(missing, unexpected)
+
+    # -- printing ------------------------------------------------------------------------
+
+    def extra_repr(self) -> str:
+        """The arguments shown inside this module's parentheses in repr."""
+        return ""
+
+    def __repr__(self) -> str:
+        children = [
+            f"({name}): " + repr(module).replace("\n", "\n  ")
+            for name, module in self.named_children()
+        ]
+        extra = self.extra_repr()
+        if not children:
+            return f"{type(self).__name__}({extra})"
+        lines = ([extra] if extra else []) + children
+        return f"{type(self).__name__}(\n  " + "\n  ".join(lines) + "\n)"
+
+
+# -- layers ----------------------------------------------------------------------------------
+
+
+class Linear(Module):
+    """Affine map y = x Wᵀ + b.
+
+    Args:
+        in_features: size D of each input row.
+        out_features: size M of each output row.
+        bias: whether to learn b.
+        rng: numpy Generator for the initial weights (a fresh unseeded one if None).
+    Shapes: x (..., D) → y (..., M); weight (M, D); bias (M,).
+    Init (PyTorch's default, kaiming_uniform with a=√5): W and b ~ U(−1/√D, 1/√D).
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        bias: bool = True,
+        rng: np.random.Generator | None = None,
+    ) -> None:
+        super().__init__()
+        for name, n in (("in_features", in_features), ("out_features", out_features)):
+            if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 0:
+                raise ValueError(f"Linear: {name} must be a non-negative int, got {n!r}")
+        self.in_features = int(in_features)
+        self.out_features = int(out_features)
+        rng = rng if rng is not None else np.random.default_rng()
+        dtype = get_default_dtype()
+        # kaiming_uniform(a=√5): gain √(2/(1+a²)) = √(1/3), bound gain·√(3/fan_in) = 1/√fan_in
+        bound = 1.0 / math.sqrt(in_features) if in_features > 0 else 0.0
+        shape = (self.out_features, self.in_features)
+        self.weight = Parameter(rng.uniform(-bound, bound, size=shape).astype(dtype))
+        if bias:
+            self.bias = Parameter(rng.uniform(-bound, bound, size=out_features).astype(dtype))
+        else:
+            self.register_parameter("bias", None)
+
+    def forward(self, x: Any) -> Tensor:
+        x = _as_tensor(x, "Linear")
+        if x.ndim == 0 or x.shape[-1] != self.in_features:
+            raise ValueError(
+                f"Linear: input of shape {x.shape} does not end in in_features="
+                f"{self.in_features} (weight is {self.weight.shape})"
+            )
+        y = x @ self.weight.T
+        return y + self.bias if self.bias is not None else y
+
+    def extra_repr(self) -> str:
+        return (
+            f"in_features={self.in_features}, out_features={self.out_features}, "
+            f"bias={self.bias is not None}"
+        )
+
+
+class BatchNorm1d(Module):
+    """Batch normalization over a mini-batch of (N, C) or (N, C, L) inputs.
+
+    Training: normalize with the batch mean μ_B and biased variance σ²_B of each channel
+    (over N, and L), and update the running statistics with the unbiased variance:
+        running_mean ← (1 − f)·running_mean + f·μ_B
+        running_var  ← (1 − f)·running_var  + f·σ²_B·m/(m − 1),   m = N·L values per channel
+    where f = momentum (PyTorch's convention: the weight of the NEW value), or, if
+    momentum is None, f = 1/num_batches_tracked — a cumulative average, the paper's
+    E_B[μ_B] and m/(m−1)·E_B[σ²_B].
+    Eval: normalize with running_mean and running_var.
+
+    Args:
+        num_features: C.
+        eps: added to the variance before the square root.
+        momentum: f above (0.1), or None for the cumulative average.
+        affine: learn weight γ (ones) and bias β (zeros), each (C,).
+        bias: with affine, learn β too (keyword-only, as in recent PyTorch); False keeps β = 0.
+        track_running_stats: keep running_mean (C,), running_var (C,) and
+            num_batches_tracked (0-d int64). If False there are no such buffers and the
+            batch statistics are used in eval mode too.
+    """
+
+    def __init__(
+        self,
+        num_features: int,
+        eps: float = 1e-5,
+        momentum: float | None = 0.1,
+        affine: bool = True,
+        track_running_stats: bool = True,
+        *,
+        bias: bool = True,
+    ) -> None:
+        super().__init__()
+        if not isinstance(num_features, (int, np.integer)) or num_features <= 0:
+            raise ValueError(
+                f"BatchNorm1d: num_features must be a positive int, got {num_features}"
+            )
+        if eps <= 0:
+            raise ValueError(f"BatchNorm1d: eps must be positive, got {eps}")
+        if momentum is not None and not 0.0 <= momentum <= 1.0:
+            raise ValueError(f"BatchNorm1d: momentum must be in [0, 1] or None, got {momentum}")
+        self.num_features = int(num_features)
+        self.eps = eps
+        self.momentum = momentum
+        self.affine = affine
+        self.track_running_stats = track_running_stats
+        dtype = get_default_dtype()
+        if affine:
+            self.weight = Parameter(np.ones(num_features, dtype=dtype))
+        else:
+            self.register_parameter("weight", None)
+        if affine and bias:
+            self.bias = Parameter(np.zeros(num_features, dtype=dtype))
+        else:
+            self.register_parameter("bias", None)
+        if track_running_stats:
+            self.register_buffer("running_mean", np.zeros(num_features, dtype=dtype))
+            self.register_buffer("running_var", np.ones(num_features, dtype=dtype))
+            self.register_buffer("num_batches_tracked", np.array(0, dtype=np.int64))
+        else:
+            self.register_buffer("running_mean", None)
+            self.register_buffer("running_var", None)
+            self.register_buffer("num_batches_tracked", None)
+
+    def reset_running_stats(self) -> None:
+        """running_mean ← 0, running_var ← 1, num_batches_tracked ← 0."""
+        if self.track_running_stats:
+            self.running_mean.data[...] = 0
+            self.running_var.data[...] = 1
+            self.num_batches_tracked.data[...] = 0
+
+    def reset_parameters(self) -> None:
+        """Running statistics reset, γ ← 1, β ← 0."""
+        self.reset_running_stats()
+        if self.affine:
+            self.weight.data[...] = 1
+        if self.bias is not None:
+            self.bias.data[...] = 0
+
+    def _check_input(self, x: Tensor) -> None:
+        if x.ndim not in (2, 3):
+            raise ValueError(
+                f"BatchNorm1d: expected input of shape (N, C) or (N, C, L), got {x.ndim}-d "
+                f"input of shape {x.shape}"
+            )
+        if x.shape[1] != self.num_features:
+            raise ValueError(
+                f"BatchNorm1d: input of shape {x.shape} has {x.shape[1]} channels on axis 1, "
+                f"but num_features={self.num_features}"
+            )
+
+    def forward(self, x: Any) -> Tensor:
+        x = _as_tensor(x, "BatchNorm1d")
+        self._check_input(x)
+        # batch statistics in training, and always when there are no running statistics
+        use_batch_stats = self.training or not self.track_running_stats
+        mean = var = None
+        if not use_batch_stats:
+            mean, var = self.running_mean.data, self.running_var.data
+        # the one call into the BN math; it raises on one value per channel, before any
+        # state below has changed
+        y, batch_mean, batch_var = F.batch_norm_with_stats(
+            x, self.weight, self.bias, self.eps, mean=mean, var=var, fused=True
+        )
+        if self.training and self.track_running_stats:
+            self._update_running_stats(batch_mean.data, batch_var.data, x.size // x.shape[1])
+        return y
+
+    def _update_running_stats(self, batch_mean: Any, batch_var: Any, m: int) -> None:
+        """EMA (or cumulative average) of μ_B and of the unbiased σ²_B·m/(m−1)."""
+        with no_grad():
+            self.num_batches_tracked.data += 1
+            if self.momentum is None:
+                factor = 1.0 / float(self.num_batches_tracked.data)
+            else:
+                factor = self.momentum
+            unbiased_var = np.reshape(batch_var, -1) * (m / (m - 1))
+            for running, batch in (
+                (self.running_mean, np.reshape(batch_mean, -1)),
+                (self.running_var, unbiased_var),
+            ):
+                running.data[...] = factor * running.data + (1.0 - factor) * batch
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
+            f"affine={self.affine}, bias={self.bias is not None}, "
+            f"track_running_stats={self.track_running_stats}"
+        )
+
+
+class LayerNorm(Module):
+    """Layer normalization: each example normalized over its last len(normalized_shape) axes.
+
+    Args:
+        normalized_shape: int H or tuple, the trailing shape of the input to normalize.
+        eps: added to the variance before the square root.
+        elementwise_affine: learn weight γ (ones) and, if bias, β (zeros), of normalized_shape.
+        bias: learn β too (PyTorch ≥ 2.1).
+    Shapes: x (..., *normalized_shape) → y of the same shape. No running statistics:
+    training and eval behave the same.
+    """
+
+    def __init__(
+        self,
+        normalized_shape: int | tuple[int, ...],
+        eps: float = 1e-5,
+        elementwise_affine: bool = True,
+        bias: bool = True,
+    ) -> None:
+        super().__init__()
+        if isinstance(normalized_shape, (int, np.integer)):
+            normalized_shape = (int(normalized_shape),)
+        self.normalized_shape = tuple(int(n) for n in normalized_shape)
+        if not self.normalized_shape or any(n <= 0 for n in self.normalized_shape):
+            raise ValueError(f"LayerNorm: bad normalized_shape {normalized_shape}")
+        self.eps = eps
+        self.elementwise_affine = elementwise_affine
+        dtype = get_default_dtype()
+        if elementwise_affine:
+            self.weight = Parameter(np.ones(self.normalized_shape, dtype=dtype))
+        else:
+            self.register_parameter("weight", None)
+        if elementwise_affine and bias:
+            self.bias = Parameter(np.zeros(self.normalized_shape, dtype=dtype))
+        else:
+            self.register_parameter("bias", None)
+
+    def forward(self, x: Any) -> Tensor:
+        x = _as_tensor(x, "LayerNorm")
+        k = len(self.normalized_shape)
+        if x.shape[x.ndim - k :] != self.normalized_shape or x.ndim < k:
+            raise ValueError(
+                f"LayerNorm: input of shape {x.shape} does not end in normalized_shape "
+                f"{self.normalized_shape}"
+            )
+        return F.layer_norm(x, self.weight, self.bias, self.eps, normalized_ndim=k)
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.normalized_shape}, eps={self.eps}, "
+            f"elementwise_affine={self.elementwise_affine}, bias={self.bias is not None}"
+        )
+
+
+class Dropout(Module):
+    """Inverted dropout: in training, zero each entry with probability p and scale the
+    survivors by 1/(1 − p), so the expected output equals the input; identity in eval.
+
+    Args:
+        p: probability of zeroing, in [0, 1].
+        rng: numpy Generator for the masks (a fresh unseeded one if None).
+    """
+
+    def __init__(self, p: float = 0.5, rng: np.random.Generator | None = None) -> None:
+        super().__init__()
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+        self.p = p
+        self.rng = rng if rng is not None else np.random.default_rng()
+
+    def forward(self, x: Any) -> Tensor:
+        return F.dropout(_as_tensor(x, "Dropout"), self.p, self.training, self.rng)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+class ReLU(Module):
+    """max(0, x), elementwise."""
+
+    def forward(self, x: Any) -> Tensor:
+        return F.relu(_as_tensor(x, "ReLU"))
+
+
+class Sigmoid(Module):
+    """1 / (1 + e^(−x)), elementwise."""
+
+    def forward(self, x: Any) -> Tensor:
+        return F.sigmoid(_as_tensor(x, "Sigmoid"))
+
+
+class Tanh(Module):
+    """tanh(x), elementwise."""
+
+    def forward(self, x: Any) -> Tensor:
+        return F.tanh(_as_tensor(x, "Tanh"))
+
+
+class Identity(Module):
+    """Returns its input; any constructor arguments are ignored (as in PyTorch)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__()
+
+    def forward(self, x: Any) -> Any:
+        return x
+
+
+class Sequential(Module):
+    """Modules applied in order: Sequential(a, b, c)(x) = c(b(a(x))).
+
+    Children are named "0", "1", ... (or by the keys of an OrderedDict), which is where
+    state_dict keys such as "1.running_mean" come from. Indexable (ints and slices; a slice
+    is a new Sequential sharing the same layers), iterable, has len and append.
+    """
+
+    def __init__(self, *modules: Module) -> None:
+        super().__init__()
+        if len(modules) == 1 and isinstance(modules[0], OrderedDict):
+            for name, module in modules[0].items():
+                self.add_module(name, module)
+        else:
+            for i, module in enumerate(modules):
+                self.add_module(str(i), module)
+
+    def forward(self, x: Any) -> Any:
+        for module in self:
+            x = module(x)
+        return x
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self) -> Iterator[Module]:
+        return iter(self._modules.values())
+
+    def __getitem__(self, index: int | slice) -> Module:
+        items = list(self._modules.items())
+        if isinstance(index, slice):
+            return Sequential(OrderedDict(items[index]))
+        if not isinstance(index, (int, np.integer)):
+            raise TypeError(f"Sequential indices must be ints or slices, got {type(index)}")
+        if not -len(items) <= index < len(items):
+            raise IndexError(f"index {index} is out of range for a Sequential of {len(items)}")
+        return items[index][1]
+
+    def __setitem__(self, index: int, module: Module) -> None:
+        name = list(self._modules)[index]
+        self.add_module(name, module)
+
+    def append(self, module: Module) -> Sequential:
+        """Add ``module`` at the end, named str(len(self))."""
+        self.add_module(str(len(self)), module)
+        return self
+
+    def extend(self, modules: Iterable[Module]) -> Sequential:
+        for module in modules:
+            self.append(module)
+        return self
+
+
+# -- folding BN into the preceding Linear ---------------------------------------------------------
+
+
+def _fold_linear_bn(linear: Linear, bn: BatchNorm1d) -> Linear:
+    """One Linear computing bn(linear(x)) in eval mode (seed 003).
+
+    bn(z) = γ/√(Var+ε)·z + (β − γ·E/√(Var+ε)) with z = Wx + b, so
+        W' = diag(γ/√(Var+ε))·W,   b' = γ/√(Var+ε)·(b − E) + β.
+    """
+    dtype = linear.weight.dtype
+    var = bn.running_var.data.astype(np.float64)
+    scale = 1.0 / np.sqrt(var + bn.eps)
+    if bn.weight is not None:
+        scale = bn.weight.data.astype(np.float64) * scale
+    shift = bn.bias.data.astype(np.float64) if bn.bias is not None else np.zeros_like(var)
+    bias = linear.bias.data.astype(np.float64) if linear.bias is not None else 0.0
+    folded = Linear(linear.in_features, linear.out_features, bias=True)
+    folded.weight = Parameter((scale[:, None] * linear.weight.data).astype(dtype))
+    folded.bias = Parameter((scale * (bias - bn.running_mean.data) + shift).astype(dtype))
+    return folded
+
+
+def fold_batchnorm(model: Module) -> Module:
+    """A new eval-mode model with every Linear → BatchNorm1d pair folded into one Linear.
+
+    Inside every Sequential of the model (at any depth), a Linear immediately followed by
+    a BatchNorm1d that tracks running statistics becomes one Linear computing the same
+    function as the pair in eval mode; the BatchNorm1d's place is taken by an Identity
+    (as PyTorch's fuse_modules does), so the other layers keep their indices. The input
+    model is not changed (the result is built from a deep copy). A BatchNorm1d without
+    running statistics normalizes with batch statistics even in eval, so it is left as is.
+    """
+    if not isinstance(model, Module):
+        raise TypeError(f"fold_batchnorm expects a Module, got {type(model).__name__}")
+    folded_model = copy.deepcopy(model)
+    with no_grad():
+        for module in list(folded_model.modules()):
+            if not isinstance(module, Sequential):
+                continue
+            names = list(module._modules)
+            for first, second in zip(names, names[1:]):
+                linear, bn = module._modules[first], module._modules[second]
+                if (
+                    isinstance(linear, Linear)
+                    and isinstance(bn, BatchNorm1d)
+                    and bn.track_running_stats
+                    and bn.num_features == linear.out_features
+                ):
+                    module.add_module(first, _fold_linear_bn(linear, bn))
+                    module.add_module(second, Identity())
+    return folded_model.eval()
+
+
+__all__ = [
+    "Parameter",
+    "Module",
+    "Linear",
+    "BatchNorm1d",
+    "LayerNorm",
+    "Dropout",
+    "ReLU",
+    "Sigmoid",
+    "Tanh",
+    "Identity",
+    "Sequential",
+    "StateDictError",
+    "LoadResult",
+    "fold_batchnorm",
+]

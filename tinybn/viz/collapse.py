@@ -1,0 +1,119 @@
+"""Fold the repeated per-sample structure of a graph into a few samples and a summary.
+
+A batch-norm graph over N samples repeats the same chain x → x − μ → (x − μ)² / x̂ →
+γ·x̂ → y once per sample and feature; only μ and σ² (one per feature) tie the samples
+together. Drawing 3 samples per feature shows the whole idea; the other N − 3 become
+one "× (N − 3) more samples" node per feature, so Graphviz lays out a few hundred nodes
+instead of thousands (its layout time grows much faster than the node count).
+
+Which sample a node belongs to is read from labels: an element labelled "role[i,j]"
+belongs to sample i when nodes of that role exist for several i (so μ[0,j], one per
+feature, is never folded). Unlabelled nodes (constants, products in a loss) take the
+sample of their neighbours when all of those agree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from tinybn.viz.nodes import index, parameter_kind, role
+
+Lane = tuple[int, tuple[int, ...]]  # (sample, rest of the index: the feature)
+
+
+@dataclass
+class HiddenGroup:
+    """The folded samples of one feature."""
+
+    feature: tuple[int, ...]
+    samples: set[int] = field(default_factory=set)
+    nodes: int = 0
+
+    @property
+    def text(self) -> str:
+        where = ",".join(["·", *map(str, self.feature)])
+        return f"× {len(self.samples)} more samples [{where}]\\n({self.nodes} nodes not drawn)"
+
+
+@dataclass
+class Folded:
+    """The result: which nodes to draw, and the summary nodes with their edges."""
+
+    shown: list[Any]
+    groups: dict[tuple[int, ...], HiddenGroup]
+    # edges visible parent → summary: (parent id, feature)
+    into_summary: set[tuple[int, tuple[int, ...]]]
+    # edges summary → visible consumer: (feature, consumer id) → the hidden nodes it stands for
+    out_of_summary: dict[tuple[tuple[int, ...], int], list[Any]]
+
+
+def sample_lanes(order: list[Any], consumers: dict[int, list[tuple[Any, int]]]) -> dict[int, Lane]:
+    """Node id → (sample, feature) for every node that belongs to one sample."""
+    first_indices: dict[str, set[int]] = {}
+    for node in order:
+        idx = index(node)
+        if idx is not None and len(idx) >= 2 and parameter_kind(node) is None:
+            first_indices.setdefault(role(node), set()).add(idx[0])
+    batched = {name for name, firsts in first_indices.items() if len(firsts) > 1}
+
+    lanes: dict[int, Lane] = {}
+    for node in order:
+        if node.label and role(node) in batched and parameter_kind(node) is None:
+            idx = index(node)
+            lanes[id(node)] = (idx[0], idx[1:])
+    # unlabelled nodes inherit a lane their neighbours agree on: parents first, then users
+    for node in order:
+        if not node.label and id(node) not in lanes:
+            agreed = _agreed({lanes.get(id(p)) for p in node._parents})
+            if agreed is not None:
+                lanes[id(node)] = agreed
+    for node in reversed(order):
+        if not node.label and id(node) not in lanes:
+            agreed = _agreed({lanes.get(id(user)) for user, _ in consumers[id(node)]})
+            if agreed is not None:
+                lanes[id(node)] = agreed
+    return lanes
+
+
+def _agreed(found: set[Lane | None]) -> Lane | None:
+    found.discard(None)
+    return found.pop() if len(found) == 1 else None
+
+
+def fold_samples(
+    order: list[Any], consumers: dict[int, list[tuple[Any, int]]], keep: int
+) -> Folded:
+    """Keep the first ``keep`` samples of every feature; summarize the rest.
+
+    Args:
+        order: the nodes to consider, parents before children.
+        consumers: node id → (consumer, position) pairs, from ``nodes.consumers_of``.
+        keep: how many samples per feature to draw (>= 1).
+    """
+    lanes = sample_lanes(order, consumers)
+    samples = sorted({sample for sample, _ in lanes.values()})
+    kept = set(samples[:keep])
+    in_order = {id(node) for node in order}
+
+    def hidden(node: Any) -> bool:
+        lane = lanes.get(id(node))
+        return lane is not None and lane[0] not in kept
+
+    shown, groups = [], {}
+    into, out = set(), {}
+    for node in order:
+        if not hidden(node):
+            shown.append(node)
+            continue
+        feature = lanes[id(node)][1]
+        group = groups.setdefault(feature, HiddenGroup(feature))
+        group.samples.add(lanes[id(node)][0])
+        group.nodes += 1
+        for parent in node._parents:
+            if id(parent) in in_order and not hidden(parent):
+                into.add((id(parent), feature))
+        for user, _ in consumers[id(node)]:
+            if id(user) in in_order and not hidden(user):
+                out.setdefault((feature, id(user)), []).append(node)
+    return Folded(shown, groups, into, out)

@@ -1,0 +1,230 @@
+"""``draw``: a computation graph as a Graphviz picture, micrograd style.
+
+Each value is a record box ``{ label | data | grad }`` (a Tensor also shows its shape
+and a summary of its arrays); the op that made it is a small ellipse in front of it.
+Batch-norm stages (μ, x − μ, ..., y) are grouped into boxes named by their role, the
+γ and β parameters are filled and every edge on a path from them to the loss — the
+edges their gradient travels back along — is drawn thick and coloured.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import graphviz
+
+from tinybn.autograd import topological_order
+from tinybn.viz.collapse import Folded, fold_samples
+from tinybn.viz.nodes import (
+    BN_ROLES,
+    consumers_of,
+    is_tensor,
+    op_symbol,
+    parameter_kind,
+    role,
+    shape_text,
+    summarize,
+)
+
+PARAMETER_FILL = {"γ": "#ffd591", "β": "#bcd7ff"}
+GRADIENT_COLOR = {"γ": "darkorange", "β": "royalblue"}
+STAGE_FILL = "#f4f4f4"
+
+
+class GraphTooLargeError(ValueError):
+    """The graph has more nodes than ``draw`` will hand to Graphviz."""
+
+
+def draw(
+    root: Any,
+    rankdir: str = "LR",
+    *,
+    between: Any = None,
+    max_nodes: int = 300,
+    collapse: bool | str = "auto",
+    samples_shown: int = 3,
+    clusters: bool = True,
+    precision: int = 4,
+) -> graphviz.Digraph:
+    """The graph that ``root`` was computed from, as a ``graphviz.Digraph``.
+
+    Args:
+        root: a Value or Tensor (usually the loss).
+        rankdir: "LR" (inputs on the left) or "TB" (inputs on top).
+        between: a node or a list of nodes; draw only the nodes on a path from one of
+            them to ``root`` (e.g. ``between=gamma`` shows where γ's gradient comes from).
+        max_nodes: the most nodes (value boxes + op ellipses + summaries) to draw. A
+            larger graph is folded per sample (see ``collapse``); if it is still too
+            large, GraphTooLargeError (a ValueError) says what to do instead.
+        collapse: "auto" folds per-sample structure only when the graph exceeds
+            max_nodes; True always folds; False never does.
+        samples_shown: how many samples per feature to keep when folding.
+        clusters: group batch-norm stages into boxes named by role.
+        precision: significant digits of the numbers shown.
+    Returns:
+        a graphviz.Digraph: ``.source`` is the DOT text, ``.render(path, format="png")``
+        writes a picture (see also ``tinybn.viz.render``).
+    """
+    if rankdir not in ("LR", "TB"):
+        raise ValueError(f"draw: rankdir must be 'LR' or 'TB', got {rankdir!r}")
+    if collapse not in (True, False, "auto"):
+        raise ValueError(f"draw: collapse must be True, False or 'auto', got {collapse!r}")
+    if samples_shown < 1:
+        raise ValueError(f"draw: samples_shown must be >= 1, got {samples_shown}")
+    order = topological_order(root)
+    consumers = consumers_of(order)
+    if between is not None:
+        order = nodes_between(order, consumers, between)
+
+    folded = Folded(order, {}, set(), {})
+    if collapse is True or (collapse == "auto" and _count(order) > max_nodes):
+        folded = fold_samples(order, consumers, samples_shown)
+    drawn = _count(folded.shown) + len(folded.groups)
+    if drawn > max_nodes:
+        raise GraphTooLargeError(
+            f"draw: {drawn} nodes to draw ({_count(order)} before folding samples), more "
+            f"than max_nodes={max_nodes}. Graphviz would take minutes to lay this out. "
+            "Draw part of it with between=[node, ...], raise max_nodes, or print "
+            "tinybn.tree(root, depth=...) instead."
+        )
+    return _build(order, folded, rankdir, clusters, precision)
+
+
+def nodes_between(
+    order: list[Any], consumers: dict[int, list[tuple[Any, int]]], start: Any
+) -> list[Any]:
+    """The nodes of ``order`` on some path from a node in ``start`` to the root."""
+    chosen = list(start) if isinstance(start, Iterable) and not _is_node(start) else [start]
+    in_graph = {id(node) for node in order}
+    for node in chosen:
+        if id(node) not in in_graph:
+            raise ValueError(f"between: {node!r} is not in the graph of the root being drawn")
+    reached = {id(node) for node in chosen}
+    for node in order:  # parents come first, so one pass finds every descendant
+        if any(id(parent) in reached for parent in node._parents):
+            reached.add(id(node))
+    return [node for node in order if id(node) in reached]
+
+
+def _is_node(item: Any) -> bool:
+    return hasattr(item, "_parents")
+
+
+def _count(nodes: list[Any]) -> int:
+    """Boxes plus op ellipses."""
+    return len(nodes) + sum(1 for node in nodes if node._parents)
+
+
+def _gradient_routes(order: list[Any]) -> dict[int, set[str]]:
+    """Node id → which parameter kinds ("γ", "β") it depends on (itself included)."""
+    routes: dict[int, set[str]] = {}
+    for node in order:
+        kinds = {parameter_kind(node)} - {None}
+        for parent in node._parents:
+            kinds |= routes.get(id(parent), set())
+        routes[id(node)] = kinds
+    return routes
+
+
+def _edge_style(kinds: set[str]) -> dict[str, str]:
+    if not kinds:
+        return {}
+    colors = ":".join(GRADIENT_COLOR[k] for k in sorted(kinds, key="γβ".index))
+    return {"color": colors, "penwidth": "2.5"}
+
+
+def _escape(text: str) -> str:
+    for char in "\\{}|<>\"":
+        text = text.replace(char, "\\" + char)
+    return text
+
+
+def _record(node: Any, precision: int) -> str:
+    label = _escape(node.label or ("" if node._parents else "leaf"))
+    if is_tensor(node):
+        grad = summarize(node.grad, precision) if node.grad is not None else "None"
+        fields = [
+            label or _escape(op_symbol(node.op)),
+            shape_text(node),
+            f"data {_escape(summarize(node.data, precision))}",
+            f"grad {_escape(grad)}",
+        ]
+    else:
+        fields = [label, f"data {node.data:.{precision}g}", f"grad {node.grad:.{precision}g}"]
+    return "{ " + " | ".join(f for f in fields if f) + " }"
+
+
+def _build(
+    order: list[Any], folded: Folded, rankdir: str, clusters: bool, precision: int
+) -> graphviz.Digraph:
+    graph = graphviz.Digraph(
+        name="tinybn",
+        graph_attr={"rankdir": rankdir, "nodesep": "0.15", "ranksep": "0.3"},
+        node_attr={"fontname": "Helvetica", "fontsize": "10"},
+        edge_attr={"arrowsize": "0.6"},
+    )
+    routes = _gradient_routes(order)
+    shown = {id(node) for node in folded.shown}
+    stages: dict[str, list[Any]] = {}
+
+    for node in folded.shown:
+        stage = role(node)
+        if clusters and stage in BN_ROLES:
+            stages.setdefault(stage, []).append(node)
+        else:
+            _add_node(graph, node, precision, routes)
+
+    for stage in BN_ROLES:  # one box per batch-norm stage, named by its role
+        if stage not in stages:
+            continue
+        with graph.subgraph(name=f"cluster_{BN_ROLES.index(stage)}") as box:
+            box.attr(label=stage, style="rounded,filled", fillcolor=STAGE_FILL, color="gray70")
+            for node in stages[stage]:
+                _add_node(box, node, precision, routes)
+
+    for node in folded.shown:
+        for parent in node._parents:
+            if id(parent) in shown:
+                graph.edge(_id(parent), _op_id(node), **_edge_style(routes[id(parent)]))
+
+    for feature, group in folded.groups.items():
+        graph.node(
+            _summary_id(feature), group.text, shape="note", style="dashed", fontcolor="gray30"
+        )
+    for parent_id, feature in sorted(folded.into_summary, key=str):
+        graph.edge(f"n{parent_id}", _summary_id(feature), style="dashed")
+    for (feature, user_id), hidden in folded.out_of_summary.items():
+        kinds = set().union(*(routes[id(node)] for node in hidden))
+        graph.edge(_summary_id(feature), f"n{user_id}op", style="dashed", **_edge_style(kinds))
+
+    used = set().union(*routes.values()) if routes else set()
+    if used:
+        legend = " · ".join(
+            f"{GRADIENT_COLOR[k]} = gradient path to {k}" for k in sorted(used, key="γβ".index)
+        )
+        graph.attr(label=legend, labelloc="t", fontname="Helvetica", fontsize="11")
+    return graph
+
+
+def _add_node(
+    graph: graphviz.Digraph, node: Any, precision: int, routes: dict[int, set[str]]
+) -> None:
+    kind = parameter_kind(node)
+    style = {"style": "filled", "fillcolor": PARAMETER_FILL[kind], "penwidth": "2"} if kind else {}
+    graph.node(_id(node), _record(node, precision), shape="record", **style)
+    if node._parents:
+        graph.node(_op_id(node), _escape(op_symbol(node.op)), shape="ellipse", width="0.3")
+        graph.edge(_op_id(node), _id(node), **_edge_style(routes[id(node)]))
+
+
+def _id(node: Any) -> str:
+    return f"n{id(node)}"
+
+
+def _op_id(node: Any) -> str:
+    return f"n{id(node)}op"
+
+
+def _summary_id(feature: tuple[int, ...]) -> str:
+    return "more_" + "_".join(map(str, feature))

@@ -1,0 +1,67 @@
+"""Writing a drawing to a file: the DOT source always, the picture when ``dot`` exists."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import graphviz
+
+from tinybn.viz.graph import draw
+
+INSTALL_HINT = (
+    "Graphviz's `dot` program is not on PATH, so no picture was made. Install it with "
+    "`apt-get install -y graphviz` (Debian/Ubuntu), `brew install graphviz` (macOS), "
+    "`dnf install graphviz` (Fedora) or `conda install graphviz` (conda), then run again."
+)
+
+
+class GraphvizNotFoundError(RuntimeError):
+    """`dot` is missing. ``source_path`` is the DOT file that was written anyway."""
+
+    def __init__(self, message: str, source_path: Path) -> None:
+        super().__init__(message)
+        self.source_path = source_path
+
+
+def render(
+    root: Any, path: str | Path, format: str | None = None, **draw_options: Any
+) -> Path:
+    """Draw ``root``'s graph and write it as a picture; returns the picture's path.
+
+    The DOT source is written first, next to the picture (``bn.png`` → ``bn.gv``), so
+    that even without Graphviz installed the graph can be rendered elsewhere or later.
+
+    Args:
+        root: a Value or Tensor, or a ``graphviz.Digraph`` already made by ``draw``.
+        path: where the picture goes, e.g. "out/bn.png"; without a suffix the format's
+            suffix is added.
+        format: "png", "svg", "pdf", ...; by default taken from the suffix, else "png".
+        draw_options: passed to ``draw`` (rankdir, between, max_nodes, collapse, ...).
+    Raises:
+        GraphvizNotFoundError: `dot` is not installed (the message says how to install it).
+    """
+    path = Path(path)
+    format = format or path.suffix.lstrip(".") or "png"
+    if format not in graphviz.FORMATS:
+        raise ValueError(f"render: unknown format {format!r}; try 'png' or 'svg'")
+    if path.suffix != f".{format}":
+        path = path.with_name(path.name + f".{format}")
+    graph = root if isinstance(root, graphviz.Digraph) else draw(root, **draw_options)
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    source_path = path.with_suffix(".gv")
+    source_path.write_text(graph.source, encoding="utf-8")
+    missing = GraphvizNotFoundError(
+        f"{INSTALL_HINT} The DOT source was written to {source_path}; render it with "
+        f"`dot -T{format} {source_path} -o {path}`.",
+        source_path,
+    )
+    if shutil.which("dot") is None:
+        raise missing
+    try:
+        graphviz.render("dot", format, source_path, outfile=path, quiet=True)
+    except graphviz.ExecutableNotFound as error:
+        raise missing from error
+    return path
