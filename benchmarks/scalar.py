@@ -22,11 +22,10 @@ from collections.abc import Callable
 import numpy as np
 
 import tinybn as tb
+from benchmarks.timing import CaseResult, Settings, compare
 from tinybn import autograd
 from tinybn import functional as F
 from tinybn.scalar import Value
-
-from benchmarks.timing import CaseResult, Settings, compare
 
 EPS = 1e-5
 

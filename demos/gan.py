@@ -224,9 +224,9 @@ def plot_losses(result: dict[str, Any], path: Any) -> Any:
                 alpha=0.6,
                 label=label,
             )
-    axes[0].set_title("discriminator loss (smoothed); log 4 ≈ 1.39 at equilibrium")
+    axes[0].set_title("D loss (smoothed); equilibrium log 4 ≈ 1.39")
     axes[0].axhline(np.log(4), color="gray", ls="--", lw=0.8)
-    axes[1].set_title("generator loss (smoothed); log 2 ≈ 0.69 at equilibrium")
+    axes[1].set_title("G loss (smoothed); equilibrium log 2 ≈ 0.69")
     axes[1].axhline(np.log(2), color="gray", ls="--", lw=0.8)
     axes[2].set_title("modes covered (of 8), every seed")
     axes[2].set_ylim(0, 8.5)
@@ -251,6 +251,18 @@ def main(argv: list[str] | None = None) -> int:
             "modes_covered_per_seed": covered,
             "good_fraction_per_seed": good,
             "mean_modes_covered": float(np.mean(covered)),
+            # how fast: modes covered at every snapshot, averaged over seeds
+            "mean_modes_covered_at_step": {
+                str(step): float(
+                    np.mean(
+                        [
+                            next(c["modes_covered"] for c in h["coverage"] if c["step"] == step)
+                            for h in result["runs"][variant]
+                        ]
+                    )
+                )
+                for step in result["snapshot_steps"]
+            },
             "mean_good_fraction": float(np.mean(good)),
             "final_d_loss": float(
                 np.mean([np.mean(h["d_loss"][-100:]) for h in result["runs"][variant]])
@@ -259,7 +271,8 @@ def main(argv: list[str] | None = None) -> int:
                 np.mean([np.mean(h["g_loss"][-100:]) for h in result["runs"][variant]])
             ),
         }
-        rows.append({"generator": variant, **{k: v for k, v in summary[variant].items()}})
+        scalars = {k: v for k, v in summary[variant].items() if not isinstance(v, dict)}
+        rows.append({"generator": variant, **scalars})
     print_table(rows, list(rows[0]))
     figures = [
         plot_samples(result, out / "gan_samples.png"),

@@ -350,7 +350,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         for b in progress(BATCH_SIZES, desc=f"{norm} batch sizes"):
             sweep[norm][b] = train_at_batch_size(norm, b, data, epochs, args.seed)
     table = invariance_table(args.seed)
-    rnn_steps = pick(args, 30, 400, 2000)
+    rnn_steps = pick(args, 30, 1000, 3000)
     lengths = pick(args, (5, 10), (10, 30), (20, 60))
     rnn = {
         "without LN": train_rnn(False, args, rnn_steps, lengths),

@@ -68,6 +68,7 @@ def run(out: Path, quick: bool = False, full: bool = False, seed: int = 0) -> di
     with ``quick=True``.
     """
     args = argparse.Namespace(quick=quick, full=full)
+    out.mkdir(parents=True, exist_ok=True)
     n = pick(args, 400, 1000, 4000)
     epochs = pick(args, 30, 50, 200)  # 50: the seed's fit() call
     X, y = data.placement(n=n, seed=seed)
@@ -174,13 +175,17 @@ def plot_boundaries(grids: dict, X: np.ndarray, y: np.ndarray) -> Any:
     return fig
 
 
+def print_summary(results: dict) -> None:
+    """The final numbers of each model, as a table."""
+    print_table(results["table"], ["inputs", "model", "params", "final_loss", "final_val_loss",
+                                   "final_val_accuracy", "best_val_accuracy"])
+
+
 def main(argv: list[str] | None = None) -> int:
     args = demo_parser("placement", __doc__.splitlines()[0]).parse_args(argv)
     out = prepare_out(args)
     print(f"placement ({scale_name(args)} scale)")
-    results = run(out, args.quick, args.full, args.seed)
-    print_table(results["table"], ["inputs", "model", "params", "final_loss", "final_val_loss",
-                                   "final_val_accuracy", "best_val_accuracy"])
+    print_summary(run(out, args.quick, args.full, args.seed))
     return 0
 
 

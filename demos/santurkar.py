@@ -177,7 +177,7 @@ def train_variant(
         rng=np.random.default_rng(args.seed),  # the same initial weights for every variant
     )
     params = list(model.parameters())
-    optimizer = optim.SGD(params, lr=LEARNING_RATE)
+    optimizer = optim.SGD(params, lr=args.lr)
     noise = BatchNoise(np.random.default_rng(args.seed + 1)) if variant == "noisy BN" else None
     # the input to the last hidden ReLU
     watch = max(i for i, m in enumerate(model) if isinstance(m, nn.ReLU))
@@ -208,10 +208,8 @@ def train_variant(
             if noise is None:  # (b) and (c) compare plain BN with no BN
                 saved = {k: v.copy() for k, v in model.state_dict().items()}
                 history["measure_step"].append(step)
-                history["landscape"].append(landscape(model, params, xb, yb, LEARNING_RATE))
-                history["ics"].append(
-                    internal_covariate_shift(model, params, xb, yb, LEARNING_RATE)
-                )
+                history["landscape"].append(landscape(model, params, xb, yb, args.lr))
+                history["ics"].append(internal_covariate_shift(model, params, xb, yb, args.lr))
                 model.load_state_dict(saved)  # the probes must not move the running stats
         if step == steps:
             break
@@ -240,7 +238,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     steps = pick(args, 60, 1500, 6000)
     measure_every = pick(args, 20, 50, 200)
     data = digits_split(args.seed)
-    return {v: train_variant(v, data, args, steps, measure_every) for v in VARIANTS}
+    result: dict[str, Any] = {
+        v: train_variant(v, data, args, steps, measure_every) for v in VARIANTS
+    }
+    result["lr"] = args.lr
+    return result
 
 
 # -- figures -----------------------------------------------------------------------------------
@@ -326,30 +328,33 @@ def plot_landscape(result: dict[str, Any], path: Any) -> Any:
     axes[1, 2].barh(names, ratios, color=["C0" if r < 1 else "C3" for r in ratios])
     axes[1, 2].axvline(1.0, color="k", lw=0.8)
     axes[1, 2].set_xscale("log")
-    axes[1, 2].set_title("BN / no BN, mean over training (< 1: smaller with BN)", fontsize=10)
+    axes[1, 2].set_title("BN / no BN, median over training (< 1: smaller with BN)", fontsize=10)
     for ax in axes.flat[:5]:
         ax.set_xlabel("step")
         ax.legend(fontsize=7)
     fig.suptitle(
         f"loss landscape along −∇L (step sizes η = {STEP_SIZE_MULTIPLIERS[0]:g}…"
-        f"{STEP_SIZE_MULTIPLIERS[-1]:g} × lr) and internal covariate shift, lr = {LEARNING_RATE}"
+        f"{STEP_SIZE_MULTIPLIERS[-1]:g} × lr) and internal covariate shift, lr = {result['lr']}"
     )
     fig.tight_layout()
     return save_figure(fig, path)
 
 
 def summarize(h: dict[str, Any]) -> dict[str, Any]:
-    landscape_means = {k: float(np.mean([m[k] for m in h["landscape"]])) for k in h["landscape"][0]}
+    """Medians over the measurement steps (a mean would be dominated by step 0 alone)."""
     ics = h["ics"]
     return {
-        **landscape_means,
-        "ics_l2": float(np.mean([layer["l2"] for m in ics for layer in m])),
-        "ics_cosine": float(np.mean([layer["cosine"] for m in ics for layer in m])),
+        **{k: float(np.median([m[k] for m in h["landscape"]])) for k in h["landscape"][0]},
+        "ics_l2": float(np.median([layer["l2"] for m in ics for layer in m])),
+        "ics_cosine": float(np.median([layer["cosine"] for m in ics for layer in m])),
     }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = demo_parser("santurkar", __doc__.splitlines()[0])
+    parser.add_argument(
+        "--lr", type=float, default=LEARNING_RATE, help=f"SGD learning rate ({LEARNING_RATE})"
+    )
     args = parser.parse_args(argv)
     out = prepare_out(args)
     tb.set_default_dtype(np.float32)
@@ -376,7 +381,7 @@ def main(argv: list[str] | None = None) -> int:
         "demo": "santurkar",
         "scale": scale_name(args),
         "seed": args.seed,
-        "learning_rate": LEARNING_RATE,
+        "learning_rate": args.lr,
         "batch_size": BATCH_SIZE,
         "step_size_multipliers": STEP_SIZE_MULTIPLIERS,
         "summary": {row["variant"]: row for row in rows},

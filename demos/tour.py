@@ -169,6 +169,11 @@ def main(argv: list[str] | None = None) -> int:
     print("\nfiles:")
     for path in [*paths.values(), steps_path, tree_path]:
         print(f"  wrote {path}")
+
+    from demos import placement  # Demos I: the seed's Keras model, with and without BN
+
+    print("\nthe seed's Keras model on the placement data, with and without BN (quick scale):")
+    placement.print_summary(placement.run(out / "placement", quick=True, seed=args.seed))
     return 0
 
 

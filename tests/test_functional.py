@@ -112,6 +112,10 @@ def test_worked_example_from_the_notes():
     assert y[3][0].data == pytest.approx(44.5 / math.sqrt(565.65 + 1e-5) + 0.5, rel=1e-14)
     assert y[4][1].data == pytest.approx(-2.8 / math.sqrt(1.76 + 1e-5) + 0.5, rel=1e-14)
     assert y[3][0].label == "y[3,0]" and mu[0, 0].label == "μ[0,0]"
+    # μ and σ² of a feature are each ONE mean node over the whole batch column
+    assert mu[0, 0].op == "mean" and mu[0, 0].parents == tuple(row[0] for row in xs)
+    assert var[0, 1].op == "mean" and len(var[0, 1].parents) == 10
+    assert [p.label for p in var[0, 1].parents[:2]] == ["(x − μ)²[0,1]", "(x − μ)²[1,1]"]
 
     # L = ½ Σ y²: dL/dγ = Σ y·x̂ = γ·m·σ²/(σ²+ε) (as Σ x̂ = 0), dL/dβ = Σ y = m·β
     loss = Value.sum(v * v for row in y for v in row) * 0.5
@@ -235,6 +239,16 @@ def test_layer_norm_against_a_hand_computed_case():
     s1, s2 = math.sqrt(2 / 3 + eps), math.sqrt(8 + eps)
     expected = [[-1 / s1, 0.0, 3 / s1 + 1], [-2 / s2, -4 / s2, 12 / s2 + 1]]
     np.testing.assert_allclose(ys, expected, rtol=1e-14)
+
+
+def test_layer_norm_over_the_last_two_axes():
+    x, gamma, beta = RNG.normal(size=(2, 3, 4)), RNG.uniform(size=(3, 4)), RNG.normal(size=(3, 4))
+    mu, var = x.mean(axis=(1, 2), keepdims=True), x.var(axis=(1, 2), keepdims=True)
+    check_op(
+        lambda x_, g_, b_: F.layer_norm(x_, g_, b_, 1e-3),
+        [x, gamma, beta],
+        lambda *a: gamma * (x - mu) / np.sqrt(var + 1e-3) + beta,
+    )
 
 
 def test_layer_norm_is_per_example_so_a_single_example_works():

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from tinybn import Tensor, data
+from tinybn import Tensor, data, no_grad
 from tinybn.keras import (
     SGD,
     Activation,
@@ -169,6 +169,39 @@ def test_dropout_scales_in_training_and_is_identity_in_inference():
     np.testing.assert_array_equal(layer(x, training=False).data, x.data)
     with pytest.raises(ValueError, match="rate"):
         Dropout(1.5)
+
+
+def test_training_gradients_match_finite_differences():
+    model = Sequential(
+        [Dense(3, activation="tanh", input_dim=2), BatchNormalization(), Dense(1, "sigmoid")],
+        seed=0,
+    )
+    for w in model.weights:  # float64 so that central differences are accurate
+        w.data = w.data.astype(np.float64)
+    model.layers[1].gamma.data[:] = [1.5, 0.5, -1.0]
+    model.layers[1].beta.data[:] = [0.1, -0.2, 0.3]
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(6, 2))
+    targets = rng.integers(0, 2, (6, 1)).astype(np.float64)
+
+    def loss_value():
+        with no_grad():
+            return binary_crossentropy(targets, model(X, training=True)).item()
+
+    loss = binary_crossentropy(targets, model(X, training=True))
+    loss.backward()
+    assert len(model.trainable_weights) == 6
+    for w in model.trainable_weights:
+        numeric = np.zeros_like(w.data)
+        for i in np.ndindex(w.shape):
+            saved = w.data[i]
+            w.data[i] = saved + 1e-6
+            up = loss_value()
+            w.data[i] = saved - 1e-6
+            down = loss_value()
+            w.data[i] = saved
+            numeric[i] = (up - down) / 2e-6
+        np.testing.assert_allclose(w.grad, numeric, rtol=1e-5, atol=1e-8, err_msg=w.label)
 
 
 # -- summary, building, weights --------------------------------------------------------------------
@@ -400,6 +433,10 @@ def test_history_keys_lengths_and_model_history():
     assert all(0.0 <= a <= 1.0 for a in history.history["val_accuracy"])
     no_val = model.fit(X, y, epochs=1, verbose=0)
     assert set(no_val.history) == {"loss", "accuracy"}
+    # 33 samples in batches of 32: the last training batch holds one sample, which Keras's
+    # BatchNormalization accepts
+    one_left = model.fit(X[:33], y[:33], batch_size=32, epochs=1, shuffle=False, verbose=0)
+    assert np.isfinite(one_left.history["loss"][0])
 
 
 def test_validation_split_holds_out_the_last_fraction_before_shuffling():

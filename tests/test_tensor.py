@@ -220,6 +220,8 @@ SHAPE_OPS = [
     ("transpose", lambda a: a.transpose(), lambda a: a.transpose()),
     ("transpose axes", lambda a: a.transpose(1, 0, 2), lambda a: a.transpose(1, 0, 2)),
     ("T", lambda a: a.T, lambda a: a.T),
+    ("negative axes", lambda a: a.transpose(-1, 0, 1), lambda a: a.transpose(-1, 0, 1)),
+    ("axes tuple", lambda a: a.transpose((2, 0, 1)), lambda a: a.transpose(2, 0, 1)),
     ("slice", lambda a: a[:, 1:3], lambda a: a[:, 1:3]),
     ("step slice", lambda a: a[::-1, :, ::2], lambda a: a[::-1, :, ::2]),
     ("int", lambda a: a[1], lambda a: a[1]),

@@ -66,9 +66,10 @@ def _compare(
             worst = max(worst, float(np.nanmax(error)) if not np.isnan(error).all() else np.inf)
         bad = ~(error <= atol + rtol * np.abs(want))  # NaN counts as bad
         for i in zip(*np.nonzero(bad)) if bad.ndim else ([()] if bad else []):
+            where = f"[{', '.join(str(int(j)) for j in i)}]" if i else ""
             failures.append(
-                f"  {name}{list(i) if i else ''}: backward {got[i]!r}, "
-                f"finite differences {want[i]!r}"
+                f"  {name}{where}: backward {float(got[i])!r}, "
+                f"finite differences {float(want[i])!r}"
             )
     if failures:
         shown = "\n".join(failures[:20])

@@ -138,6 +138,8 @@ class Layer:
     def build(self, input_dim: int, rng: np.random.Generator | None = None) -> None:
         """Create the weights for inputs of width ``input_dim``."""
         input_dim = _check_positive_int(input_dim, "input_dim")
+        if self.name is None:  # a layer used on its own; in a model, the model names it
+            self.name = _snake_case(type(self).__name__)
         self.input_dim = input_dim
         self.output_dim = self._output_dim(input_dim)
         self._create_weights(rng if rng is not None else np.random.default_rng())
@@ -456,7 +458,7 @@ def _metric_values(kind: str, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndar
     """Per-sample scores (N,) of one metric; its value is their mean over all samples."""
     if kind == "binary_accuracy":
         y_true = y_true.reshape(y_pred.shape) if y_true.size == y_pred.size else y_true
-        return ((y_pred > 0.5) == (y_true > 0.5)).mean(axis=-1)
+        return ((y_pred > 0.5).astype(float) == y_true).mean(axis=-1)
     predicted_class = y_pred.argmax(axis=-1)
     if kind == "sparse_categorical_accuracy":
         return (predicted_class == y_true.reshape(-1)).astype(float)
@@ -991,7 +993,7 @@ class Sequential:
             )
         return x[:split_at], y[:split_at], (x[split_at:], y[split_at:])
 
-    def _run_epoch_metrics(self, y_raw: np.ndarray) -> list[tuple[str, str]]:
+    def _metric_kinds(self, y_raw: np.ndarray) -> list[tuple[str, str]]:
         """(history key, metric kind) for each compiled metric."""
         return [(m, _resolve_metric(m.lower(), y_raw, self.output_dim)) for m in self.metrics_names]
 
@@ -1000,7 +1002,7 @@ class Sequential:
     ) -> dict[str, float]:
         """Loss and metrics in inference mode, averaged over samples (batches weighted by size)."""
         targets = self._targets(y_raw, len(x))
-        metrics = self._run_epoch_metrics(y_raw)
+        metrics = self._metric_kinds(y_raw)
         loss_sum, metric_sums = 0.0, [0.0] * len(metrics)
         with no_grad():
             for index in batch_indices(len(x), batch_size):
@@ -1060,7 +1062,7 @@ class Sequential:
             y_val = np.asarray(getattr(validation[1], "data", validation[1]))
             self._targets(y_val, len(x_val))
         targets = self._targets(y_train, len(x_train))
-        metrics = self._run_epoch_metrics(y_train)
+        metrics = self._metric_kinds(y_train)
         history = History(
             {"epochs": epochs, "steps": math.ceil(len(x_train) / batch_size), "verbose": verbose}
         )
@@ -1077,7 +1079,9 @@ class Sequential:
                 for k, (_, kind) in enumerate(metrics):
                     metric_sums[k] += _metric_values(kind, y_train[index], pred).sum()
                 if bar is not None:
-                    bar.set_postfix(loss=f"{loss_sum / seen:.4f}", refresh=False)
+                    running = {"loss": loss_sum / seen}
+                    running.update({key: s / seen for (key, _), s in zip(metrics, metric_sums)})
+                    bar.set_postfix_str(_format_logs(running), refresh=False)
                     bar.update(1)
             logs = {"loss": loss_sum / max(seen, 1)}
             logs.update({key: float(s / max(seen, 1)) for (key, _), s in zip(metrics, metric_sums)})

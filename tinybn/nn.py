@@ -543,7 +543,7 @@ class BatchNorm1d(Module):
                 (self.running_mean, np.reshape(batch_mean, -1)),
                 (self.running_var, unbiased_var),
             ):
-                running.data[...] = factor * running.data + (1.0 - factor) * batch
+                running.data[...] = (1.0 - factor) * running.data + factor * batch
 
     def extra_repr(self) -> str:
         return (

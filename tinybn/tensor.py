@@ -319,9 +319,10 @@ class Tensor:
         if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
             axes = tuple(axes[0])
         axes = axes or tuple(reversed(range(self.ndim)))
-        return self._make(
-            self.data.transpose(axes), (self,), "transpose", _transpose_backward, axes
-        )
+        data = self.data.transpose(axes)
+        # saved as non-negative axes: the backward inverts the permutation with argsort
+        axes = tuple(int(a) % self.ndim for a in axes)
+        return self._make(data, (self,), "transpose", _transpose_backward, axes)
 
     @property
     def T(self) -> Tensor:
