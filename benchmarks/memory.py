@@ -7,6 +7,7 @@ Only the framework being measured is imported in that process.
 from __future__ import annotations
 
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -17,6 +18,18 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def peak_rss_mib() -> float:
+    """This process's peak resident set size in MiB.
+
+    Linux's ``VmHWM`` first: ``getrusage``'s ru_maxrss survives exec, so a child started by
+    a parent that had imported torch would report the parent's peak, not its own.
+    """
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
@@ -34,13 +47,17 @@ def measure_here(impl: str, steps: int = STEPS) -> dict[str, float]:
     return {"impl": impl, "peak_rss_mib": peak_rss_mib(), "rss_before_steps_mib": before}
 
 
-def measure(impl: str, steps: int = STEPS) -> dict[str, float] | None:
+def measure(impl: str, steps: int = STEPS, threads: int | None = None) -> dict[str, float] | None:
     """Run ``measure_here`` in a fresh interpreter; None if it failed (e.g. not installed)."""
+    env = dict(os.environ)
+    if threads:
+        env.update(OPENBLAS_NUM_THREADS=str(threads), OMP_NUM_THREADS=str(threads))
     done = subprocess.run(
         [sys.executable, "-m", "benchmarks.memory", impl, str(steps)],
         capture_output=True,
         text=True,
         cwd=ROOT,
+        env=env,
     )
     if done.returncode != 0:
         return None

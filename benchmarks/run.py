@@ -38,7 +38,7 @@ CASES = [
 ]
 
 
-def run_case(name: str, settings: Settings) -> list[CaseResult]:
+def run_case(name: str, settings: Settings, threads: int | None = None) -> list[CaseResult]:
     from benchmarks import tensor_cases as tc
 
     if name == "scalar_bn":
@@ -67,7 +67,7 @@ def run_case(name: str, settings: Settings) -> list[CaseResult]:
     if name == "memory":
         result = CaseResult(f"memory: peak RSS, {memory.STEPS} mlp_bn_steps", {}, {})
         for impl in ("tinybn", "numpy", "torch"):
-            measured = memory.measure(impl)
+            measured = memory.measure(impl, threads=threads)
             if measured is None:
                 result.notes.append(f"{impl}: could not run (not installed?)")
             else:
@@ -241,9 +241,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.repeat:
         settings.repeat = args.repeat
     if args.threads:
+        import numpy  # noqa: F401  (load its BLAS first: threadpoolctl limits loaded libraries)
         from threadpoolctl import threadpool_limits
 
-        threadpool_limits(args.threads)
+        threadpool_limits(args.threads, user_api="blas")
     cases = args.cases or [c for c in CASES if not (args.quick and c == "demo_wall")]
     info = machine()
     print(
@@ -252,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     results: list[CaseResult] = []
     runners: list[tuple[str, Callable[[], list[CaseResult]]]] = [
-        (name, lambda name=name: run_case(name, settings)) for name in cases
+        (name, lambda name=name: run_case(name, settings, args.threads)) for name in cases
     ]
     for name, runner in runners:
         print(f"  running {name} ...", file=sys.stderr, flush=True)

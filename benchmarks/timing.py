@@ -43,7 +43,11 @@ def numpy_threads() -> int:
     try:
         from threadpoolctl import threadpool_info
 
-        counts = [info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas"]
+        counts = [
+            info["num_threads"]
+            for info in threadpool_info()
+            if info["user_api"] == "blas" and "numpy" in info["filepath"]
+        ]
         if counts:
             return max(counts)
     except ImportError:
