@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 import tinybn as tb
+from demos._common import progress
 from tinybn import Tensor, nn
 from tinybn import functional as F
 from tinybn.data import DataLoader
@@ -112,10 +113,9 @@ def train_classifier(
     A run whose loss becomes NaN/inf stops there ("diverged" is then True).
     ``on_eval(step)`` is called at each evaluation (to record activations, say).
     """
-    from demos._common import progress
-
-    history: dict[str, Any] = {k: [] for k in
-                               ("step", "train_loss", "train_acc", "test_loss", "test_acc")}
+    history: dict[str, Any] = {
+        k: [] for k in ("step", "train_loss", "train_acc", "test_loss", "test_acc")
+    }
     history["batch_loss"] = []
     history["diverged"] = False
 

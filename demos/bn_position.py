@@ -50,19 +50,31 @@ def run(out: Path, quick: bool = False, full: bool = False, seed: int = 0) -> di
     for activation in ("sigmoid", "relu"):
         runs[activation] = {}
         for name, placement in PLACEMENTS.items():
-            model = build_mlp([n_in, *HIDDEN, n_classes], activation, placement,
-                              rng=np.random.default_rng(seed))
+            model = build_mlp(
+                [n_in, *HIDDEN, n_classes], activation, placement, rng=np.random.default_rng(seed)
+            )
             optimizer = optim.SGD(model.parameters(), lr=LEARNING_RATE)
-            history = train_classifier(model, optimizer, train, test, steps, BATCH_SIZE, seed,
-                                       eval_every, desc=f"{activation}, {name}")
+            history = train_classifier(
+                model,
+                optimizer,
+                train,
+                test,
+                steps,
+                BATCH_SIZE,
+                seed,
+                eval_every,
+                desc=f"{activation}, {name}",
+            )
             runs[activation][name] = history
-            rows.append({
-                "activation": activation,
-                "placement": name,
-                "final_train_loss": history["train_loss"][-1],
-                "final_test_acc": history["test_acc"][-1],
-                "steps_to_threshold": steps_to_threshold(history["batch_loss"], LOSS_THRESHOLD),
-            })
+            rows.append(
+                {
+                    "activation": activation,
+                    "placement": name,
+                    "final_train_loss": history["train_loss"][-1],
+                    "final_test_acc": history["test_acc"][-1],
+                    "steps_to_threshold": steps_to_threshold(history["batch_loss"], LOSS_THRESHOLD),
+                }
+            )
     results = {
         "demo": "bn_position",
         "steps": steps,
@@ -71,8 +83,13 @@ def run(out: Path, quick: bool = False, full: bool = False, seed: int = 0) -> di
         "loss_threshold": LOSS_THRESHOLD,
         "seed": seed,
         "table": rows,
-        "runs": {act: {name: {k: v for k, v in h.items() if k != "batch_loss"}
-                       for name, h in by_name.items()} for act, by_name in runs.items()},
+        "runs": {
+            act: {
+                name: {k: v for k, v in h.items() if k != "batch_loss"}
+                for name, h in by_name.items()
+            }
+            for act, by_name in runs.items()
+        },
     }
     save_figure(plot(runs, steps), out / "bn_position.png")
     write_results(out, results)
@@ -85,21 +102,28 @@ def plot(runs: dict, steps: int) -> Any:
     fig, axes = plt.subplots(2, 2, figsize=(12, 8), sharex=True)
     for row, (activation, by_name) in enumerate(runs.items()):
         for name, history in by_name.items():
-            axes[row, 0].plot(history["step"], history["train_loss"], color=COLOURS[name],
-                              label=name, lw=2)
-            axes[row, 1].plot(history["step"], history["test_acc"], color=COLOURS[name],
-                              label=name, lw=2)
-        axes[row, 0].set(title=f"{activation} network: training loss", ylabel="cross-entropy",
-                         yscale="log")
-        axes[row, 1].set(title=f"{activation} network: test accuracy", ylabel="accuracy",
-                         ylim=(0, 1))
+            axes[row, 0].plot(
+                history["step"], history["train_loss"], color=COLOURS[name], label=name, lw=2
+            )
+            axes[row, 1].plot(
+                history["step"], history["test_acc"], color=COLOURS[name], label=name, lw=2
+            )
+        axes[row, 0].set(
+            title=f"{activation} network: training loss", ylabel="cross-entropy", yscale="log"
+        )
+        axes[row, 1].set(
+            title=f"{activation} network: test accuracy", ylabel="accuracy", ylim=(0, 1)
+        )
         for ax in axes[row]:
             ax.grid(alpha=0.3)
             ax.legend()
     for ax in axes[1]:
         ax.set_xlabel("training step")
-    fig.suptitle(f"BN position, 3×100 MLP on 8×8 digits, SGD lr {LEARNING_RATE}, "
-                 f"batch {BATCH_SIZE}, {steps} steps", fontsize=12)
+    fig.suptitle(
+        f"BN position, 3×100 MLP on 8×8 digits, SGD lr {LEARNING_RATE}, "
+        f"batch {BATCH_SIZE}, {steps} steps",
+        fontsize=12,
+    )
     fig.tight_layout()
     return fig
 
@@ -109,8 +133,10 @@ def main(argv: list[str] | None = None) -> int:
     out = prepare_out(args)
     print(f"bn_position ({scale_name(args)} scale)")
     results = run(out, args.quick, args.full, args.seed)
-    print_table(results["table"], ["activation", "placement", "final_train_loss",
-                                   "final_test_acc", "steps_to_threshold"])
+    print_table(
+        results["table"],
+        ["activation", "placement", "final_train_loss", "final_test_acc", "steps_to_threshold"],
+    )
     return 0
 
 

@@ -212,7 +212,7 @@ def plot_inputs(result: dict[str, Any], path: Any) -> Any:
     axes[1].hist(
         standardized_test[:, 1], bins=60, alpha=0.5, density=True, label="x2' (test, train stats)"
     )
-    axes[1].set_title("standardized with training mean/std: both ≈ N(0, 1)")
+    axes[1].set_title("standardized with training mean/std: train ≈ N(0, 1), shifted test is not")
     axes[1].set_xlabel("value")
     axes[1].legend(fontsize=8)
     return save_figure(fig, path)

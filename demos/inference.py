@@ -55,7 +55,9 @@ ESTIMATORS = {  # label: colour
 def build_model(rng: np.random.Generator) -> nn.Sequential:
     """64 → Linear → BatchNorm1d(32) → ReLU → Linear → 10 logits."""
     return nn.Sequential(
-        nn.Linear(64, HIDDEN, rng=rng), nn.BatchNorm1d(HIDDEN), nn.ReLU(),
+        nn.Linear(64, HIDDEN, rng=rng),
+        nn.BatchNorm1d(HIDDEN),
+        nn.ReLU(),
         nn.Linear(HIDDEN, 10, rng=rng),
     )
 
@@ -83,12 +85,18 @@ class Trackers:
     def estimates(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """label → (mean (C,), variance (C,))."""
         return {
-            "PyTorch EMA (momentum 0.1)": (self.torch_ema.running_mean.data.copy(),
-                                           self.torch_ema.running_var.data.copy()),
-            "Keras EMA (momentum 0.99)": (self.keras_ema.moving_mean.data.copy(),
-                                          self.keras_ema.moving_variance.data.copy()),
-            "paper: cumulative mean (momentum=None)": (self.cumulative.running_mean.data.copy(),
-                                                       self.cumulative.running_var.data.copy()),
+            "PyTorch EMA (momentum 0.1)": (
+                self.torch_ema.running_mean.data.copy(),
+                self.torch_ema.running_var.data.copy(),
+            ),
+            "Keras EMA (momentum 0.99)": (
+                self.keras_ema.moving_mean.data.copy(),
+                self.keras_ema.moving_variance.data.copy(),
+            ),
+            "paper: cumulative mean (momentum=None)": (
+                self.cumulative.running_mean.data.copy(),
+                self.cumulative.running_var.data.copy(),
+            ),
         }
 
 
@@ -102,8 +110,10 @@ def statistic_errors(estimate: tuple, true_mean: np.ndarray, true_var: np.ndarra
     """(mean |μ̂ − μ| / σ, mean |σ̂²/σ² − 1|) over the features: errors in units of the truth."""
     mean, var = estimate
     std = np.sqrt(true_var)
-    return (float(np.mean(np.abs(mean - true_mean) / std)),
-            float(np.mean(np.abs(var / true_var - 1.0))))
+    return (
+        float(np.mean(np.abs(mean - true_mean) / std)),
+        float(np.mean(np.abs(var / true_var - 1.0))),
+    )
 
 
 def train_with_trackers(model: nn.Sequential, train: tuple, steps: int, seed: int) -> dict:
@@ -151,9 +161,14 @@ def population_after_training(model: nn.Sequential, train: tuple, seed: int) -> 
     mean_err, var_err = statistic_errors(estimate, true_mean, true_var)
     bn = model[1]
     ema_mean_err, ema_var_err = statistic_errors(
-        (bn.running_mean.data, bn.running_var.data), true_mean, true_var)
-    return {"mean_error": mean_err, "var_error": var_err,
-            "model_ema_mean_error": ema_mean_err, "model_ema_var_error": ema_var_err}
+        (bn.running_mean.data, bn.running_var.data), true_mean, true_var
+    )
+    return {
+        "mean_error": mean_err,
+        "var_error": var_err,
+        "model_ema_mean_error": ema_mean_err,
+        "model_ema_var_error": ema_var_err,
+    }
 
 
 def train_vs_eval(model: nn.Sequential, test: tuple) -> dict:
@@ -161,9 +176,13 @@ def train_vs_eval(model: nn.Sequential, test: tuple) -> dict:
     forgetful = copy.deepcopy(model).train()  # training mode would also move running stats
     X = test[0]
     with tb.no_grad():
-        train_logits = np.concatenate([forgetful(Tensor(X[i:i + BATCH_SIZE])).data
-                                       for i in range(0, len(X) - 1, BATCH_SIZE)
-                                       if len(X[i:i + BATCH_SIZE]) > 1])
+        train_logits = np.concatenate(
+            [
+                forgetful(Tensor(X[i : i + BATCH_SIZE])).data
+                for i in range(0, len(X) - 1, BATCH_SIZE)
+                if len(X[i : i + BATCH_SIZE]) > 1
+            ]
+        )
         eval_logits = model.eval()(Tensor(X[: len(train_logits)])).data
     y = test[1][: len(train_logits)]
     return {
@@ -209,7 +228,7 @@ def forgotten_eval(model: nn.Sequential, test: tuple, n_batches: int, seed: int)
             labels = []
             for _ in range(2):
                 order = rng.permutation(len(X))
-                batches = [order[i:i + BATCH_SIZE] for i in range(0, len(X), BATCH_SIZE)]
+                batches = [order[i : i + BATCH_SIZE] for i in range(0, len(X), BATCH_SIZE)]
                 batches = [b for b in batches if len(b) > 1]
                 prediction = np.empty(len(X), dtype=np.int64)
                 for b in batches:
@@ -224,8 +243,9 @@ def forgotten_eval(model: nn.Sequential, test: tuple, n_batches: int, seed: int)
         "probs": probs,
         "train_mode_prob_range": [min(probs["train mode"]), max(probs["train mode"])],
         "train_mode_prediction_changes": float(np.mean(np.array(predicted["train mode"]) != cls)),
-        "eval_mode_max_deviation": float(np.max(np.abs(np.array(probs["eval mode"])
-                                                       - probs_alone[index, cls]))),
+        "eval_mode_max_deviation": float(
+            np.max(np.abs(np.array(probs["eval mode"]) - probs_alone[index, cls]))
+        ),
         "test_set_prediction_flips_train_mode": flips["train mode"],
         "test_set_prediction_flips_eval_mode": flips["eval mode"],
     }
@@ -261,8 +281,9 @@ def run(out: Path, quick: bool = False, full: bool = False, seed: int = 0) -> di
     forgot = forgotten_eval(model, test, n_batches, seed)
     fold = folding(model, test)
 
-    final_errors = {name: {"mean": e["mean"][-1], "var": e["var"][-1]}
-                    for name, e in log["errors"].items()}
+    final_errors = {
+        name: {"mean": e["mean"][-1], "var": e["var"][-1]} for name, e in log["errors"].items()
+    }
     results = {
         "demo": "inference",
         "steps": steps,
@@ -290,49 +311,74 @@ def plot(log: dict, population: dict, modes: dict, forgot: dict, fold: dict) -> 
     ax.plot(steps, log["true_mean"], color="black", lw=2.5, label="true mean (all training data)")
     for name, colour in ESTIMATORS.items():
         ax.plot(steps, log["watched"][name], color=colour, lw=1.5, label=name)
-    ax.set(title=f"running mean of feature {WATCHED_FEATURE} vs the truth",
-           xlabel="training step", ylabel="mean of z")
+    ax.set(
+        title=f"running mean of feature {WATCHED_FEATURE} vs the truth",
+        xlabel="training step",
+        ylabel="mean of z",
+    )
     ax.legend(fontsize=8)
 
     for ax, key, what in ((axes[0, 1], "mean", "|μ̂ − μ| / σ"), (axes[0, 2], "var", "|σ̂²/σ² − 1|")):
         for name, colour in ESTIMATORS.items():
             ax.plot(steps, log["errors"][name][key], color=colour, lw=1.5, label=name)
-        ax.axhline(population[f"{key}_error"], color="tab:green", ls=":", lw=2,
-                   label="paper's estimate with the final weights")
-        ax.set(title=f"error of the running {'mean' if key == 'mean' else 'variance'} "
-                     f"({what}, avg over features)", xlabel="training step", ylabel="error",
-               yscale="log")
+        ax.axhline(
+            population[f"{key}_error"],
+            color="tab:green",
+            ls=":",
+            lw=2,
+            label="paper's estimate with the final weights",
+        )
+        ax.set(
+            title=f"error of the running {'mean' if key == 'mean' else 'variance'} "
+            f"({what}, avg over features)",
+            xlabel="training step",
+            ylabel="error",
+            yscale="log",
+        )
         ax.legend(fontsize=8)
 
     ax = axes[1, 0]
     ax.scatter(modes["eval_logits"].ravel(), modes["train_logits"].ravel(), s=3, alpha=0.3)
     lims = [modes["eval_logits"].min(), modes["eval_logits"].max()]
     ax.plot(lims, lims, color="black", lw=1, label="equal")
-    ax.set(title=f"train-mode vs eval-mode logits (test set, batches of {BATCH_SIZE})\n"
-                 f"accuracy: train mode {modes['train_mode_acc']:.3f}, "
-                 f"eval mode {modes['eval_mode_acc']:.3f}",
-           xlabel="eval mode (running statistics)", ylabel="training mode (batch statistics)")
+    ax.set(
+        title=f"train-mode vs eval-mode logits (test set, batches of {BATCH_SIZE})\n"
+        f"accuracy: train mode {modes['train_mode_acc']:.3f}, "
+        f"eval mode {modes['eval_mode_acc']:.3f}",
+        xlabel="eval mode (running statistics)",
+        ylabel="training mode (batch statistics)",
+    )
     ax.legend()
 
     ax = axes[1, 1]
-    ax.hist(forgot["probs"]["train mode"], bins=30, color="tab:red", alpha=0.7,
-            label="eval() forgotten: batch statistics")
-    ax.axvline(forgot["prob_alone_eval"], color="black", lw=2.5,
-               label="eval mode (any batch, or alone)")
-    ax.set(title=f"the least certain test example (a '{forgot['example_label']}') in "
-                 f"{len(forgot['probs']['train mode'])} random batches\n"
-                 f"without eval() its prediction changes in "
-                 f"{100 * forgot['train_mode_prediction_changes']:.0f}% of them",
-           xlabel=f"predicted probability of class {forgot['eval_class']}",
-           ylabel="number of batches")
+    ax.hist(
+        forgot["probs"]["train mode"],
+        bins=30,
+        color="tab:red",
+        alpha=0.7,
+        label="eval() forgotten: batch statistics",
+    )
+    ax.axvline(
+        forgot["prob_alone_eval"], color="black", lw=2.5, label="eval mode (any batch, or alone)"
+    )
+    ax.set(
+        title=f"the least certain test example (a '{forgot['example_label']}') in "
+        f"{len(forgot['probs']['train mode'])} random batches\n"
+        f"without eval() its prediction changes in "
+        f"{100 * forgot['train_mode_prediction_changes']:.0f}% of them",
+        xlabel=f"predicted probability of class {forgot['eval_class']}",
+        ylabel="number of batches",
+    )
     ax.legend(fontsize=8)
 
     ax = axes[1, 2]
-    ax.scatter(fold["original"].ravel(), fold["folded"].ravel(), s=3, alpha=0.3,
-               color="tab:purple")
-    ax.set(title=f"nn.fold_batchnorm: Linear+BN → one Linear\n"
-                 f"max |difference| = {fold['max_abs_difference']:.2e}",
-           xlabel="model.eval() logits", ylabel="folded model logits")
+    ax.scatter(fold["original"].ravel(), fold["folded"].ravel(), s=3, alpha=0.3, color="tab:purple")
+    ax.set(
+        title=f"nn.fold_batchnorm: Linear+BN → one Linear\n"
+        f"max |difference| = {fold['max_abs_difference']:.2e}",
+        xlabel="model.eval() logits",
+        ylabel="folded model logits",
+    )
     fig.suptitle("Batch norm at inference: running statistics, eval(), folding", fontsize=13)
     fig.tight_layout()
     return fig
@@ -343,18 +389,29 @@ def main(argv: list[str] | None = None) -> int:
     out = prepare_out(args)
     print(f"inference ({scale_name(args)} scale)")
     results = run(out, args.quick, args.full, args.seed)
-    rows = [{"estimator": name, "mean_error": e["mean"], "var_error": e["var"]}
-            for name, e in results["final_errors"].items()]
+    rows = [
+        {"estimator": name, "mean_error": e["mean"], "var_error": e["var"]}
+        for name, e in results["final_errors"].items()
+    ]
     population = results["population_after_training"]
-    rows.append({"estimator": "paper's estimate, final weights",
-                 "mean_error": population["mean_error"], "var_error": population["var_error"]})
+    rows.append(
+        {
+            "estimator": "paper's estimate, final weights",
+            "mean_error": population["mean_error"],
+            "var_error": population["var_error"],
+        }
+    )
     print_table(rows, ["estimator", "mean_error", "var_error"])
     forgot, fold = results["forgotten_eval"], results["fold"]
-    print(f"forgot eval(): prediction changed in {forgot['train_mode_prediction_changes']:.0%} "
-          f"of batches; probability range {forgot['train_mode_prob_range']}")
-    print(f"forgot eval(): {forgot['test_set_prediction_flips_train_mode']:.1%} of test "
-          "predictions change when the test set is batched differently "
-          f"(eval mode: {forgot['test_set_prediction_flips_eval_mode']:.1%})")
+    print(
+        f"forgot eval(): prediction changed in {forgot['train_mode_prediction_changes']:.0%} "
+        f"of batches; probability range {forgot['train_mode_prob_range']}"
+    )
+    print(
+        f"forgot eval(): {forgot['test_set_prediction_flips_train_mode']:.1%} of test "
+        "predictions change when the test set is batched differently "
+        f"(eval mode: {forgot['test_set_prediction_flips_eval_mode']:.1%})"
+    )
     print(f"fold_batchnorm: max |difference| {fold['max_abs_difference']:.2e}")
     return 0
 

@@ -57,7 +57,8 @@ def _read_idx(path: Path) -> np.ndarray:
 
 
 def _find(directory: Path, stem: str) -> Path:
-    for name in (stem, stem + ".gz", stem.replace("-idx", ".idx"), stem.replace("-idx", ".idx") + ".gz"):
+    dotted = stem.replace("-idx", ".idx")  # some mirrors name them train-images.idx3-ubyte
+    for name in (stem, stem + ".gz", dotted, dotted + ".gz"):
         if (directory / name).exists():
             return directory / name
     raise FileNotFoundError(f"{stem}[.gz] not found in {directory}")
@@ -110,7 +111,15 @@ def run_one(bn: bool, train: tuple, test: tuple, steps: int, eval_every: int, se
         percentiles.append([float(v) for v in np.percentile(z, PERCENTILES)])
 
     history = train_classifier(
-        model, optimizer, train, test, steps, BATCH_SIZE, seed, eval_every, watch,
+        model,
+        optimizer,
+        train,
+        test,
+        steps,
+        BATCH_SIZE,
+        seed,
+        eval_every,
+        watch,
         desc="with BN" if bn else "without BN",
     )
     history["percentiles"] = percentiles
@@ -146,11 +155,18 @@ def plot(results: dict, dataset: str) -> Any:
         history = results["runs"][name]
         p = np.asarray(history["percentiles"])
         steps = history["step"][1:]
-        ax.fill_between(steps, p[:, 0], p[:, 2], color=colours[name], alpha=0.2,
-                        label="15th–85th percentile")
+        ax.fill_between(
+            steps, p[:, 0], p[:, 2], color=colours[name], alpha=0.2, label="15th–85th percentile"
+        )
         for column, style in zip(range(3), ("--", "-", "--")):
-            ax.plot(steps, p[:, column], style, color=colours[name], lw=1.5,
-                    label=f"{PERCENTILES[column]}th percentile")
+            ax.plot(
+                steps,
+                p[:, column],
+                style,
+                color=colours[name],
+                lw=1.5,
+                label=f"{PERCENTILES[column]}th percentile",
+            )
         ax.set(
             title=f"({letter}) input to one last-layer sigmoid, {name}",
             xlabel="training step",
@@ -164,8 +180,9 @@ def plot(results: dict, dataset: str) -> Any:
     return fig
 
 
-def run(out: Path, quick: bool = False, full: bool = False, seed: int = 0,
-        mnist_dir: Path | None = None) -> dict:
+def run(
+    out: Path, quick: bool = False, full: bool = False, seed: int = 0, mnist_dir: Path | None = None
+) -> dict:
     """Run the experiment at the chosen scale, write the figure and results.json."""
     scale = argparse.Namespace(quick=quick, full=full)
     steps = pick(scale, 150, 2000, 50000)
@@ -200,8 +217,10 @@ def run(out: Path, quick: bool = False, full: bool = False, seed: int = 0,
         "learning_rate": LEARNING_RATE,
         "seed": seed,
         "summary": summary,
-        "runs": {k: {key: v for key, v in h.items() if key != "batch_loss"} | {
-            "batch_loss": h["batch_loss"][:: max(1, steps // 500)]} for k, h in runs.items()},
+        # per evaluation: step, train/test loss and accuracy, sigmoid-input percentiles
+        "runs": {
+            name: {k: v for k, v in h.items() if k != "batch_loss"} for name, h in runs.items()
+        },
     }
     save_figure(plot(results, dataset), out / "ioffe_fig1.png")
     write_results(out, results)
@@ -210,16 +229,30 @@ def run(out: Path, quick: bool = False, full: bool = False, seed: int = 0,
 
 def main(argv: list[str] | None = None) -> int:
     parser = demo_parser("ioffe_fig1", __doc__.splitlines()[0])
-    parser.add_argument("--mnist-dir", type=Path, default=None,
-                        help="folder with MNIST's IDX files (train-images-idx3-ubyte[.gz], ...)")
+    parser.add_argument(
+        "--mnist-dir",
+        type=Path,
+        default=None,
+        help="folder with MNIST's IDX files (train-images-idx3-ubyte[.gz], ...)",
+    )
     args = parser.parse_args(argv)
     out = prepare_out(args)
     print(f"ioffe_fig1 ({scale_name(args)} scale)")
     results = run(out, args.quick, args.full, args.seed, args.mnist_dir)
-    rows = [{"model": name, **{k: v for k, v in s.items() if k != "final_percentiles"}}
-            for name, s in results["summary"].items()]
-    print_table(rows, ["model", "final_test_acc", "final_train_loss", "steps_to_90pct_test_acc",
-                       "median_input_range"])
+    rows = [
+        {"model": name, **{k: v for k, v in s.items() if k != "final_percentiles"}}
+        for name, s in results["summary"].items()
+    ]
+    print_table(
+        rows,
+        [
+            "model",
+            "final_test_acc",
+            "final_train_loss",
+            "steps_to_90pct_test_acc",
+            "median_input_range",
+        ],
+    )
     return 0
 
 

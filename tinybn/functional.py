@@ -9,6 +9,7 @@ per array operation.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -31,16 +32,22 @@ def _as_array(x: Any, name: str) -> Tensor | ValueArray:
     raise TypeError(f"{name}: expected a Tensor or nested lists of Values, got {type(x).__name__}")
 
 
-def _param(p: Any, name: str, engine: type, shape: tuple[int, ...]) -> Any:
-    """gamma/beta (length C) reshaped to broadcast against the input: (1, C) or (1, C, 1)."""
+def _param(p: Any, name: str, engine: type, shape: tuple[int, ...], broadcast: bool = True) -> Any:
+    """gamma/beta (length C) reshaped to broadcast against the input: (1, C) or (1, C, 1).
+
+    ``broadcast=False`` checks the length but returns the (C,) array itself (the fused
+    kernel broadcasts internally, saving two reshape nodes per call).
+    """
     if p is None:
         return None
     array = p if isinstance(p, engine) else engine(p)
-    if array.ndim != 1 or array.shape[0] != int(np.prod(shape)):
+    if array.ndim != 1 or array.shape[0] != math.prod(shape):
         raise ValueError(
             f"{name} has {array.shape[0] if array.ndim else 1} value(s) in shape "
-            f"{array.shape}, but the input has {int(np.prod(shape))} feature(s)"
+            f"{array.shape}, but the input has {math.prod(shape)} feature(s)"
         )
+    if not broadcast:
+        return array
     return array.reshape(shape) if array.ndim != len(shape) else array
 
 
@@ -125,7 +132,7 @@ def batch_norm_with_stats(
     if fused and not isinstance(array, Tensor):
         raise TypeError("batch_norm: fused=True needs a Tensor input; scalar Values compose")
     axes, param_shape = _batch_axes(array)
-    values_per_channel = int(np.prod([array.shape[a] for a in axes]))
+    values_per_channel = math.prod(array.shape[a] for a in axes)
     if mean is None and values_per_channel < 2:
         raise ValueError(
             f"batch_norm: expected more than 1 value per channel when training, got input of "
@@ -133,15 +140,15 @@ def batch_norm_with_stats(
             "(use eval mode with running statistics for single examples)"
         )
     engine = Tensor if isinstance(array, Tensor) else ValueArray
-    gamma = _param(gamma, "gamma", engine, param_shape)
-    beta = _param(beta, "beta", engine, param_shape)
+    gamma = _param(gamma, "gamma", engine, param_shape, broadcast=not fused)
+    beta = _param(beta, "beta", engine, param_shape, broadcast=not fused)
     if (mean is None) != (var is None):
         raise ValueError("batch_norm: pass both mean= and var= (inference), or neither")
     if mean is not None:
         mean = _statistic(mean, "running_mean", array, param_shape)
         var = _statistic(var, "running_var", array, param_shape)
     if fused:
-        return fused_kernels.batch_norm(array, gamma, beta, eps, axes, mean, var)
+        return fused_kernels.batch_norm(array, gamma, beta, eps, mean, var)
     y, batch_mean, batch_var = _normalize(array, axes, gamma, beta, eps, mean, var)
     return _back_to_input_form(y, x), batch_mean, batch_var
 
@@ -212,6 +219,32 @@ def layer_norm(
     axes = tuple(range(array.ndim - normalized_ndim, array.ndim))
     y, _, _ = _normalize(array, axes, params[0], params[1], eps)
     return _back_to_input_form(y, x)
+
+
+# -- layers ---------------------------------------------------------------------------------
+
+
+def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """y = x Wᵀ + b, as PyTorch's ``F.linear``; one graph node (``tinybn.fused.linear``).
+
+    Args:
+        x: (..., in_features).
+        weight: (out_features, in_features).
+        bias: (out_features,) or None.
+    Returns:
+        (..., out_features).
+    """
+    for name, t in (("x", x), ("weight", weight), ("bias", bias)):
+        if t is not None and not isinstance(t, Tensor):
+            raise TypeError(f"linear: {name} must be a Tensor, got {type(t).__name__}")
+    if weight.ndim != 2 or x.ndim == 0 or x.shape[-1] != weight.shape[1]:
+        raise ValueError(
+            f"linear: x of shape {x.shape} and weight of shape {weight.shape} do not fit: "
+            "weight must be (out_features, in_features) with in_features = x.shape[-1]"
+        )
+    if bias is not None and bias.shape != (weight.shape[0],):
+        raise ValueError(f"linear: bias shape {bias.shape} != ({weight.shape[0]},)")
+    return fused_kernels.linear(x, weight, bias)
 
 
 # -- activations ---------------------------------------------------------------------------
@@ -326,6 +359,7 @@ def mse_loss(a: Tensor, b: Any) -> Tensor:
 
 
 __all__ = [
+    "linear",
     "batch_norm",
     "batch_norm_with_stats",
     "layer_norm",

@@ -26,7 +26,6 @@ def batch_norm(
     gamma: Tensor | None,
     beta: Tensor | None,
     eps: float,
-    axes: tuple[int, ...],
     mean: Tensor | None = None,
     var: Tensor | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
@@ -34,59 +33,113 @@ def batch_norm(
 
     Args:
         x: (N, C) or (N, C, L).
-        gamma, beta: (1, C) or (1, C, 1) — already shaped to broadcast against x — or None.
+        gamma, beta: (C,), or None.
         eps: added to σ² before the square root.
-        axes: the axes statistics are taken over: (0,) or (0, 2).
-        mean, var: given statistics (inference), shaped like gamma, or None for the batch's.
+        mean, var: given statistics (inference) of shape (1, C) or (1, C, 1), or None
+            for the batch's.
     Returns:
-        (y, μ, σ²): y like x; μ and σ² (biased) shaped like gamma. Unlike the composed
+        (y, μ, σ²): y like x; μ and σ² (biased) of shape (1, C) or (1, C, 1). Unlike the composed
         graph's, μ and σ² here are constants (no gradient flows through them); a module
         reads them only to update its running statistics.
     """
     data = x.data
     training = mean is None
+    m = data.size // data.shape[1]  # values per channel
     if training:
-        mu = data.mean(axis=axes, keepdims=True)
+        mu = _sum_per_channel(data) * (1.0 / m)
         xhat = data - mu
-        variance = np.square(xhat).mean(axis=axes, keepdims=True)
+        work = np.square(xhat)
+        variance = _sum_per_channel(work) * (1.0 / m)
     else:
         mu, variance = mean.data, var.data
         xhat = data - mu
+        work = np.empty_like(xhat)
     inv_std = 1.0 / np.sqrt(variance + eps)
     xhat *= inv_std  # in place: xhat held x − μ, now (x − μ)/√(σ² + ε)
-    y = xhat * gamma.data if gamma is not None else xhat.copy()
+    # y reuses the buffer of the squares, which are no longer needed
+    per_channel = (1, -1) + (1,) * (data.ndim - 2)  # (C,) → (1, C) or (1, C, 1)
+    if gamma is not None:
+        np.multiply(xhat, gamma.data.reshape(per_channel), out=work)
+    else:
+        np.copyto(work, xhat)
+    y = work
     if beta is not None:
-        y += beta.data
+        y += beta.data.reshape(per_channel)
     parents = tuple(p for p in (x, gamma, beta) if p is not None)
-    saved = (xhat, inv_std, training, gamma is not None, beta is not None, axes)
+    saved = (xhat, inv_std, training, gamma is not None, beta is not None)
     out = x._make(y, parents, "batch_norm", _batch_norm_backward, saved)
     if training:
         return out, Tensor(mu, label="μ"), Tensor(variance, label="σ²")
     return out, mean, var
 
 
+def _sum_per_channel(a: np.ndarray) -> np.ndarray:
+    """Σ over the batch (axis 0, and axis 2 of (N, C, L)), shaped (1, C) or (1, C, 1).
+
+    Speed: numpy's column sums of a C-contiguous (N, C) array run one short inner loop
+    per row; the product with a vector of ones is the same sum done by BLAS, and at
+    (4096, 64) it is about ten times faster.
+    """
+    if a.ndim == 3:
+        return _sum_per_channel(a.sum(axis=2))[..., None]
+    ones = np.ones(a.shape[0], dtype=a.dtype)
+    return (ones @ a)[None, :]
+
+
 def _batch_norm_backward(out: Tensor, dy: np.ndarray) -> tuple:
-    xhat, inv_std, training, has_gamma, has_beta, axes = out._saved
+    xhat, inv_std, training, has_gamma, has_beta = out._saved
     x = out._parents[0]
     gamma = out._parents[1] if has_gamma else None
     need_beta = has_beta and out._parents[-1].requires_grad
     need_gamma = has_gamma and gamma.requires_grad
-    dbeta = dy.sum(axis=axes, keepdims=True) if (need_beta or training) else None
-    dgamma = (dy * xhat).sum(axis=axes, keepdims=True) if (need_gamma or training) else None
+    work = np.multiply(dy, xhat)
+    dbeta = _sum_per_channel(dy) if (need_beta or training) else None
+    dgamma = _sum_per_channel(work) if (need_gamma or training) else None
     dx = None
     if x.requires_grad:
-        scale = inv_std * gamma.data if has_gamma else inv_std
+        scale = inv_std * gamma.data.reshape(inv_std.shape) if has_gamma else inv_std
         if training:
-            # the closed form: the mean and variance routes subtract Σdy and x̂·Σ(dy·x̂)
+            # the closed form: the mean and variance routes take away Σdy and x̂·Σ(dy·x̂)
             m = dy.size // dbeta.size
-            dx = dy - dbeta * (1.0 / m)
-            dx -= xhat * (dgamma * (1.0 / m))
+            dx = np.multiply(xhat, dgamma * (1.0 / m), out=work)  # reuses the buffer
+            np.subtract(dy, dx, out=dx)
+            dx -= dbeta * (1.0 / m)
             dx *= scale
         else:  # μ and σ² are constants: y is affine in x
             dx = dy * scale
     grads: list[Any] = [dx]
     if has_gamma:
-        grads.append(dgamma if need_gamma else None)
+        grads.append(dgamma.reshape(-1) if need_gamma else None)
     if has_beta:
-        grads.append(dbeta if need_beta else None)
+        grads.append(dbeta.reshape(-1) if need_beta else None)
     return tuple(grads)
+
+
+def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """y = x Wᵀ + b as one node; called by ``functional.linear`` (shapes checked there).
+
+    Composed, this is three nodes (Wᵀ, @, +) and the gradient of W arrives transposed and
+    is copied back; here the backward pass writes each gradient in its final layout:
+
+        dx = dy W        dW = dyᵀ x        db = Σ dy (over every axis but the last)
+
+    Args:
+        x: (..., in_features); weight: (out_features, in_features); bias: (out_features,).
+    """
+    y = x.data @ weight.data.T
+    if bias is not None:
+        y += bias.data  # in place: y is a fresh array
+    parents = (x, weight) if bias is None else (x, weight, bias)
+    return x._make(y, parents, "linear", _linear_backward)
+
+
+def _linear_backward(out: Tensor, dy: np.ndarray) -> tuple:
+    x, weight = out._parents[0], out._parents[1]
+    # batch axes flattened, so that 1-d and (N, in) and (B, N, in) inputs take one path
+    dy_rows = dy.reshape(-1, dy.shape[-1])
+    dx = dy @ weight.data if x.requires_grad else None
+    dweight = dy_rows.T @ x.data.reshape(-1, x.data.shape[-1]) if weight.requires_grad else None
+    if len(out._parents) == 2:
+        return dx, dweight
+    dbias = dy_rows.sum(axis=0) if out._parents[2].requires_grad else None
+    return dx, dweight, dbias

@@ -411,8 +411,7 @@ class Linear(Module):
                 f"Linear: input of shape {x.shape} does not end in in_features="
                 f"{self.in_features} (weight is {self.weight.shape})"
             )
-        y = x @ self.weight.T
-        return y + self.bias if self.bias is not None else y
+        return F.linear(x, self.weight, self.bias)  # one node: x @ W.T + b
 
     def extra_repr(self) -> str:
         return (

@@ -235,10 +235,10 @@ class Value:
         name = f"label={self.label!r}, " if self.label else ""
         return f"Value({name}data={round(self.data, 6)!r}, grad={round(self.grad, 6)!r})"
 
-    def _repr_svg_(self) -> str:  # Jupyter shows a Value as its graph
-        from tinybn.viz.graph import draw
+    def _repr_svg_(self) -> str | None:  # Jupyter shows a Value as its graph
+        from tinybn.viz.graph import jupyter_svg
 
-        return draw(self)._repr_image_svg_xml()
+        return jupyter_svg(self)
 
 
 def _named(value: Value) -> str:
@@ -254,4 +254,5 @@ def values(data: Sequence, label: str = "") -> list:
         name = f"{label}[{','.join(map(str, index))}]" if label else ""
         return Value(_check_number(item, "values"), label=name)
 
-    return build(list(data), ())
+    # a numpy array becomes nested lists first (its rows are neither lists nor numbers)
+    return build(data.tolist() if hasattr(data, "tolist") else list(data), ())

@@ -86,13 +86,15 @@ class ValueArray:
 
     def _binary(self, other: Any, op: Any) -> ValueArray:
         other_values = other.values if isinstance(other, ValueArray) else other
+        other_shape = np.shape(other_values)
+        # checked first, so that a Value's own ValueError (e.g. division by zero) propagates
         try:
-            return ValueArray._wrap(np.asarray(op(self.values, other_values), dtype=object))
-        except ValueError as error:
-            other_shape = getattr(other_values, "shape", ())
+            np.broadcast_shapes(self.shape, other_shape)
+        except ValueError:
             raise ValueError(
                 f"{op.__name__}: shapes {self.shape} and {other_shape} do not broadcast"
-            ) from error
+            ) from None
+        return ValueArray._wrap(np.asarray(op(self.values, other_values), dtype=object))
 
     def __add__(self, other: Any) -> ValueArray:
         return self._binary(other, np.add)

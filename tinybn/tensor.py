@@ -141,7 +141,14 @@ class Tensor:
         out.grad = None
         out.label = ""
         out.op = op
-        needs_grad = autograd._grad_enabled and any(p.requires_grad for p in parents)
+        # a plain loop, not any(generator): this runs for every op, and for one or two
+        # parents the generator's setup costs more than the test
+        needs_grad = False
+        if autograd._grad_enabled:
+            for parent in parents:
+                if parent.requires_grad:
+                    needs_grad = True
+                    break
         out.requires_grad = needs_grad
         out._parents = parents if needs_grad else ()
         out._rule = rule if needs_grad else None
@@ -152,13 +159,13 @@ class Tensor:
         return out
 
     def _broadcast_check(self, other: Tensor, op: str) -> None:
-        try:
-            np.broadcast_shapes(self.shape, other.shape)
-        except ValueError:
-            raise ValueError(
-                f"{op}: shapes {_shape_str(self.shape)} and {_shape_str(other.shape)} "
-                "do not broadcast"
-            ) from None
+        # numpy's rule, checked in Python: np.broadcast_shapes costs more than most small ops
+        a, b = self.data.shape, other.data.shape
+        if a == b or all(m == n or m == 1 or n == 1 for m, n in zip(a[::-1], b[::-1])):
+            return
+        raise ValueError(
+            f"{op}: shapes {_shape_str(self.shape)} and {_shape_str(other.shape)} do not broadcast"
+        )
 
     # -- arithmetic --------------------------------------------------------------------
 
@@ -255,8 +262,10 @@ class Tensor:
         return self._make(np.maximum(self.data, 0), (self,), "relu", _relu_backward)
 
     def sigmoid(self) -> Tensor:
-        # 0.5·(1 + tanh(x/2)) is σ(x) without overflow for large |x|
-        data = 0.5 * (1.0 + np.tanh(0.5 * self.data))
+        # two forms so that exp never overflows and σ(x) ≈ e^x keeps its relative precision
+        # for very negative x: 1/(1 + e^(−x)) for x >= 0, e^x/(1 + e^x) for x < 0
+        e = np.exp(-np.abs(self.data))  # in (0, 1]
+        data = np.where(self.data >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
         return self._make(
             data.astype(self.data.dtype, copy=False), (self,), "sigmoid", _sigmoid_backward
         )
@@ -341,11 +350,22 @@ class Tensor:
         grads = self._rule(self, self.grad)
         for parent, grad in zip(self._parents, grads):
             if parent.requires_grad and grad is not None:
-                parent._accumulate_grad(_unbroadcast(grad, parent.shape))
+                if grad.shape != parent.data.shape:
+                    grad = _unbroadcast(grad, parent.data.shape)
+                parent._accumulate_grad(grad)
 
     def _accumulate_grad(self, grad: np.ndarray) -> None:
-        if self.grad is None:
-            # the first contribution may be a view of another array: copy before += later
+        if self._parents:
+            # An interior node: only its own backward rule reads this grad. The first
+            # contribution is kept without a copy (it may be shared with another node, or
+            # be a read-only broadcast view), so it is never modified in place: a second
+            # one makes a new array. Copying every intermediate grad of a training step
+            # cost as much as the arithmetic of the elementwise ops.
+            if grad.dtype != self.data.dtype:
+                grad = grad.astype(self.data.dtype)
+            self.grad = grad if self.grad is None else self.grad + grad
+        elif self.grad is None:
+            # a leaf (a parameter, an input) owns its grad: an optimizer may update it in place
             self.grad = np.array(grad, dtype=self.data.dtype, copy=True)
         else:
             self.grad += grad
@@ -435,10 +455,10 @@ class Tensor:
         extra += ", requires_grad=True" if self.requires_grad else ""
         return f"Tensor({body}, dtype={self.data.dtype}{extra})"
 
-    def _repr_svg_(self) -> str:  # Jupyter shows a Tensor with a graph as that graph
-        from tinybn.viz.graph import draw
+    def _repr_svg_(self) -> str | None:  # Jupyter shows a Tensor with a graph as that graph
+        from tinybn.viz.graph import jupyter_svg
 
-        return draw(self)._repr_image_svg_xml()
+        return jupyter_svg(self)
 
 
 # -- backward rules: rule(out, grad) -> one grad per parent (None = no grad) -----------------

@@ -1,17 +1,18 @@
 """Seeing the graph: pictures, text trees, backward one step at a time, gradient routes.
 
-    tb.draw(loss)                        # graphviz.Digraph (value boxes, op ellipses)
-    tb.viz.render(loss, "out/bn.png")    # the picture, with the DOT source beside it
-    print(tb.tree(loss))                 # the same graph as text
-    for step in tb.backward_steps(loss): print(step)
-    print(tb.contributions(x[0][0], loss))   # ∂L/∂x through x̂, μ and σ²
+tb.draw(loss)                        # graphviz.Digraph (value boxes, op ellipses)
+tb.viz.render(loss, "out/bn.png")    # the picture, with the DOT source beside it
+print(tb.tree(loss))                 # the same graph as text
+for step in tb.backward_steps(loss): print(step)
+print(tb.contributions(x[0][0], loss))   # ∂L/∂x through x̂, μ and σ²
 """
 
 from tinybn.viz.graph import GraphTooLargeError, draw
-from tinybn.viz.render import GraphvizNotFoundError, render
+from tinybn.viz.nodes import name_parameters
+from tinybn.viz.picture import GraphvizNotFoundError, render
 from tinybn.viz.routes import Contributions, Route, contributions
 from tinybn.viz.steps import BackwardStep, Push, backward_steps
-from tinybn.viz.tree import tree
+from tinybn.viz.text import tree
 
 __all__ = [
     "draw",
@@ -19,6 +20,7 @@ __all__ = [
     "tree",
     "backward_steps",
     "contributions",
+    "name_parameters",
     "BackwardStep",
     "Push",
     "Contributions",

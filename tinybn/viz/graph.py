@@ -10,6 +10,7 @@ edges their gradient travels back along — is drawn thick and coloured.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import graphviz
@@ -32,8 +33,48 @@ GRADIENT_COLOR = {"γ": "darkorange", "β": "royalblue"}
 STAGE_FILL = "#f4f4f4"
 
 
+INSTALL_HINT = (
+    "Graphviz's `dot` program is not on PATH, so no picture was made. Install it with "
+    "`apt-get install -y graphviz` (Debian/Ubuntu), `brew install graphviz` (macOS), "
+    "`dnf install graphviz` (Fedora) or `conda install graphviz` (conda), then run again."
+)
+
+
 class GraphTooLargeError(ValueError):
     """The graph has more nodes than ``draw`` will hand to Graphviz."""
+
+
+class GraphvizNotFoundError(RuntimeError):
+    """`dot` is missing. ``source_path`` is the DOT file that was written anyway."""
+
+    def __init__(self, message: str, source_path: Path | None) -> None:
+        super().__init__(message)
+        self.source_path = source_path
+
+
+class Drawing(graphviz.Digraph):
+    """The ``graphviz.Digraph`` that ``draw`` returns; its ``render`` explains a missing `dot`.
+
+    graphviz's own ``render`` saves the DOT source before it calls `dot`, so when `dot` is
+    missing the source is already next to the requested file: the error says where.
+    """
+
+    def render(self, *args: Any, **kwargs: Any) -> str:
+        try:
+            return super().render(*args, **kwargs)
+        except graphviz.ExecutableNotFound as error:
+            raise GraphvizNotFoundError(
+                f"{INSTALL_HINT} The DOT source was written to {self.filepath}.",
+                Path(self.filepath),
+            ) from error
+
+
+def jupyter_svg(root: Any) -> str | None:
+    """SVG of ``root``'s graph for Jupyter, or None (plain repr) if it cannot be drawn."""
+    try:
+        return draw(root)._repr_image_svg_xml()
+    except (GraphTooLargeError, graphviz.ExecutableNotFound):
+        return None
 
 
 def draw(
@@ -41,6 +82,7 @@ def draw(
     rankdir: str = "LR",
     *,
     between: Any = None,
+    with_inputs: bool = False,
     max_nodes: int = 300,
     collapse: bool | str = "auto",
     samples_shown: int = 3,
@@ -54,6 +96,8 @@ def draw(
         rankdir: "LR" (inputs on the left) or "TB" (inputs on top).
         between: a node or a list of nodes; draw only the nodes on a path from one of
             them to ``root`` (e.g. ``between=gamma`` shows where γ's gradient comes from).
+        with_inputs: with ``between``, also draw the direct inputs of the nodes on those
+            paths (e.g. the x̂ that multiplies γ), without what they were computed from.
         max_nodes: the most nodes (value boxes + op ellipses + summaries) to draw. A
             larger graph is folded per sample (see ``collapse``); if it is still too
             large, GraphTooLargeError (a ValueError) says what to do instead.
@@ -75,7 +119,7 @@ def draw(
     order = topological_order(root)
     consumers = consumers_of(order)
     if between is not None:
-        order = nodes_between(order, consumers, between)
+        order = nodes_between(order, between, with_inputs)
 
     folded = Folded(order, {}, set(), {})
     if collapse is True or (collapse == "auto" and _count(order) > max_nodes):
@@ -91,10 +135,9 @@ def draw(
     return _build(order, folded, rankdir, clusters, precision)
 
 
-def nodes_between(
-    order: list[Any], consumers: dict[int, list[tuple[Any, int]]], start: Any
-) -> list[Any]:
-    """The nodes of ``order`` on some path from a node in ``start`` to the root."""
+def nodes_between(order: list[Any], start: Any, with_inputs: bool = False) -> list[Any]:
+    """The nodes of ``order`` on some path from a node in ``start`` to the root
+    (and, with ``with_inputs``, the direct inputs of those nodes)."""
     chosen = list(start) if isinstance(start, Iterable) and not _is_node(start) else [start]
     in_graph = {id(node) for node in order}
     for node in chosen:
@@ -104,6 +147,9 @@ def nodes_between(
     for node in order:  # parents come first, so one pass finds every descendant
         if any(id(parent) in reached for parent in node._parents):
             reached.add(id(node))
+    if with_inputs:
+        on_paths = [node for node in order if id(node) in reached]
+        reached |= {id(parent) for node in on_paths for parent in node._parents}
     return [node for node in order if id(node) in reached]
 
 
@@ -135,7 +181,7 @@ def _edge_style(kinds: set[str]) -> dict[str, str]:
 
 
 def _escape(text: str) -> str:
-    for char in "\\{}|<>\"":
+    for char in '\\{}|<>"':
         text = text.replace(char, "\\" + char)
     return text
 
@@ -158,7 +204,7 @@ def _record(node: Any, precision: int) -> str:
 def _build(
     order: list[Any], folded: Folded, rankdir: str, clusters: bool, precision: int
 ) -> graphviz.Digraph:
-    graph = graphviz.Digraph(
+    graph = Drawing(
         name="tinybn",
         graph_attr={"rankdir": rankdir, "nodesep": "0.15", "ranksep": "0.3"},
         node_attr={"fontname": "Helvetica", "fontsize": "10"},
@@ -193,18 +239,37 @@ def _build(
             _summary_id(feature), group.text, shape="note", style="dashed", fontcolor="gray30"
         )
     for parent_id, feature in sorted(folded.into_summary, key=str):
-        graph.edge(f"n{parent_id}", _summary_id(feature), style="dashed")
+        # constraint=false: these fan-out edges must not pull the layout around
+        graph.edge(
+            f"n{parent_id}",
+            _summary_id(feature),
+            style="dashed",
+            color="gray60",
+            constraint="false",
+        )
     for (feature, user_id), hidden in folded.out_of_summary.items():
         kinds = set().union(*(routes[id(node)] for node in hidden))
         graph.edge(_summary_id(feature), f"n{user_id}op", style="dashed", **_edge_style(kinds))
 
-    used = set().union(*routes.values()) if routes else set()
-    if used:
-        legend = " · ".join(
-            f"{GRADIENT_COLOR[k]} = gradient path to {k}" for k in sorted(used, key="γβ".index)
-        )
+    legend = _legend(order)
+    if legend:
         graph.attr(label=legend, labelloc="t", fontname="Helvetica", fontsize="11")
     return graph
+
+
+def _legend(order: list[Any]) -> str:
+    """ "darkorange = gradient path to γ · royalblue = gradient path to β" (names as found)."""
+    names: dict[str, list[str]] = {"γ": [], "β": []}
+    for node in order:
+        kind = parameter_kind(node)
+        if kind and role(node) not in names[kind]:
+            names[kind].append(role(node))
+    parts = []
+    for kind, found in names.items():
+        if found:
+            shown = ", ".join(found[:4]) + (", …" if len(found) > 4 else "")
+            parts.append(f"{GRADIENT_COLOR[kind]} = gradient path to {shown}")
+    return " · ".join(parts)
 
 
 def _add_node(
@@ -213,7 +278,8 @@ def _add_node(
     kind = parameter_kind(node)
     style = {"style": "filled", "fillcolor": PARAMETER_FILL[kind], "penwidth": "2"} if kind else {}
     graph.node(_id(node), _record(node, precision), shape="record", **style)
-    if node._parents:
+    # the op ellipse, unless none of the node's inputs is part of this drawing
+    if any(id(parent) in routes for parent in node._parents):
         graph.node(_op_id(node), _escape(op_symbol(node.op)), shape="ellipse", width="0.3")
         graph.edge(_op_id(node), _id(node), **_edge_style(routes[id(node)]))
 

@@ -45,7 +45,7 @@ def index(node: Any) -> tuple[int, ...] | None:
 
 
 def parameter_kind(node: Any) -> str | None:
-    """"γ" for a scale parameter, "β" for a shift parameter, else None.
+    """ "γ" for a scale parameter, "β" for a shift parameter, else None.
 
     Recognised by name: labels starting with γ / β (but not the batch-norm stage
     "γ·x̂"), or whose last dotted part is gamma/beta/weight/bias ("1.weight").
@@ -59,6 +59,15 @@ def parameter_kind(node: Any) -> str | None:
     if name.startswith("β") or last in ("beta", "bias"):
         return "β"
     return None
+
+
+def name_parameters(module: Any) -> Any:
+    """Label each unlabelled parameter of an ``nn.Module`` by its state_dict name
+    ("1.weight", "1.bias", ...) so drawings name it and highlight its gradient path."""
+    for key, parameter in module.named_parameters():
+        if not parameter.label:
+            parameter.label = key
+    return module
 
 
 def op_symbol(op: str) -> str:
@@ -102,8 +111,7 @@ def describe(node: Any, precision: int = 4) -> str:
     if is_tensor(node):
         grad = summarize(node.grad, precision) if node.grad is not None else "None"
         return (
-            f"{name(node)} {shape_text(node)}  data {summarize(node.data, precision)}  "
-            f"grad {grad}"
+            f"{name(node)} {shape_text(node)}  data {summarize(node.data, precision)}  grad {grad}"
         )
     return f"{name(node)}  data {node.data:.{precision}g}  grad {node.grad:.{precision}g}"
 

@@ -36,6 +36,12 @@ TENSOR_RULES: dict[str, tuple[str, ...]] = {
     "reshape": ("G reshaped back to a's shape",),
     "transpose": ("G transposed back",),
     "index": ("G scattered back into a zero array of a's shape",),
+    # the fused kernel (tinybn.fused): one node for all of batch norm, inputs x, γ, β
+    "batch_norm": (
+        "closed form: γ/√(σ² + ε) · (G − mean(G) − x̂·mean(G·x̂))",
+        "Σ over the batch of G·x̂",
+        "Σ over the batch of G",
+    ),
 }
 
 

@@ -8,26 +8,10 @@ from typing import Any
 
 import graphviz
 
-from tinybn.viz.graph import draw
-
-INSTALL_HINT = (
-    "Graphviz's `dot` program is not on PATH, so no picture was made. Install it with "
-    "`apt-get install -y graphviz` (Debian/Ubuntu), `brew install graphviz` (macOS), "
-    "`dnf install graphviz` (Fedora) or `conda install graphviz` (conda), then run again."
-)
+from tinybn.viz.graph import INSTALL_HINT, GraphvizNotFoundError, draw
 
 
-class GraphvizNotFoundError(RuntimeError):
-    """`dot` is missing. ``source_path`` is the DOT file that was written anyway."""
-
-    def __init__(self, message: str, source_path: Path) -> None:
-        super().__init__(message)
-        self.source_path = source_path
-
-
-def render(
-    root: Any, path: str | Path, format: str | None = None, **draw_options: Any
-) -> Path:
+def render(root: Any, path: str | Path, format: str | None = None, **draw_options: Any) -> Path:
     """Draw ``root``'s graph and write it as a picture; returns the picture's path.
 
     The DOT source is written first, next to the picture (``bn.png`` → ``bn.gv``), so
