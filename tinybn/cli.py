@@ -18,26 +18,34 @@ def _demo_names() -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``tinybn`` console script."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    parser = argparse.ArgumentParser(
-        prog="tinybn", description="Batch normalization, built from scratch and shown."
-    )
-    commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser(
-        "tour", help="render the batch-norm graph, step backward, train", add_help=False
-    )
-    demo = commands.add_parser("demo", help="run one demo: tinybn demo NAME [--quick|--full]")
-    demo.add_argument("name", help="one of: " + ", ".join(_demo_names()))
-    commands.add_parser("demos", help="list the demos")
-    args, rest = parser.parse_known_args(argv)
+    """Entry point of the ``tinybn`` console script.
 
-    if args.command == "demos":
-        print("\n".join(_demo_names()))
+    ``tinybn tour [options]`` and ``tinybn demo NAME [options]`` hand everything after the
+    demo's name to that demo's own parser, so ``tinybn demo gan --help`` shows gan's flags.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    names = _demo_names()
+    parser = argparse.ArgumentParser(
+        prog="tinybn",
+        description="Batch normalization, built from scratch and shown.",
+        epilog="demos: " + ", ".join(names),
+    )
+    parser.add_argument("command", choices=["tour", "demo", "demos"])
+    parser.add_argument("name", nargs="?", help="the demo to run (after `demo`)")
+    if not argv or argv[0] not in ("tour", "demo", "demos"):
+        parser.parse_args(argv[:1])  # prints usage (or help) and exits
+    command = argv[0]
+    if command == "demos":
+        print("\n".join(names))
         return 0
-    name = "tour" if args.command == "tour" else args.name
-    if name not in _demo_names():
-        parser.error(f"unknown demo {name!r}; choose from: {', '.join(_demo_names())}")
+    if command == "tour":
+        name, rest = "tour", argv[1:]
+    elif len(argv) < 2 or argv[1].startswith("-"):
+        parser.error("`tinybn demo` needs a demo name: " + ", ".join(names))
+    else:
+        name, rest = argv[1], argv[2:]
+    if name not in names:
+        parser.error(f"unknown demo {name!r}; choose from: {', '.join(names)}")
     module = importlib.import_module(f"demos.{name}")
     return int(module.main(rest) or 0)
 
