@@ -83,6 +83,7 @@ def compare(
     The garbage collector stays ON (Python's default, and what a user runs with).
     """
     names = list(impls)
+    gc.collect()  # once per case: start from a clean heap
     for fn in impls.values():
         for _ in range(settings.warmup):
             fn()
@@ -96,7 +97,8 @@ def compare(
         this_round = {}
         for name in names[shift:] + names[:shift]:
             fn, n = impls[name], loops[name]
-            gc.collect()  # start each sample from the same heap state
+            # no gc.collect() here: a collection before every sample would hide the cost
+            # of cyclic garbage (micrograd's closures) that a real training loop pays
             start = time.perf_counter()
             for _ in range(n):
                 fn()

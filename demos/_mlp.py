@@ -105,7 +105,7 @@ def train_classifier(
     eval_every: int,
     on_eval: Callable[[int], None] | None = None,
     desc: str = "",
-) -> dict[str, list[float]]:
+) -> dict[str, Any]:
     """Mini-batch training with cross-entropy; evaluates every ``eval_every`` steps.
 
     Returns a history: "step", "train_loss" (of the whole training set, eval mode),
@@ -113,16 +113,15 @@ def train_classifier(
     A run whose loss becomes NaN/inf stops there ("diverged" is then True).
     ``on_eval(step)`` is called at each evaluation (to record activations, say).
     """
-    history: dict[str, Any] = {
-        k: [] for k in ("step", "train_loss", "train_acc", "test_loss", "test_acc")
-    }
+    evaluated = ("step", "train_loss", "train_acc", "test_loss", "test_acc")
+    history: dict[str, Any] = {key: [] for key in evaluated}
     history["batch_loss"] = []
     history["diverged"] = False
 
     def record(step: int) -> None:
         train_loss, train_acc = evaluate(model, *train)
         test_loss, test_acc = evaluate(model, *test)
-        for key, value in zip(history, (step, train_loss, train_acc, test_loss, test_acc)):
+        for key, value in zip(evaluated, (step, train_loss, train_acc, test_loss, test_acc)):
             history[key].append(value)
         if on_eval is not None:
             on_eval(step)

@@ -145,7 +145,7 @@ def plot(curves: dict, table: list[dict], n_train: int, n_seeds: int) -> Any:
         title="accuracy (dashed: train, solid: test)",
         xlabel="training step",
         ylabel="accuracy",
-        ylim=(0, 1.02),
+        ylim=(0.5, 1.01),
     )
     axes[1].set(title="test loss", xlabel="training step", ylabel="cross-entropy", yscale="log")
     names = [row["variant"] for row in table]
@@ -167,8 +167,8 @@ def plot(curves: dict, table: list[dict], n_train: int, n_seeds: int) -> Any:
         )
         axes[2].bar_label(bars, fmt="%.3f", fontsize=7)
     axes[2].set_xticks(x, names)
-    axes[2].set(title="at the end of training", ylabel="accuracy", ylim=(0, 1.1))
-    axes[2].legend(fontsize=8, loc="upper right")
+    axes[2].set(title="at the end of training", ylabel="accuracy", ylim=(0, 1.25))
+    axes[2].legend(fontsize=8, loc="upper center", ncol=3)
     for ax in axes[:2]:
         ax.grid(alpha=0.3)
         ax.legend()

@@ -248,3 +248,41 @@ def test_nn_linear_runs_one_node_and_matches_x_wt_plus_b():
     np.testing.assert_allclose(
         y.data, x.data @ layer.weight.data.T + layer.bias.data, rtol=1e-6, atol=1e-6
     )
+
+
+# -- binary cross-entropy on logits as one node -------------------------------------------------
+
+
+def _bce_composed(z, y):
+    return (z.relu() - z * y + ((-z.abs()).exp() + 1.0).log()).mean()
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float64", "float32"])
+def test_bce_with_logits_equals_the_composed_formula(dtype):
+    rng = np.random.default_rng(6)
+    z_data = rng.normal(scale=3.0, size=(8, 3)).astype(dtype)
+    y_data = rng.uniform(size=(8, 3)).astype(dtype)  # soft targets too
+    results = []
+    for loss_fn in (F.binary_cross_entropy_with_logits, _bce_composed):
+        z, y = Tensor(z_data, requires_grad=True), Tensor(y_data, requires_grad=True)
+        loss = loss_fn(z, y)
+        loss.backward()
+        results.append((loss.data, z.grad, y.grad))
+    for got, want in zip(*results):
+        assert got.dtype == dtype
+        np.testing.assert_allclose(got, want, **_tol(dtype))
+
+
+def test_bce_with_logits_gradient_is_sigmoid_minus_target_even_at_zero():
+    z_data = np.array([-40.0, -1.0, 0.0, 0.0, 2.0, 40.0])
+    y_data = np.array([0.0, 1.0, 1.0, 0.0, 0.0, 1.0])
+    z = Tensor(z_data, requires_grad=True)
+    loss = F.binary_cross_entropy_with_logits(z, y_data)
+    loss.backward()
+    expected = (1.0 / (1.0 + np.exp(-z_data)) - y_data) / z_data.size
+    np.testing.assert_allclose(z.grad, expected, rtol=1e-12, atol=1e-15)
+    assert np.isfinite(loss.item())  # no overflow at |z| = 40
+    check_tensor_grad(
+        F.binary_cross_entropy_with_logits,
+        [np.array([[-1.5, 0.3], [2.0, -0.7]]), np.array([[0.0, 1.0], [0.25, 1.0]])],
+    )

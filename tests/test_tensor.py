@@ -109,6 +109,14 @@ def test_unary_op(name, fn, ref, make):
     check_op(fn, [make(3, 4)], ref)
 
 
+def test_power_0_has_zero_grad_even_at_0():
+    x = Tensor(np.array([0.0, 2.0]), requires_grad=True)
+    y = x**0
+    y.sum().backward()
+    np.testing.assert_array_equal(y.data, [1.0, 1.0])
+    np.testing.assert_array_equal(x.grad, [0.0, 0.0])
+
+
 def test_clip_passes_grad_only_inside():
     # as torch.clamp: the bounds themselves count as inside
     x = Tensor(np.array([-2.0, -1.0, -0.1, 0.2, 1.0, 3.0]), requires_grad=True)
@@ -318,6 +326,8 @@ def test_no_grad_detach_item_numpy():
     with tb.no_grad():
         b = a * 2
         assert not tb.is_grad_enabled()
+        with tb.enable_grad():
+            assert (a * 2).requires_grad
     assert tb.is_grad_enabled()
     assert not b.requires_grad and b.parents == ()
     d = (a * 2).detach()

@@ -26,7 +26,9 @@ class GradientCheckError(AssertionError):
     """backward() and finite differences disagree (the message lists where)."""
 
 
-def numerical_gradient(f: Callable[[np.ndarray], float], x: np.ndarray, h: float = 1e-6):
+def numerical_gradient(
+    f: Callable[[np.ndarray], float], x: np.ndarray, h: float = 1e-6
+) -> np.ndarray:
     """Central-difference gradient of a scalar function of an array.
 
     Args:
@@ -62,11 +64,13 @@ def _compare(
     for name, got, want in zip(names, analytic, numeric):
         got, want = np.asarray(got, dtype=np.float64), np.asarray(want, dtype=np.float64)
         error = np.abs(got - want)
-        if error.size:
-            worst = max(worst, float(np.nanmax(error)) if not np.isnan(error).all() else np.inf)
         bad = ~(error <= atol + rtol * np.abs(want))  # NaN counts as bad
-        for i in zip(*np.nonzero(bad)) if bad.ndim else ([()] if bad else []):
-            where = f"[{', '.join(str(int(j)) for j in i)}]" if i else ""
+        if error.size:
+            worst = max(worst, np.inf if np.isnan(error).any() else float(error.max()))
+        for i in np.ndindex(bad.shape):
+            if not bad[i]:
+                continue
+            where = f"[{', '.join(map(str, i))}]" if i else ""
             failures.append(
                 f"  {name}{where}: backward {float(got[i])!r}, "
                 f"finite differences {float(want[i])!r}"

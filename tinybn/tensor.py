@@ -491,7 +491,9 @@ def _neg_backward(out: Tensor, grad: np.ndarray) -> tuple:
 
 def _pow_backward(out: Tensor, grad: np.ndarray) -> tuple:
     (a,), k = out._parents, out._saved
-    # d(a^k)/da = k·a^(k-1)
+    # d(a^k)/da = k·a^(k-1); for k = 0 that is 0 everywhere, also at a = 0 (not 0·∞)
+    if k == 0:
+        return (np.zeros_like(grad),)
     return (grad * (k * a.data if k == 2 else k * a.data ** (k - 1)),)
 
 
