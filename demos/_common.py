@@ -14,6 +14,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 os.environ.setdefault("MPLBACKEND", "Agg")  # demos write files; they never open windows
 
 
@@ -103,6 +105,15 @@ def print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
     print("  ".join(c.ljust(w) for c, w in zip(columns, widths)))
     for row in rows:
         print("  ".join(cell(row.get(c, "")).ljust(w) for c, w in zip(columns, widths)))
+
+
+def smooth(values: list[float], window: int) -> np.ndarray:
+    """Moving average of a noisy curve (a loss per step): each point is the mean of
+    ``window`` consecutive values. Short curves get a window of at most a fifth of their
+    length, so a --quick run still shows a curve. Returns len(values) − window + 1 points."""
+    values = np.asarray(values, dtype=float)
+    window = max(1, min(window, len(values) // 5 or 1))
+    return np.convolve(values, np.ones(window) / window, mode="valid")
 
 
 def progress(iterable: Any, **kwargs: Any) -> Any:

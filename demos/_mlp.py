@@ -7,6 +7,7 @@ so that every demo compares the same kind of network in the same way.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -82,14 +83,35 @@ def endless_batches(
         yield from loader
 
 
-def evaluate(model: nn.Module, X: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    """(mean cross-entropy, accuracy) of ``model`` in eval mode; its mode is restored after."""
+@contextmanager
+def evaluating(model: nn.Module) -> Iterator[nn.Module]:
+    """Inside the block ``model`` is in eval mode and no graph is recorded; afterwards it is
+    back in the mode it was in."""
     was_training = model.training
     model.eval()
-    with tb.no_grad():
+    try:
+        with tb.no_grad():
+            yield model
+    finally:
+        model.train(was_training)
+
+
+@contextmanager
+def state_restored(model: nn.Module) -> Iterator[nn.Module]:
+    """Afterwards ``model``'s parameters and running statistics are as they were before the
+    block: for probes that take steps or run batches in training mode, then undo them."""
+    saved = {name: value.copy() for name, value in model.state_dict().items()}
+    try:
+        yield model
+    finally:
+        model.load_state_dict(saved)
+
+
+def evaluate(model: nn.Module, X: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """(mean cross-entropy, accuracy) of ``model`` in eval mode; its mode is restored after."""
+    with evaluating(model):
         logits = model(Tensor(X))
         loss = F.cross_entropy(logits, y).item()
-    model.train(was_training)
     accuracy = float(np.mean(logits.data.argmax(axis=1) == y))
     return loss, accuracy
 

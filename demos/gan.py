@@ -34,6 +34,7 @@ from demos._common import (
     progress,
     save_figure,
     scale_name,
+    smooth,
     write_results,
 )
 from tinybn import Tensor, nn, optim
@@ -200,12 +201,6 @@ def plot_samples(result: dict[str, Any], path: Any) -> Any:
     return save_figure(fig, path)
 
 
-def _smooth(values: list[float], window: int = 50) -> np.ndarray:
-    values = np.asarray(values, dtype=float)
-    window = max(1, min(window, len(values) // 5 or 1))
-    return np.convolve(values, np.ones(window) / window, mode="valid")
-
-
 def plot_losses(result: dict[str, Any], path: Any) -> Any:
     import matplotlib.pyplot as plt
 
@@ -213,8 +208,12 @@ def plot_losses(result: dict[str, Any], path: Any) -> Any:
     for variant in VARIANTS:
         for k, history in enumerate(result["runs"][variant]):
             label = variant if k == 0 else None
-            axes[0].plot(_smooth(history["d_loss"]), color=COLORS[variant], alpha=0.6, label=label)
-            axes[1].plot(_smooth(history["g_loss"]), color=COLORS[variant], alpha=0.6, label=label)
+            axes[0].plot(
+                smooth(history["d_loss"], window=50), color=COLORS[variant], alpha=0.6, label=label
+            )
+            axes[1].plot(
+                smooth(history["g_loss"], window=50), color=COLORS[variant], alpha=0.6, label=label
+            )
             coverage = history["coverage"]
             axes[2].plot(
                 [c["step"] for c in coverage],

@@ -21,7 +21,6 @@ from typing import Any
 
 import numpy as np
 
-import tinybn as tb
 from demos._common import (
     demo_parser,
     pick,
@@ -31,7 +30,7 @@ from demos._common import (
     scale_name,
     write_results,
 )
-from demos._mlp import build_mlp, digits_split, train_classifier
+from demos._mlp import build_mlp, digits_split, evaluating, train_classifier
 from tinybn import Tensor, nn, optim
 
 HIDDEN = [100, 100, 100]
@@ -84,13 +83,10 @@ def sigmoid_input(model: nn.Sequential, X: np.ndarray) -> np.ndarray:
     Without BN this is z = W h + b; with BN it is BN(z) — what the sigmoid sees.
     """
     sigmoids = [i for i, layer in enumerate(model) if isinstance(layer, nn.Sigmoid)]
-    was_training = model.training
-    model.eval()
     h = Tensor(X)
-    with tb.no_grad():
+    with evaluating(model):
         for layer in list(model)[: sigmoids[-1]]:
             h = layer(h)
-    model.train(was_training)
     return h.data
 
 

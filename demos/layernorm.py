@@ -33,7 +33,7 @@ from demos._common import (
     scale_name,
     write_results,
 )
-from demos._mlp import digits_split, evaluate
+from demos._mlp import digits_split, evaluate, state_restored
 from tinybn import Tensor, nn, optim
 from tinybn import functional as F
 from tinybn.data import DataLoader
@@ -107,13 +107,12 @@ def _batch_mode_accuracy(
     (which the network trained on) differ from the running statistics.
     """
     model.train()
-    saved = {k: v.copy() for k, v in model.state_dict().items()}
     correct = 0
-    with tb.no_grad():
+    # the running statistics are left as training made them
+    with state_restored(model), tb.no_grad():
         for start in range(0, len(X) - batch_size + 1, batch_size):
             logits = model(Tensor(X[start : start + batch_size]))
             correct += int(np.sum(logits.data.argmax(axis=1) == y[start : start + batch_size]))
-    model.load_state_dict(saved)  # the running statistics are left as training made them
     return correct / (len(X) // batch_size * batch_size)
 
 

@@ -32,12 +32,12 @@ from demos._common import (
     progress,
     save_figure,
     scale_name,
+    smooth,
     write_results,
 )
-from demos._mlp import build_mlp, digits_split, evaluate
+from demos._mlp import build_mlp, digits_split, endless_batches, evaluate, state_restored
 from tinybn import Tensor, nn, optim
 from tinybn import functional as F
-from tinybn.data import DataLoader
 
 HIDDEN = [100, 100, 100]
 BATCH_SIZE = 64
@@ -191,25 +191,19 @@ def train_variant(
         "landscape": [],
         "ics": [],
     }
-    loader = DataLoader(X_train, y_train, BATCH_SIZE, shuffle=True, drop_last=True, seed=args.seed)
-    batches = iter(())
+    batches = endless_batches(X_train, y_train, BATCH_SIZE, args.seed)
     model.train()
     for step in progress(range(steps + 1), desc=variant):
-        try:
-            xb, yb = next(batches)
-        except StopIteration:
-            batches = iter(loader)
-            xb, yb = next(batches)
+        xb, yb = next(batches)
         xb, yb = xb.data, yb.data
         if step % measure_every == 0:
             history["eval_step"].append(step)
             history["test_acc"].append(evaluate(model, X_test, y_test)[1])
             if noise is None:  # (b) and (c) compare plain BN with no BN
-                saved = {k: v.copy() for k, v in model.state_dict().items()}
                 history["measure_step"].append(step)
-                history["landscape"].append(landscape(model, params, xb, yb, args.lr))
-                history["ics"].append(internal_covariate_shift(model, params, xb, yb, args.lr))
-                model.load_state_dict(saved)  # the probes must not move the running stats
+                with state_restored(model):  # the probes must not move the running stats
+                    history["landscape"].append(landscape(model, params, xb, yb, args.lr))
+                    history["ics"].append(internal_covariate_shift(model, params, xb, yb, args.lr))
         if step == steps:
             break
         if noise is not None:
@@ -247,19 +241,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 # -- figures -----------------------------------------------------------------------------------
 
 
-def _smooth(values: list[float], window: int = 25) -> np.ndarray:
-    values = np.asarray(values, dtype=float)
-    window = max(1, min(window, len(values) // 5 or 1))
-    return np.convolve(values, np.ones(window) / window, mode="valid")
-
-
 def plot_noisy(result: dict[str, Any], path: Any) -> Any:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(2, 3, figsize=(15, 7.5))
     for v in VARIANTS:
         h = result[v]
-        axes[0, 0].plot(_smooth(h["batch_loss"]), color=COLORS[v], label=v)
+        axes[0, 0].plot(smooth(h["batch_loss"], window=25), color=COLORS[v], label=v)
         axes[0, 1].plot(h["eval_step"], h["test_acc"], "o-", ms=3, color=COLORS[v], label=v)
     axes[0, 0].set_title("training loss (batch, smoothed)")
     axes[0, 0].set_yscale("log")

@@ -14,8 +14,13 @@ A weighted loss, never a plain Σ output: Σ of batch-norm outputs has zero grad
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import json
+import math
+from collections.abc import Callable, Iterator, Sequence
 from numbers import Real
+from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import numpy as np
 
@@ -88,3 +93,28 @@ def check_op(
         else:
             check_tensor_grad(fn, raw, atol=fd_atol, rtol=fd_rtol, seed=seed)
     return out_data, grads
+
+
+def json_leaves(value: Any) -> Iterator[Any]:
+    """Every leaf (number, string, bool, null) of a JSON value, depth first."""
+    if isinstance(value, dict):
+        for v in value.values():
+            yield from json_leaves(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from json_leaves(v)
+    else:
+        yield value
+
+
+def run_demo_quick(module: ModuleType, out: Path, *extra: str) -> dict:
+    """Run a demo's ``main`` at --quick scale into ``out`` and return its results.json.
+
+    Asserts that ``main`` returned 0 and that the results hold numbers, all of them finite.
+    ``extra``: more command-line arguments.
+    """
+    assert module.main(["--quick", "--out", str(out), *extra]) == 0
+    results = json.loads((out / "results.json").read_text())
+    numbers = [v for v in json_leaves(results) if isinstance(v, (int, float))]
+    assert numbers and all(math.isfinite(v) for v in numbers)
+    return results

@@ -9,29 +9,11 @@ import math
 
 import numpy as np
 import pytest
+from helpers import run_demo_quick
 
 from demos import bn_position, inference, ioffe_fig1, lr_init, placement, regularization
 from demos._mlp import build_mlp, steps_to_threshold
 from tinybn import nn
-
-
-def _leaves(value):
-    if isinstance(value, dict):
-        for v in value.values():
-            yield from _leaves(v)
-    elif isinstance(value, list):
-        for v in value:
-            yield from _leaves(v)
-    else:
-        yield value
-
-
-def _run_quick(module, out, *extra):
-    assert module.main(["--quick", "--out", str(out), *extra]) == 0
-    results = json.loads((out / "results.json").read_text())
-    numbers = [v for v in _leaves(results) if isinstance(v, (int, float)) and v is not None]
-    assert numbers and all(math.isfinite(v) for v in numbers)
-    return results
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +24,7 @@ def outdir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def placement_quick(outdir):
     out = outdir / "placement"
-    return out, _run_quick(placement, out)
+    return out, run_demo_quick(placement, out)
 
 
 def test_placement_quick(placement_quick):
@@ -68,7 +50,7 @@ def test_placement_run_is_reproducible(placement_quick, tmp_path):
 
 def test_ioffe_fig1_quick(outdir):
     out = outdir / "ioffe"
-    results = _run_quick(ioffe_fig1, out)
+    results = run_demo_quick(ioffe_fig1, out)
     assert (out / "ioffe_fig1.png").stat().st_size > 0
     summary = results["summary"]
     assert summary["with BN"]["final_test_acc"] > summary["without BN"]["final_test_acc"] + 0.2
@@ -101,7 +83,7 @@ def test_ioffe_reads_mnist_idx_files(tmp_path):
 
 def test_lr_init_quick(outdir):
     out = outdir / "lr_init"
-    results = _run_quick(lr_init, out)
+    results = run_demo_quick(lr_init, out)
     assert (out / "lr_init.png").stat().st_size > 0
     bn, plain = results["summary"]["with BN"], results["summary"]["without BN"]
     assert bn["cells_reaching_threshold"] > plain["cells_reaching_threshold"]
@@ -111,7 +93,7 @@ def test_lr_init_quick(outdir):
 
 def test_bn_position_quick(outdir):
     out = outdir / "bn_position"
-    results = _run_quick(bn_position, out)
+    results = run_demo_quick(bn_position, out)
     assert (out / "bn_position.png").stat().st_size > 0
     rows = {(r["activation"], r["placement"]): r for r in results["table"]}
     assert len(rows) == 6
@@ -122,7 +104,7 @@ def test_bn_position_quick(outdir):
 
 def test_regularization_quick(outdir):
     out = outdir / "regularization"
-    results = _run_quick(regularization, out)
+    results = run_demo_quick(regularization, out)
     assert (out / "regularization.png").stat().st_size > 0
     table = {r["variant"]: r for r in results["table"]}
     assert set(table) == {"none", "BN", "Dropout", "BN + Dropout"}
@@ -134,7 +116,7 @@ def test_regularization_quick(outdir):
 
 def test_inference_quick(outdir):
     out = outdir / "inference"
-    results = _run_quick(inference, out)
+    results = run_demo_quick(inference, out)
     assert (out / "inference.png").stat().st_size > 0
     fold = results["fold"]
     assert fold["max_abs_difference"] < 1e-4 and fold["predictions_equal"]

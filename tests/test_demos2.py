@@ -7,52 +7,24 @@ zero step, mode coverage of the target distribution).
 from __future__ import annotations
 
 import argparse
-import json
-import math
 
 import numpy as np
 import pytest
+from helpers import json_leaves, run_demo_quick
 
 from demos import covariate_shift, gan, layernorm, santurkar
 from tinybn import nn
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_blas_thread():
-    """Small matrices: OpenBLAS's worker threads only spin-wait against each other on a busy
-    2-core machine (measured 0.02 ms → 20 ms per 64×100 @ 100×100 product), so use one."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # scikit-learn (a dev dependency) brings it; without it, run as is
-        yield
-        return
-    with threadpool_limits(limits=1, user_api="blas"):
-        yield
-
-
-def _numbers(value):
-    """Every leaf of a JSON value."""
-    if isinstance(value, dict):
-        for v in value.values():
-            yield from _numbers(v)
-    elif isinstance(value, list):
-        for v in value:
-            yield from _numbers(v)
-    else:
-        yield value
-
-
 def _run_quick(module, name, tmp_path):
+    """run_demo_quick, and also: every figure is written, and no result is null."""
     out = tmp_path / name
-    assert module.main(["--quick", "--out", str(out)]) == 0
-    results = json.loads((out / "results.json").read_text())
+    results = run_demo_quick(module, out)
     for figure in results["figures"]:
         path = out / figure.split("/")[-1]
         assert path.exists() and path.stat().st_size > 10_000, figure
-    leaves = list(_numbers(results))
     # null would be a NaN/inf the demo produced (see _common._finite_json)
-    assert None not in leaves
-    assert all(math.isfinite(v) for v in leaves if isinstance(v, float))
+    assert None not in list(json_leaves(results))
     return results
 
 

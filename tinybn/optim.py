@@ -104,6 +104,15 @@ def _check_non_negative(group: dict[str, Any], *names: str) -> None:
             raise ValueError(f"Invalid {name} value: {group[name]} (must be >= 0)")
 
 
+def _regularized_grad(p: Tensor, group: dict[str, Any]) -> np.ndarray:
+    """The g both optimizers step with: p.grad (negated if maximizing) + weight_decay·p
+    (the gradient of the L2 penalty ½·weight_decay·‖p‖²)."""
+    grad = -p.grad if group["maximize"] else p.grad
+    if group["weight_decay"] != 0:
+        grad = grad + group["weight_decay"] * p.data
+    return grad
+
+
 class SGD(Optimizer):
     """Stochastic gradient descent with optional momentum, as torch.optim.SGD.
 
@@ -147,9 +156,7 @@ class SGD(Optimizer):
             raise ValueError("Nesterov momentum requires a momentum and zero dampening")
 
     def _update(self, p: Tensor, group: dict[str, Any], state: dict[str, Any]) -> None:
-        grad = -p.grad if group["maximize"] else p.grad
-        if group["weight_decay"] != 0:
-            grad = grad + group["weight_decay"] * p.data
+        grad = _regularized_grad(p, group)
         momentum = group["momentum"]
         if momentum != 0:
             buf = state.get("momentum_buffer")
@@ -208,9 +215,7 @@ class Adam(Optimizer):
                 raise ValueError(f"Invalid beta parameter at index {i}: {beta} (need [0, 1))")
 
     def _update(self, p: Tensor, group: dict[str, Any], state: dict[str, Any]) -> None:
-        grad = -p.grad if group["maximize"] else p.grad
-        if group["weight_decay"] != 0:
-            grad = grad + group["weight_decay"] * p.data
+        grad = _regularized_grad(p, group)
         beta1, beta2 = group["betas"]
         if not state:
             state["step"] = 0

@@ -616,11 +616,17 @@ def _stack_backward(out: Tensor, grad: np.ndarray) -> tuple:
     return tuple(np.moveaxis(grad, axis, 0))
 
 
-def concatenate(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
-    """Join tensors along an existing axis."""
+def _as_tensors(tensors: Sequence[Any], op: str) -> list[Tensor]:
+    """The inputs of a join as Tensors (arrays are wrapped); at least one is needed."""
     tensors = [t if isinstance(t, Tensor) else Tensor(t) for t in tensors]
     if not tensors:
-        raise ValueError("concatenate: needs at least one tensor")
+        raise ValueError(f"{op}: needs at least one tensor")
+    return tensors
+
+
+def concatenate(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
+    """Join tensors along an existing axis."""
+    tensors = _as_tensors(tensors, "concatenate")
     try:
         data = np.concatenate([t.data for t in tensors], axis=axis)
     except ValueError:
@@ -633,9 +639,7 @@ def concatenate(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
 
 def stack(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
     """Join same-shaped tensors along a new axis."""
-    tensors = [t if isinstance(t, Tensor) else Tensor(t) for t in tensors]
-    if not tensors:
-        raise ValueError("stack: needs at least one tensor")
+    tensors = _as_tensors(tensors, "stack")
     try:
         data = np.stack([t.data for t in tensors], axis=axis)
     except ValueError:
