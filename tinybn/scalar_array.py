@@ -183,7 +183,7 @@ class ValueArray:
 
 @functools.lru_cache(maxsize=64)
 def _index_strings(shape: tuple[int, ...]) -> tuple[str, ...]:
-    """"i,j,..." for every index of ``shape`` in C order.
+    """The strings "i,j,..." for every index of ``shape``, in C order.
 
     Cached per shape: batch norm labels nine arrays of the same few shapes, and building
     these strings (not the labelling itself) was most of the cost of ``named``.
