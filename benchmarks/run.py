@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import importlib.metadata
 import json
 import os
 import platform
@@ -201,12 +202,11 @@ def machine() -> dict[str, object]:
     info["numpy"] = numpy.__version__
     for module in ("torch", "micrograd"):
         try:
-            imported = __import__(module)
-            info[module] = getattr(imported, "__version__", "installed")
-        except ImportError:
+            info[module] = importlib.metadata.version(module)
+        except importlib.metadata.PackageNotFoundError:
             info[module] = "not installed"
     try:
-        info["load average"] = os.getloadavg()
+        info["load average"] = tuple(round(load, 2) for load in os.getloadavg())
     except OSError:
         pass
     return info

@@ -309,3 +309,9 @@ def scalar_mlp(settings: Settings) -> CaseResult:
     if "micrograd" in impls:
         result.extra["nodes/s ratio tinybn/micrograd"] = result.ratios["tinybn/micrograd"] ** -1
     return result
+
+
+if __name__ == "__main__":  # python -m benchmarks.scalar: just the scalar-engine cases
+    from benchmarks.run import main
+
+    raise SystemExit(main(["--cases", "scalar_bn", "scalar_mlp", "--no-readme"]))

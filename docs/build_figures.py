@@ -53,21 +53,22 @@ X2 = [9, 8, 7, 10, 5, 8, 7, 9, 8, 7]
 # whose gradient for γ and x is exactly zero because Σ x̂ = 0).
 WEIGHTS = [float(i + 1) for i in range(len(X1))]
 
-# Each demo and the scale its figures are made at. Default runs take 0.5-9 minutes each
-# (measured: bn_position 32 s, lr_init 107 s, ioffe_fig1 ~5 min, regularization ~9 min),
-# so the docs use --quick runs to stay inside a few minutes; the demos' own README has the
-# numbers of the default runs.
+# Each demo and the scale its figures are made at: the default scale where it takes under
+# a minute (measured on 2 cores: covariate_shift 2 s, inference 3 s, santurkar 8 s,
+# placement 11 s, layernorm 15 s, gan 25 s, bn_position 32 s), --quick where the default
+# run takes minutes (lr_init 107 s, ioffe_fig1 344 s, regularization ~9 min); the pages
+# name the scale above each table, and demos/README.md has the default-scale numbers.
 DEMOS = {
     "covariate_shift": [],
-    "placement": ["--quick"],
+    "placement": [],
     "ioffe_fig1": ["--quick"],
     "lr_init": ["--quick"],
-    "bn_position": ["--quick"],
+    "bn_position": [],
     "regularization": ["--quick"],
-    "inference": ["--quick"],
-    "santurkar": ["--quick"],
-    "layernorm": ["--quick"],
-    "gan": ["--quick"],
+    "inference": [],
+    "santurkar": [],
+    "layernorm": [],
+    "gan": [],
 }
 
 
@@ -193,20 +194,23 @@ def gradient_routes() -> None:
 
 
 def training_curves() -> None:
-    """The README's training plot: the same MLP on two moons, with and without BatchNorm1d."""
+    """The README's training plot: a deep sigmoid MLP on two moons, with and without BN."""
     from tinybn import data
 
-    X, labels = data.moons(400, noise=0.2, seed=0)
+    X, labels = data.moons(512, noise=0.15, seed=0)
+    depth, width, lr = 4, 32, 0.5
     curves = {}
     for name, with_bn in (("without BN", False), ("with BN", True)):
-        rng = np.random.default_rng(0)
-        np.random.seed(0)
-        layers = [nn.Linear(2, 32)] + ([nn.BatchNorm1d(32)] if with_bn else []) + [nn.ReLU()]
-        layers += [nn.Linear(32, 32)] + ([nn.BatchNorm1d(32)] if with_bn else []) + [nn.ReLU()]
-        model = nn.Sequential(*layers, nn.Linear(32, 2))
-        opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        rng = np.random.default_rng(0)  # the same initial weights and batches for both
+        layers, n_in = [], 2
+        for _ in range(depth):
+            norm = [nn.BatchNorm1d(width)] if with_bn else []
+            layers += [nn.Linear(n_in, width, rng=rng), *norm, nn.Sigmoid()]
+            n_in = width
+        model = nn.Sequential(*layers, nn.Linear(width, 2, rng=rng))
+        opt = optim.SGD(model.parameters(), lr=lr)
         losses = []
-        for _ in range(60):
+        for _ in range(40):
             order = rng.permutation(len(X))
             for start in range(0, len(X), 32):
                 batch = order[start : start + 32]
@@ -218,10 +222,12 @@ def training_curves() -> None:
         curves[name] = np.array(losses)
     fig, ax = plt.subplots(figsize=(6, 3.2))
     for name, losses in curves.items():
-        smooth = np.convolve(losses, np.ones(13) / 13, mode="valid")
-        ax.plot(smooth, label=name)
-    ax.set(xlabel="SGD step (batch 32)", ylabel="training loss", yscale="log",
-           title="2-32-32-2 MLP on moons, SGD lr 0.1, momentum 0.9")
+        ax.plot(np.convolve(losses, np.ones(16) / 16, mode="valid"), label=name)
+    ax.set(
+        xlabel="SGD step (batch 32)",
+        ylabel="training loss (moving average)",
+        title=f"{depth} hidden sigmoid layers of {width} on moons, SGD lr {lr}",
+    )
     ax.legend()
     save_plot(fig, "training_moons.png")
 
@@ -250,11 +256,15 @@ def speed() -> None:
             timings[engine] = (time.perf_counter() - start) / repeats
         nodes = len(topological_order(loss))
         rows.append((n, c, timings["Value"], timings["Tensor"], nodes))
-    lines = ["| N × C | scalar `Value` graph | `Tensor` graph | Tensor speed-up |",
-             "| --- | --- | --- | --- |"]
+    lines = [
+        "| N × C | scalar `Value` graph | `Tensor` graph | Tensor speed-up |",
+        "| --- | --- | --- | --- |",
+    ]
     for n, c, scalar, tensor, _ in rows:
-        lines.append(f"| {n} × {c} | {scalar * 1e3:.2f} ms | {tensor * 1e3:.3f} ms "
-                     f"| {scalar / tensor:.0f}× |")
+        lines.append(
+            f"| {n} × {c} | {scalar * 1e3:.2f} ms | {tensor * 1e3:.3f} ms "
+            f"| {scalar / tensor:.0f}× |"
+        )
     path = FIGURES / "speed.md"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     print(f"wrote {path.relative_to(ROOT)}")
@@ -302,8 +312,9 @@ GROUPS = {"graphs": graphs, "plots": plots, "demos": demos}
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", choices=sorted(GROUPS), action="append",
-                        help="build only this group (repeatable)")
+    parser.add_argument(
+        "--only", choices=sorted(GROUPS), action="append", help="build only this group (repeatable)"
+    )
     args = parser.parse_args(argv)
     FIGURES.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()

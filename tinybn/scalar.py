@@ -247,12 +247,14 @@ def _named(value: Value) -> str:
 
 def values(data: Sequence, label: str = "") -> list:
     """Nested lists of numbers → the same nesting of leaf Values, labelled ``label[i,j]``."""
-
-    def build(item, index):
-        if isinstance(item, (list, tuple)):
-            return [build(sub, index + (i,)) for i, sub in enumerate(item)]
-        name = f"{label}[{','.join(map(str, index))}]" if label else ""
-        return Value(_check_number(item, "values"), label=name)
-
     # a numpy array becomes nested lists first (its rows are neither lists nor numbers)
-    return build(data.tolist() if hasattr(data, "tolist") else list(data), ())
+    return _build_values(data.tolist() if hasattr(data, "tolist") else list(data), (), label)
+
+
+def _build_values(item: object, index: tuple[int, ...], label: str) -> object:
+    # A module-level function, not a closure inside values(): a recursive closure refers
+    # to itself, so every call would leave a reference cycle for the garbage collector.
+    if isinstance(item, (list, tuple)):
+        return [_build_values(sub, index + (i,), label) for i, sub in enumerate(item)]
+    name = f"{label}[{','.join(map(str, index))}]" if label else ""
+    return Value(_check_number(item, "values"), label=name)
