@@ -1,5 +1,6 @@
 """Seeing the graph: draw, render, backward_steps, tree, contributions (issue 2, issue 3)."""
 
+import html
 import math
 import re
 
@@ -40,9 +41,20 @@ def tensor_bn(n=8, c=3, seed=0):
     return x, gamma, beta, loss
 
 
-def record_line(source, label):
-    """The DOT line of the record node whose first field is ``label``."""
-    lines = [line for line in source.splitlines() if f'"{{ {label} |' in line]
+def fields(line):
+    """The texts of a value box's cells, in order: [label, (shape,) data, grad]."""
+    return [html.unescape(cell) for cell in re.findall(r"<td>(.*?)</td>", line)]
+
+
+def boxes(source):
+    """The first field (the label) of every value box in a piece of DOT text."""
+    return [fields(line)[0] for line in source.splitlines() if "label=<<table" in line]
+
+
+def value_line(source, label):
+    """The DOT line of the value box whose first field is ``label``."""
+    lines = [line for line in source.splitlines() if "label=<<table" in line]
+    lines = [line for line in lines if fields(line)[0] == label]
     assert len(lines) == 1, (label, lines)
     return lines[0]
 
@@ -66,7 +78,7 @@ def test_dot_source_holds_gamma_and_beta_with_their_grads():
     loss.backward()
     source = tb.draw(loss).source
     for p in [*gamma, *beta]:
-        line = record_line(source, p.label)
+        line = value_line(source, p.label)
         assert f"data {p.data:.4g}" in line and f"grad {p.grad:.4g}" in line
         assert "style=filled" in line and "fillcolor" in line
     assert "gradient path to γ" in source and "gradient path to β" in source
@@ -99,9 +111,9 @@ def test_batch_norm_stages_are_clusters_named_by_role():
         labels[found.group(1) or found.group(2)] = body
     assert set(labels) == set(BN_ROLES)
     # every x̂ element sits in the x̂ box, and only there
-    assert labels["x̂"].count("shape=record") == n * c
-    assert labels["μ"].count("shape=record") == c
-    assert "{ x̂[3,1] |" in labels["x̂"] and "{ x̂[3,1] |" not in labels["y"]
+    assert len(boxes(labels["x̂"])) == n * c
+    assert len(boxes(labels["μ"])) == c
+    assert "x̂[3,1]" in boxes(labels["x̂"]) and "x̂[3,1]" not in boxes(labels["y"])
 
 
 def test_value_nodes_show_data_and_grad_and_op_nodes_show_the_op():
@@ -110,9 +122,12 @@ def test_value_nodes_show_data_and_grad_and_op_nodes_show_the_op():
     c.backward()
     source = tb.draw(c, rankdir="TB").source
     assert "rankdir=TB" in source
-    assert "data 2 | grad -3" in record_line(source, "a")
-    assert "data -6 | grad 1" in record_line(source, "c")
+    assert fields(value_line(source, "a")) == ["a", "data 2", "grad -3"]
+    assert fields(value_line(source, "c")) == ["c", "data -6", "grad 1"]
     assert re.search(r'op \[label="×" shape=ellipse', source)
+    # the fields are stacked top to bottom (TB) or side by side (LR), like micrograd's boxes
+    assert value_line(source, "a").count("<tr>") == 3
+    assert value_line(tb.draw(c).source, "a").count("<tr>") == 1
 
 
 def test_draw_rejects_bad_options():
@@ -129,22 +144,23 @@ def test_between_draws_only_the_paths_from_the_chosen_nodes_to_the_root():
     n, c = 4, 2
     _, gamma, beta, *_, loss = scalar_bn(n, c)
     source = tb.draw(loss, between=gamma[0]).source
-    assert "{ γ[0] |" in source and "{ L |" in source
+    shown = boxes(source)
+    assert "γ[0]" in shown and "L" in shown
     for i in range(n):
-        assert f"{{ γ·x̂[{i},0] |" in source and f"{{ y[{i},0] |" in source
-        assert f"{{ γ·x̂[{i},1] |" not in source and f"{{ x̂[{i},0] |" not in source
+        assert f"γ·x̂[{i},0]" in shown and f"y[{i},0]" in shown
+        assert f"γ·x̂[{i},1]" not in shown and f"x̂[{i},0]" not in shown
     assert "β[" not in source and "μ[" not in source
-    both = tb.draw(loss, between=[gamma[1], beta[1]]).source
-    assert "{ β[1] |" in both and "{ γ[1] |" in both and "{ γ[0] |" not in both
+    both = boxes(tb.draw(loss, between=[gamma[1], beta[1]]).source)
+    assert "β[1]" in both and "γ[1]" in both and "γ[0]" not in both
     with pytest.raises(ValueError, match="not in the graph"):
         tb.draw(loss, between=Value(3.0, label="elsewhere"))
     # with_inputs adds the direct inputs of path nodes: x̂ (times γ), β (plus γ·x̂), but
     # not what those were computed from
     context = tb.draw(loss, between=gamma[0], with_inputs=True).source
     for i in range(n):
-        assert f"{{ x̂[{i},0] |" in context
-    assert "{ β[0] |" in context and "{ β[1] |" not in context
-    assert "{ x − μ[0,0] |" not in context and "{ x̂[0,1] |" not in context
+        assert f"x̂[{i},0]" in boxes(context)
+    assert "β[0]" in boxes(context) and "β[1]" not in boxes(context)
+    assert "x − μ[0,0]" not in boxes(context) and "x̂[0,1]" not in boxes(context)
     # x̂ is drawn without the ÷ that made it, since its inputs are not in the drawing
     assert context.count('[label="÷"') == 0
 
@@ -175,20 +191,21 @@ def test_bn_64_by_4_is_folded_to_a_few_samples_per_feature_and_renders(tmp_path)
     source = graph.source
     assert full > 2000
     assert drawn_nodes(source) <= 300
+    shown = boxes(source)
     for j in range(c):
         assert f"× 61 more samples [·,{j}]" in source
         for i in range(3):
-            assert f"{{ x̂[{i},{j}] |" in source and f"{{ x[{i},{j}] |" in source
-        assert f"{{ x̂[3,{j}] |" not in source and f"{{ x[63,{j}] |" not in source
-        assert f"{{ μ[0,{j}] |" in source and f"{{ σ²[0,{j}] |" in source
-        assert f"{{ γ[{j}] |" in source and f"{{ β[{j}] |" in source
+            assert f"x̂[{i},{j}]" in shown and f"x[{i},{j}]" in shown
+        assert f"x̂[3,{j}]" not in shown and f"x[63,{j}]" not in shown
+        assert f"μ[0,{j}]" in shown and f"σ²[0,{j}]" in shown
+        assert f"γ[{j}]" in shown and f"β[{j}]" in shown
     # 64·4 elements x 8 nodes each (x, x−μ, (x−μ)², x̂, γ·x̂, y, weight, product), 3 of 64 shown
     hidden = sum(int(m) for m in re.findall(r"\((\d+) nodes not drawn\)", source))
     assert hidden == 61 * c * 8
     path = render(graph, tmp_path / "bn64.png")
     assert path.read_bytes()[:8] == PNG_MAGIC
     two = tb.draw(loss, samples_shown=2).source
-    assert "× 62 more samples [·,0]" in two and "{ x̂[2,0] |" not in two
+    assert "× 62 more samples [·,0]" in two and "x̂[2,0]" not in boxes(two)
     with pytest.raises(GraphTooLargeError):
         tb.draw(loss, collapse=False)
 
@@ -205,16 +222,63 @@ def test_folding_also_works_on_unlabelled_inputs():
     assert hidden == 37 * 2 * 7  # x, x−μ, (x−μ)², x̂, γ·x̂, weight, product
 
 
+def per_sample_weighted_bn(n=16, c=2):
+    """BN on scalars with one labelled loss weight per sample: L = Σ_ij w[i]·y[i,j]."""
+    rng = np.random.default_rng(0)
+    x = tb.values(rng.standard_normal((n, c)).tolist(), "x")
+    gamma, beta = tb.values([1.0] * c, "γ"), tb.values([0.0] * c, "β")
+    y = F.batch_norm(x, gamma, beta)
+    w = tb.values([float(i + 1) for i in range(n)], "w")
+    loss = Value.sum(w[i] * v for i, row in enumerate(y) for v in row).named("loss")
+    loss.backward()
+    return loss
+
+
+def test_per_sample_weights_are_folded_with_their_sample():
+    """ "w[i]" has one index and serves every feature of sample i: it is folded with
+    sample i into a summary of its own, instead of being drawn with dangling edges."""
+    n, c = 16, 2
+    source = tb.draw(per_sample_weighted_bn(n, c), collapse=True).source
+    shown = boxes(source)
+    assert [label for label in shown if label.startswith("w[")] == ["w[0]", "w[1]", "w[2]"]
+    assert "× 13 more samples [·]\\n(13 nodes not drawn)" in source
+    for j in range(c):  # x, x−μ, (x−μ)², x̂, γ·x̂, y, product per hidden sample
+        assert f"× 13 more samples [·,{j}]\\n(91 nodes not drawn)" in source
+
+
+@pytest.mark.parametrize("rankdir", ["LR", "TB"])
+def test_collapsed_graph_with_per_sample_weights_renders(tmp_path, rankdir):
+    """Regression: `dot` failed with "lost ... edge" on this graph (flat edges touching
+    record-shaped nodes in clusters); value boxes are HTML-like tables now."""
+    graph = tb.draw(per_sample_weighted_bn(), rankdir=rankdir, collapse=True)
+    assert "shape=record" not in graph.source
+    path = graph.render(str(tmp_path / "collapsed"), format="png")
+    with open(path, "rb") as picture:
+        assert picture.read(8) == PNG_MAGIC
+
+
+def test_labels_with_html_and_record_characters_are_shown_as_written(tmp_path):
+    a = Value(1.5, label="a<b & {c|d}")
+    loss = (a * a).named('"loss"')
+    loss.backward()
+    graph = tb.draw(loss)
+    assert fields(value_line(graph.source, "a<b & {c|d}")) == ["a<b & {c|d}", "data 1.5", "grad 3"]
+    assert fields(value_line(graph.source, '"loss"'))[0] == '"loss"'
+    svg = render(graph, tmp_path / "odd.svg").read_text(encoding="utf-8")
+    assert "a&lt;b &amp; {c|d}" in svg
+
+
 def test_tensor_graph_nodes_show_shape_and_summaries():
     x, gamma, beta, loss = tensor_bn()
     loss.backward()
     source = tb.draw(loss).source
-    line = record_line(source, "gamma")
+    line = value_line(source, "gamma")
     assert "(3,)" in line and "data [0.5, 1, 1.5]" in line
     assert "grad [" + ", ".join(f"{g:.4g}" for g in gamma.grad) + "]" in line
-    x_line = record_line(source, "x")
+    x_line = value_line(source, "x")
     assert "(8, 3)" in x_line and f"range [{x.data.min():.4g}, {x.data.max():.4g}]" in x_line
-    assert "{ x̂ | (8, 3) |" in source and "{ μ | (1, 3) |" in source
+    assert fields(value_line(source, "x̂"))[:2] == ["x̂", "(8, 3)"]
+    assert fields(value_line(source, "μ"))[:2] == ["μ", "(1, 3)"]
     assert "darkorange" in source and "royalblue" in source
     assert source.count("op [label=mean shape=ellipse") == 2  # μ and σ²
     assert source.count('op [label="√" shape=ellipse') == 1
@@ -435,7 +499,7 @@ def test_named_nn_parameters_are_highlighted():
     source = tb.draw(loss).source
     assert "gradient path to 0.weight, 1.weight" in source
     assert "gradient path to 0.bias, 1.bias" in source
-    line = record_line(source, "1.weight")
+    line = value_line(source, "1.weight")
     assert "(3,)" in line and "fillcolor" in line
 
 

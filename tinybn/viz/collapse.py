@@ -9,7 +9,9 @@ instead of thousands (its layout time grows much faster than the node count).
 Which sample a node belongs to is read from labels: an element labelled "role[i,j]"
 belongs to sample i when nodes of that role exist for several i (so μ[0,j], one per
 feature, is never folded). Unlabelled nodes (constants, products in a loss) take the
-sample of their neighbours when all of those agree.
+sample of their neighbours when all of those agree. A node used only by the nodes of one
+sample (a per-sample loss weight "w[i]") belongs to that sample too; when it serves
+several features it is folded into a summary of its own, "[·]".
 """
 
 from __future__ import annotations
@@ -73,6 +75,13 @@ def sample_lanes(order: list[Any], consumers: dict[int, list[tuple[Any, int]]]) 
             agreed = _agreed({lanes.get(id(user)) for user, _ in consumers[id(node)]})
             if agreed is not None:
                 lanes[id(node)] = agreed
+    # a node used only inside one sample, across its features (a per-sample loss weight
+    # "w[i]", a row sum), belongs to that sample as a whole: feature ()
+    for node in reversed(order):
+        if id(node) not in lanes and parameter_kind(node) is None:
+            used_by = {lanes.get(id(user)) for user, _ in consumers[id(node)]}
+            if used_by and None not in used_by and len({lane[0] for lane in used_by}) == 1:
+                lanes[id(node)] = used_by.pop() if len(used_by) == 1 else (used_by.pop()[0], ())
     return lanes
 
 

@@ -1,7 +1,7 @@
 """``draw``: a computation graph as a Graphviz picture, micrograd style.
 
-Each value is a record box ``{ label | data | grad }`` (a Tensor also shows its shape
-and a summary of its arrays); the op that made it is a small ellipse in front of it.
+Each value is a box ``label | data | grad`` (a Tensor also shows its shape and a
+summary of its arrays); the op that made it is a small ellipse in front of it.
 Batch-norm stages (μ, x − μ, ..., y) are grouped into boxes named by their role, the
 γ and β parameters are filled and every edge on a path from them to the loss — the
 edges their gradient travels back along — is drawn thick and coloured.
@@ -9,6 +9,7 @@ edges their gradient travels back along — is drawn thick and coloured.
 
 from __future__ import annotations
 
+import html
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -180,25 +181,39 @@ def _edge_style(kinds: set[str]) -> dict[str, str]:
     return {"color": colors, "penwidth": "2.5"}
 
 
-def _escape(text: str) -> str:
-    for char in '\\{}|<>"':
-        text = text.replace(char, "\\" + char)
-    return text
-
-
-def _record(node: Any, precision: int) -> str:
-    label = _escape(node.label or ("" if node._parents else "leaf"))
+def _fields(node: Any, precision: int) -> list[str]:
+    """The texts of a value box: label, (shape,) data, grad."""
+    label = node.label or ("" if node._parents else "leaf")
     if is_tensor(node):
         grad = summarize(node.grad, precision) if node.grad is not None else "None"
         fields = [
-            label or _escape(op_symbol(node.op)),
+            label or op_symbol(node.op),
             shape_text(node),
-            f"data {_escape(summarize(node.data, precision))}",
-            f"grad {_escape(grad)}",
+            f"data {summarize(node.data, precision)}",
+            f"grad {grad}",
         ]
     else:
         fields = [label, f"data {node.data:.{precision}g}", f"grad {node.grad:.{precision}g}"]
-    return "{ " + " | ".join(f for f in fields if f) + " }"
+    return [field for field in fields if field]
+
+
+def _table(fields: list[str], rankdir: str) -> str:
+    """An HTML-like label: the fields side by side (LR) or stacked (TB), ruled apart.
+
+    Not ``shape=record``: `dot` cannot route an edge between adjacent nodes of the same
+    rank (a "flat edge") when one of them is a record; inside clusters it then fails
+    with "lost ... edge". HTML-like labels have no such limit.
+    """
+    cells = [f"<td>{html.escape(field, quote=False)}</td>" for field in fields]
+    if rankdir == "LR":
+        rows = "<tr>" + "".join(cells) + "</tr>"
+        rules = 'columns="*"'
+    else:
+        rows = "".join(f"<tr>{cell}</tr>" for cell in cells)
+        rules = 'rows="*"'
+    return (
+        f'<<table border="0" cellborder="0" cellspacing="0" cellpadding="3" {rules}>{rows}</table>>'
+    )
 
 
 def _build(
@@ -219,7 +234,7 @@ def _build(
         if clusters and stage in BN_ROLES:
             stages.setdefault(stage, []).append(node)
         else:
-            _add_node(graph, node, precision, routes)
+            _add_node(graph, node, precision, rankdir, routes)
 
     for stage in BN_ROLES:  # one box per batch-norm stage, named by its role
         if stage not in stages:
@@ -227,7 +242,7 @@ def _build(
         with graph.subgraph(name=f"cluster_{BN_ROLES.index(stage)}") as box:
             box.attr(label=stage, style="rounded,filled", fillcolor=STAGE_FILL, color="gray70")
             for node in stages[stage]:
-                _add_node(box, node, precision, routes)
+                _add_node(box, node, precision, rankdir, routes)
 
     for node in folded.shown:
         for parent in node._parents:
@@ -273,14 +288,20 @@ def _legend(order: list[Any]) -> str:
 
 
 def _add_node(
-    graph: graphviz.Digraph, node: Any, precision: int, routes: dict[int, set[str]]
+    graph: graphviz.Digraph,
+    node: Any,
+    precision: int,
+    rankdir: str,
+    routes: dict[int, set[str]],
 ) -> None:
     kind = parameter_kind(node)
     style = {"style": "filled", "fillcolor": PARAMETER_FILL[kind], "penwidth": "2"} if kind else {}
-    graph.node(_id(node), _record(node, precision), shape="record", **style)
+    label = _table(_fields(node, precision), rankdir)
+    graph.node(_id(node), label, shape="box", margin="0", **style)
     # the op ellipse, unless none of the node's inputs is part of this drawing
     if any(id(parent) in routes for parent in node._parents):
-        graph.node(_op_id(node), _escape(op_symbol(node.op)), shape="ellipse", width="0.3")
+        symbol = op_symbol(node.op).replace("\\", "\\\\")  # a plain label: only \ escapes
+        graph.node(_op_id(node), symbol, shape="ellipse", width="0.3")
         graph.edge(_op_id(node), _id(node), **_edge_style(routes[id(node)]))
 
 
