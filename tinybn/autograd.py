@@ -105,15 +105,16 @@ def run_backward(root: Any, seed: Any, order: list[Any] | None = None) -> None:
     if order is None:
         order = topological_order(root)
     interior = [node for node in order if node._parents]
-    earlier = [node.grad for node in interior]
-    for node in interior:
+    # Speed: only the nodes that already hold a grad (from an earlier call) are set aside;
+    # on a fresh graph — the common case — there are none
+    earlier = [(node, node.grad) for node in interior if node.grad is not None]
+    for node, _ in earlier:
         node._zero_grad()
     root._accumulate_grad(seed)
     for node in reversed(interior):
         node._backward()
-    for node, grad in zip(interior, earlier):
-        if grad is not None:
-            node._accumulate_grad(grad)
+    for node, grad in earlier:
+        node._accumulate_grad(grad)
 
 
 def zero_grad_graph(root: Any) -> None:

@@ -47,26 +47,23 @@ def batch_norm(
     m = data.size // data.shape[1]  # values per channel
     if training:
         mu = _sum_per_channel(data) * (1.0 / m)
-        xhat = data - mu
-        work = np.square(xhat)
-        variance = _sum_per_channel(work) * (1.0 / m)
+        centered = data - mu
+        y = np.square(centered)  # the squares' buffer is reused for y below
+        variance = _sum_per_channel(y) * (1.0 / m)
     else:
         mu, variance = mean.data, var.data
-        xhat = data - mu
-        work = np.empty_like(xhat)
+        centered = data - mu
+        y = np.empty_like(centered)
     inv_std = 1.0 / np.sqrt(variance + eps)
-    xhat *= inv_std  # in place: xhat held x − μ, now (x − μ)/√(σ² + ε)
-    # y reuses the buffer of the squares, which are no longer needed
+    # y = γ·x̂ + β = (γ/√(σ² + ε))·(x − μ) + β: x̂ is never stored (one pass fewer); the
+    # backward pass folds 1/√(σ² + ε) into its per-channel factors instead
     per_channel = (1, -1) + (1,) * (data.ndim - 2)  # (C,) → (1, C) or (1, C, 1)
-    if gamma is not None:
-        np.multiply(xhat, gamma.data.reshape(per_channel), out=work)
-    else:
-        np.copyto(work, xhat)
-    y = work
+    scale = inv_std * gamma.data.reshape(per_channel) if gamma is not None else inv_std
+    np.multiply(centered, scale, out=y)
     if beta is not None:
         y += beta.data.reshape(per_channel)
     parents = tuple(p for p in (x, gamma, beta) if p is not None)
-    saved = (xhat, inv_std, training, gamma is not None, beta is not None)
+    saved = (centered, inv_std, scale, training, gamma is not None, beta is not None)
     out = x._make(y, parents, "batch_norm", _batch_norm_backward, saved)
     if training:
         return out, Tensor(mu, label="μ"), Tensor(variance, label="σ²")
@@ -88,25 +85,34 @@ def _sum_per_channel(a: np.ndarray) -> np.ndarray:
     return (ones @ a)[None, :]
 
 
+def _dot_per_channel(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Σ a·b over the batch (and L), shaped (1, C) or (1, C, 1); einsum never stores a·b."""
+    if a.size < 8192:  # small: the product and a reduction have less call overhead
+        return _sum_per_channel(a * b)
+    subscripts = "nc,nc->c" if a.ndim == 2 else "ncl,ncl->c"
+    return np.einsum(subscripts, a, b).reshape((1, -1) + (1,) * (a.ndim - 2))
+
+
 def _batch_norm_backward(out: Tensor, dy: np.ndarray) -> tuple:
-    xhat, inv_std, training, has_gamma, has_beta = out._saved
+    centered, inv_std, scale, training, has_gamma, has_beta = out._saved
     x = out._parents[0]
     gamma = out._parents[1] if has_gamma else None
     need_beta = has_beta and out._parents[-1].requires_grad
     need_gamma = has_gamma and gamma.requires_grad
-    work = np.multiply(dy, xhat)
-    dbeta = _sum_per_channel(dy) if (need_beta or training) else None
-    dgamma = _sum_per_channel(work) if (need_gamma or training) else None
+    need_x = x.requires_grad
+    dbeta = _sum_per_channel(dy) if (need_beta or (training and need_x)) else None
+    # dγ = Σ dy·x̂ = Σ dy·(x − μ) / √(σ² + ε)
+    dgamma = _dot_per_channel(dy, centered) * inv_std if (need_gamma or training) else None
     dx = None
-    if x.requires_grad:
-        scale = inv_std * gamma.data.reshape(inv_std.shape) if has_gamma else inv_std
+    if need_x:
         if training:
-            # the closed form: the mean and variance routes take away Σdy and x̂·Σ(dy·x̂)
+            # the closed form: the mean and variance routes take away Σdy and x̂·Σ(dy·x̂),
+            # with x̂·dγ/m = (x − μ)·(dγ·inv_std/m)
             m = dy.size // dbeta.size
-            dx = np.multiply(xhat, dgamma * (1.0 / m), out=work)  # reuses the buffer
+            dx = np.multiply(centered, dgamma * (inv_std * (1.0 / m)))
             np.subtract(dy, dx, out=dx)
             dx -= dbeta * (1.0 / m)
-            dx *= scale
+            dx *= scale  # γ/√(σ² + ε)
         else:  # μ and σ² are constants: y is affine in x
             dx = dy * scale
     grads: list[Any] = [dx]
@@ -158,7 +164,8 @@ def binary_cross_entropy_with_logits(z: Tensor, y: Tensor) -> Tensor:
     """
     zd, yd = z.data, y.data
     terms = np.maximum(zd, 0) - zd * yd + np.log1p(np.exp(-np.abs(zd)))
-    loss = np.asarray(terms.mean(), dtype=terms.dtype)
+    # sum / size rather than .mean(): the same pairwise sum without mean's Python-level wrapper
+    loss = np.asarray(terms.sum() / terms.size, dtype=terms.dtype)
     return z._make(loss, (z, y), "bce_with_logits", _bce_with_logits_backward)
 
 

@@ -40,6 +40,22 @@ class Parameter(Tensor):
         return "Parameter containing:\n" + super().__repr__()
 
 
+def _check_int(value: Any, name: str, minimum: int) -> int:
+    """A size argument: TypeError if it is not an int, ValueError if it is below ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value}")
+    return int(value)
+
+
+def _check_real(value: Any, name: str) -> float:
+    """A numeric option (eps, momentum, p): TypeError if it is not a real number."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__} {value!r}")
+    return value
+
+
 def _as_tensor(x: Any, layer: str) -> Tensor:
     """A module's input: a Tensor, or a numeric numpy array (wrapped, keeping its dtype)."""
     if isinstance(x, Tensor):
@@ -388,11 +404,8 @@ class Linear(Module):
         rng: np.random.Generator | None = None,
     ) -> None:
         super().__init__()
-        for name, n in (("in_features", in_features), ("out_features", out_features)):
-            if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 0:
-                raise ValueError(f"Linear: {name} must be a non-negative int, got {n!r}")
-        self.in_features = int(in_features)
-        self.out_features = int(out_features)
+        self.in_features = _check_int(in_features, "Linear: in_features", 0)
+        self.out_features = _check_int(out_features, "Linear: out_features", 0)
         rng = rng if rng is not None else np.random.default_rng()
         dtype = get_default_dtype()
         # kaiming_uniform(a=√5): gain √(2/(1+a²)) = √(1/3), bound gain·√(3/fan_in) = 1/√fan_in
@@ -454,15 +467,12 @@ class BatchNorm1d(Module):
         bias: bool = True,
     ) -> None:
         super().__init__()
-        if not isinstance(num_features, (int, np.integer)) or num_features <= 0:
-            raise ValueError(
-                f"BatchNorm1d: num_features must be a positive int, got {num_features}"
-            )
-        if eps <= 0:
+        num_features = _check_int(num_features, "BatchNorm1d: num_features", 1)
+        if _check_real(eps, "BatchNorm1d: eps") <= 0:
             raise ValueError(f"BatchNorm1d: eps must be positive, got {eps}")
-        if momentum is not None and not 0.0 <= momentum <= 1.0:
+        if momentum is not None and not 0.0 <= _check_real(momentum, "BatchNorm1d: momentum") <= 1:
             raise ValueError(f"BatchNorm1d: momentum must be in [0, 1] or None, got {momentum}")
-        self.num_features = int(num_features)
+        self.num_features = num_features
         self.eps = eps
         self.momentum = momentum
         self.affine = affine
@@ -531,18 +541,20 @@ class BatchNorm1d(Module):
 
     def _update_running_stats(self, batch_mean: Any, batch_var: Any, m: int) -> None:
         """EMA (or cumulative average) of μ_B and of the unbiased σ²_B·m/(m−1)."""
-        with no_grad():
-            self.num_batches_tracked.data += 1
-            if self.momentum is None:
-                factor = 1.0 / float(self.num_batches_tracked.data)
-            else:
-                factor = self.momentum
-            unbiased_var = np.reshape(batch_var, -1) * (m / (m - 1))
-            for running, batch in (
-                (self.running_mean, np.reshape(batch_mean, -1)),
-                (self.running_var, unbiased_var),
-            ):
-                running.data[...] = (1.0 - factor) * running.data + factor * batch
+        # plain numpy on the buffers' arrays (no graph), updated in place: no temporaries
+        # beyond factor·batch, and the buffers stay the same arrays
+        self.num_batches_tracked.data += 1
+        if self.momentum is None:
+            factor = 1.0 / float(self.num_batches_tracked.data)
+        else:
+            factor = self.momentum
+        unbiased_var = np.reshape(batch_var, -1) * (m / (m - 1))
+        for running, batch in (
+            (self.running_mean.data, np.reshape(batch_mean, -1)),
+            (self.running_var.data, unbiased_var),
+        ):
+            running *= 1.0 - factor
+            running += factor * batch
 
     def extra_repr(self) -> str:
         return (
@@ -573,10 +585,19 @@ class LayerNorm(Module):
     ) -> None:
         super().__init__()
         if isinstance(normalized_shape, (int, np.integer)):
-            normalized_shape = (int(normalized_shape),)
-        self.normalized_shape = tuple(int(n) for n in normalized_shape)
-        if not self.normalized_shape or any(n <= 0 for n in self.normalized_shape):
-            raise ValueError(f"LayerNorm: bad normalized_shape {normalized_shape}")
+            normalized_shape = (normalized_shape,)
+        if not isinstance(normalized_shape, (tuple, list)):
+            raise TypeError(
+                f"LayerNorm: normalized_shape must be an int or a tuple of ints, "
+                f"got {type(normalized_shape).__name__} {normalized_shape!r}"
+            )
+        self.normalized_shape = tuple(
+            _check_int(n, "LayerNorm: normalized_shape entry", 1) for n in normalized_shape
+        )
+        if not self.normalized_shape:
+            raise ValueError("LayerNorm: normalized_shape must not be empty")
+        if _check_real(eps, "LayerNorm: eps") < 0:
+            raise ValueError(f"LayerNorm: eps must be >= 0, got {eps}")
         self.eps = eps
         self.elementwise_affine = elementwise_affine
         dtype = get_default_dtype()
@@ -617,7 +638,7 @@ class Dropout(Module):
 
     def __init__(self, p: float = 0.5, rng: np.random.Generator | None = None) -> None:
         super().__init__()
-        if not 0.0 <= p <= 1.0:
+        if not 0.0 <= _check_real(p, "Dropout: p") <= 1.0:
             raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
         self.p = p
         self.rng = rng if rng is not None else np.random.default_rng()

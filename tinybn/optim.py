@@ -81,11 +81,19 @@ class Optimizer:
                     p.grad[...] = 0
 
     def step(self) -> None:
-        """Update every parameter that has a grad."""
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is not None:
-                    self._update(p, group, self.state.setdefault(p, {}))
+        """Update every parameter that has a grad; every grad is checked before any update."""
+        updates = [
+            (p, group) for group in self.param_groups for p in group["params"] if p.grad is not None
+        ]
+        for p, _ in updates:
+            if not isinstance(p.grad, (np.ndarray, np.generic)):
+                raise TypeError(f"step: a grad must be a numpy array, got {type(p.grad).__name__}")
+            if p.grad.shape != p.data.shape:
+                raise ValueError(
+                    f"step: a parameter of shape {p.data.shape} has a grad of shape {p.grad.shape}"
+                )
+        for p, group in updates:
+            self._update(p, group, self.state.setdefault(p, {}))
 
     def _update(self, p: Tensor, group: dict[str, Any], state: dict[str, Any]) -> None:
         raise NotImplementedError

@@ -20,6 +20,7 @@ from tinybn.autograd import topological_order
 from tinybn.viz.collapse import Folded, fold_samples
 from tinybn.viz.nodes import (
     BN_ROLES,
+    check_node,
     consumers_of,
     is_tensor,
     op_symbol,
@@ -111,6 +112,7 @@ def draw(
         a graphviz.Digraph: ``.source`` is the DOT text, ``.render(path, format="png")``
         writes a picture (see also ``tinybn.viz.render``).
     """
+    check_node(root, "draw")
     if rankdir not in ("LR", "TB"):
         raise ValueError(f"draw: rankdir must be 'LR' or 'TB', got {rankdir!r}")
     if collapse not in (True, False, "auto"):

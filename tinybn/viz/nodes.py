@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from tinybn.scalar import Value
 from tinybn.tensor import Tensor
 
 # The labels functional.batch_norm gives its intermediates, in the order of
@@ -28,6 +29,14 @@ _INDEX = re.compile(r"^(?P<role>.*?)\[(?P<index>[0-9, ]+)\]$")
 
 def is_tensor(node: Any) -> bool:
     return isinstance(node, Tensor)
+
+
+def check_node(node: Any, caller: str) -> None:
+    """TypeError unless ``node`` is one graph node: a Value or a Tensor (e.g. the loss)."""
+    if not isinstance(node, (Value, Tensor)):
+        raise TypeError(
+            f"{caller}: expected a Value or a Tensor (e.g. the loss), got {type(node).__name__}"
+        )
 
 
 def role(node: Any) -> str:

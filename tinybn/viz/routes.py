@@ -22,7 +22,7 @@ import numpy as np
 
 from tinybn.autograd import topological_order
 from tinybn.tensor import _unbroadcast
-from tinybn.viz.nodes import consumers_of, is_tensor, name, role, summarize
+from tinybn.viz.nodes import check_node, consumers_of, is_tensor, name, role, summarize
 
 BATCH_NORM_ROUTES = ("x̂", "μ", "σ²")
 ROUTE_MEANING = {
@@ -89,6 +89,8 @@ def contributions(node: Any, root: Any, through: Any = "auto") -> Contributions:
     Returns:
         Contributions: ``.routes``, ``.by_role()``, ``.total`` (== node.grad).
     """
+    check_node(node, "contributions")
+    check_node(root, "contributions")
     order = topological_order(root)
     consumers = consumers_of(order)
     if id(node) not in consumers:

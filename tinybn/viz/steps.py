@@ -18,7 +18,7 @@ import numpy as np
 
 from tinybn.autograd import topological_order
 from tinybn.tensor import _unbroadcast
-from tinybn.viz.nodes import describe, is_tensor, name, op_symbol, summarize
+from tinybn.viz.nodes import check_node, describe, is_tensor, name, op_symbol, summarize
 from tinybn.viz.rules import local_rule, operand_name
 
 
@@ -104,6 +104,7 @@ def backward_steps(root: Any, grad: Any = None) -> Iterator[BackwardStep]:
     Yields:
         BackwardStep for each node that has parents, from the root towards the inputs.
     """
+    check_node(root, "backward_steps")
     seed = _seed(root, grad)
     order = topological_order(root)
     interior = [node for node in order if node._parents]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tinybn.viz.nodes import describe, op_symbol
+from tinybn.viz.nodes import check_node, describe, op_symbol
 
 
 def tree(
@@ -27,6 +27,7 @@ def tree(
         max_lines: stop after this many lines.
         precision: significant digits.
     """
+    check_node(root, "tree")
     if depth < 0 or max_children < 1 or max_lines < 1:
         raise ValueError("tree: depth must be >= 0, max_children and max_lines >= 1")
     lines: list[str] = []
