@@ -288,3 +288,44 @@ def test_bce_with_logits_gradient_is_sigmoid_minus_target_even_at_zero():
         F.binary_cross_entropy_with_logits,
         [np.array([[-1.5, 0.3], [2.0, -0.7]]), np.array([[0.0, 1.0], [0.25, 1.0]])],
     )
+
+
+# -- cross-entropy as one node ------------------------------------------------------------------
+
+
+def _cross_entropy_composed(z, classes):
+    picked = F.log_softmax(z, axis=1)[np.arange(len(classes)), classes]
+    return -picked.mean()
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float64", "float32"])
+def test_cross_entropy_equals_the_composed_graph_and_is_one_node(dtype):
+    rng = np.random.default_rng(7)
+    z_data = rng.normal(scale=3.0, size=(9, 4)).astype(dtype)
+    classes = rng.integers(0, 4, size=9)
+    results = []
+    for loss_fn in (F.cross_entropy, _cross_entropy_composed):
+        z = Tensor(z_data, requires_grad=True)
+        loss = loss_fn(z, classes)
+        loss.backward()
+        loss.backward()  # a second call adds the same gradient again
+        results.append((loss.data, z.grad))
+    for got, want in zip(*results):
+        assert got.dtype == dtype
+        np.testing.assert_allclose(got, want, **_tol(dtype))
+    loss = F.cross_entropy(Tensor(z_data, requires_grad=True), classes)
+    assert loss.op == "cross_entropy" and len(loss.parents) == 1
+
+
+def test_cross_entropy_gradient_is_softmax_minus_onehot_over_n():
+    z_data = np.array([[1000.0, 0.0, -1000.0], [0.5, -0.25, 2.0]])  # no overflow at ±1000
+    classes = np.array([2, 0])
+    z = Tensor(z_data, requires_grad=True)
+    loss = F.cross_entropy(z, classes)
+    loss.backward()
+    shifted = z_data - z_data.max(axis=1, keepdims=True)
+    softmax = np.exp(shifted) / np.exp(shifted).sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(z.grad, (softmax - np.eye(3)[classes]) / 2, rtol=1e-12, atol=1e-15)
+    expected = -(shifted[[0, 1], classes] - np.log(np.exp(shifted).sum(axis=1))).mean()
+    assert loss.item() == pytest.approx(expected, rel=1e-12)
+    check_tensor_grad(lambda z: F.cross_entropy(z, np.array([1, 0, 1])), [np.eye(3, 2) * 1.5])

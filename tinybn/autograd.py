@@ -106,14 +106,15 @@ def run_backward(root: Any, seed: Any, order: list[Any] | None = None) -> None:
         order = topological_order(root)
     interior = [node for node in order if node._parents]
     # Speed: only the nodes that already hold a grad (from an earlier call) are set aside;
-    # on a fresh graph — the common case — there are none
-    earlier = [(node, node.grad) for node in interior if node.grad is not None]
-    for node, _ in earlier:
+    # on a fresh Tensor graph — the common case — there are none
+    held = [node for node in interior if node.grad is not None]
+    earlier = [node.grad for node in held]
+    for node in held:
         node._zero_grad()
     root._accumulate_grad(seed)
     for node in reversed(interior):
         node._backward()
-    for node, grad in earlier:
+    for node, grad in zip(held, earlier):
         node._accumulate_grad(grad)
 
 

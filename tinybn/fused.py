@@ -179,3 +179,36 @@ def _bce_with_logits_backward(out: Tensor, grad: np.ndarray) -> tuple:
     if y.requires_grad:
         dy = -z.data * scale
     return dz, dy
+
+
+def cross_entropy(logits: Tensor, classes: np.ndarray) -> Tensor:
+    """mean over rows of −log softmax(z)[target], as one node; called by
+    ``functional.cross_entropy`` (shapes and classes checked there).
+
+    Composed, this loss is eight nodes (log-softmax, pick, mean, negate); its backward in
+    closed form, with N rows, is
+
+        dL/dz = (softmax(z) − onehot(target)) / N
+
+    Args:
+        logits: (N, K); classes: (N,) integers in [0, K).
+    """
+    z = logits.data
+    shifted = z - z.max(axis=1, keepdims=True)  # so that exp cannot overflow
+    exp = np.exp(shifted)
+    sum_exp = exp.sum(axis=1, keepdims=True)
+    rows = np.arange(len(classes))
+    log_likelihood = shifted[rows, classes] - np.log(sum_exp[:, 0])
+    loss = np.asarray(-log_likelihood.sum() / len(classes), dtype=z.dtype)
+    exp /= sum_exp  # in place: exp is now softmax(z), kept for the backward pass
+    return logits._make(
+        loss, (logits,), "cross_entropy", _cross_entropy_backward, (exp, rows, classes)
+    )
+
+
+def _cross_entropy_backward(out: Tensor, grad: np.ndarray) -> tuple:
+    softmax, rows, classes = out._saved
+    scale = grad / len(classes)
+    dz = softmax * scale  # a new array: softmax stays intact for another backward()
+    dz[rows, classes] -= scale
+    return (dz,)
