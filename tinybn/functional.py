@@ -234,16 +234,24 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     Returns:
         (..., out_features).
     """
-    for name, t in (("x", x), ("weight", weight), ("bias", bias)):
-        if t is not None and not isinstance(t, Tensor):
-            raise TypeError(f"linear: {name} must be a Tensor, got {type(t).__name__}")
-    if weight.ndim != 2 or x.ndim == 0 or x.shape[-1] != weight.shape[1]:
+    # Speed: checked in one expression (this runs once per layer per step); the loop that
+    # names the culprit runs only when something is wrong
+    if not (
+        isinstance(x, Tensor)
+        and isinstance(weight, Tensor)
+        and (bias is None or isinstance(bias, Tensor))
+    ):
+        for name, t in (("x", x), ("weight", weight), ("bias", bias)):
+            if t is not None and not isinstance(t, Tensor):
+                raise TypeError(f"linear: {name} must be a Tensor, got {type(t).__name__}")
+    x_shape, weight_shape = x.data.shape, weight.data.shape
+    if len(weight_shape) != 2 or not x_shape or x_shape[-1] != weight_shape[1]:
         raise ValueError(
-            f"linear: x of shape {x.shape} and weight of shape {weight.shape} do not fit: "
+            f"linear: x of shape {x_shape} and weight of shape {weight_shape} do not fit: "
             "weight must be (out_features, in_features) with in_features = x.shape[-1]"
         )
-    if bias is not None and bias.shape != (weight.shape[0],):
-        raise ValueError(f"linear: bias shape {bias.shape} != ({weight.shape[0]},)")
+    if bias is not None and bias.data.shape != (weight_shape[0],):
+        raise ValueError(f"linear: bias shape {bias.shape} != ({weight_shape[0]},)")
     return fused_kernels.linear(x, weight, bias)
 
 

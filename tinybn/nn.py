@@ -420,7 +420,8 @@ class Linear(Module):
 
     def forward(self, x: Any) -> Tensor:
         x = _as_tensor(x, "Linear")
-        if x.ndim == 0 or x.shape[-1] != self.in_features:
+        shape = x.data.shape
+        if not shape or shape[-1] != self.in_features:
             raise ValueError(
                 f"Linear: input of shape {x.shape} does not end in in_features="
                 f"{self.in_features} (weight is {self.weight.shape})"

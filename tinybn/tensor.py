@@ -411,13 +411,17 @@ class Tensor:
                     f"backward: grad can be implied only for a single-element output, this one "
                     f"has shape {_shape_str(self.shape)}; pass grad= of that shape"
                 )
-            grad = np.ones_like(self.data)
-        grad = np.asarray(grad.data if isinstance(grad, Tensor) else grad, dtype=self.data.dtype)
-        if grad.shape != self.shape:
-            raise ValueError(
-                f"backward: grad shape {_shape_str(grad.shape)} != output shape "
-                f"{_shape_str(self.shape)}"
+            # np.ones, not np.ones_like: the same array without ones_like's Python-level wrapper
+            grad = np.ones(self.data.shape, dtype=self.data.dtype)
+        else:
+            grad = np.asarray(
+                grad.data if isinstance(grad, Tensor) else grad, dtype=self.data.dtype
             )
+            if grad.shape != self.shape:
+                raise ValueError(
+                    f"backward: grad shape {_shape_str(grad.shape)} != output shape "
+                    f"{_shape_str(self.shape)}"
+                )
         autograd.run_backward(self, grad)
 
     def zero_grad(self) -> None:
