@@ -9,7 +9,6 @@ per array operation.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -41,10 +40,11 @@ def _param(p: Any, name: str, engine: type, shape: tuple[int, ...], broadcast: b
     if p is None:
         return None
     array = p if isinstance(p, engine) else engine(p)
-    if array.ndim != 1 or array.shape[0] != math.prod(shape):
+    channels = shape[1]  # shape is (1, C) or (1, C, 1)
+    if array.shape != (channels,):
         raise ValueError(
             f"{name} has {array.shape[0] if array.ndim else 1} value(s) in shape "
-            f"{array.shape}, but the input has {math.prod(shape)} feature(s)"
+            f"{array.shape}, but the input has {channels} feature(s)"
         )
     if not broadcast:
         return array
@@ -132,7 +132,8 @@ def batch_norm_with_stats(
     if fused and not isinstance(array, Tensor):
         raise TypeError("batch_norm: fused=True needs a Tensor input; scalar Values compose")
     axes, param_shape = _batch_axes(array)
-    values_per_channel = math.prod(array.shape[a] for a in axes)
+    shape = array.shape
+    values_per_channel = shape[0] * shape[2] if len(shape) == 3 else shape[0]  # N·L or N
     if mean is None and values_per_channel < 2:
         raise ValueError(
             f"batch_norm: expected more than 1 value per channel when training, got input of "
@@ -331,7 +332,8 @@ def cross_entropy(logits: Tensor, targets: Any) -> Tensor:
 
 
 def _check_same_shape(a: Tensor, b: Any, name: str) -> None:
-    if tuple(a.shape) != tuple(np.shape(getattr(b, "data", b))):
+    b_shape = b.data.shape if isinstance(b, Tensor) else np.shape(getattr(b, "data", b))
+    if tuple(a.shape) != tuple(b_shape):
         raise ValueError(f"{name}: input shape {a.shape} != target shape {np.shape(b)}")
 
 

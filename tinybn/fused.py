@@ -144,9 +144,12 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
 def _linear_backward(out: Tensor, dy: np.ndarray) -> tuple:
     x, weight = out._parents[0], out._parents[1]
     # batch axes flattened, so that 1-d and (N, in) and (B, N, in) inputs take one path
-    dy_rows = dy.reshape(-1, dy.shape[-1])
+    # (an (N, in) input already is rows: the check costs less than two reshapes)
+    x_rows, dy_rows = x.data, dy
+    if dy.ndim != 2:
+        x_rows, dy_rows = x_rows.reshape(-1, x_rows.shape[-1]), dy.reshape(-1, dy.shape[-1])
     dx = dy @ weight.data if x.requires_grad else None
-    dweight = dy_rows.T @ x.data.reshape(-1, x.data.shape[-1]) if weight.requires_grad else None
+    dweight = dy_rows.T @ x_rows if weight.requires_grad else None
     if len(out._parents) == 2:
         return dx, dweight
     # add.reduce: the column sums without the Python-level wrapper of .sum()

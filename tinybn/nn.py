@@ -513,14 +513,15 @@ class BatchNorm1d(Module):
             self.bias.data[...] = 0
 
     def _check_input(self, x: Tensor) -> None:
-        if x.ndim not in (2, 3):
+        shape = x.data.shape
+        if len(shape) not in (2, 3):
             raise ValueError(
-                f"BatchNorm1d: expected input of shape (N, C) or (N, C, L), got {x.ndim}-d "
-                f"input of shape {x.shape}"
+                f"BatchNorm1d: expected input of shape (N, C) or (N, C, L), got {len(shape)}-d "
+                f"input of shape {shape}"
             )
-        if x.shape[1] != self.num_features:
+        if shape[1] != self.num_features:
             raise ValueError(
-                f"BatchNorm1d: input of shape {x.shape} has {x.shape[1]} channels on axis 1, "
+                f"BatchNorm1d: input of shape {shape} has {shape[1]} channels on axis 1, "
                 f"but num_features={self.num_features}"
             )
 
@@ -538,7 +539,8 @@ class BatchNorm1d(Module):
             x, self.weight, self.bias, self.eps, mean=mean, var=var, fused=True
         )
         if self.training and self.track_running_stats:
-            self._update_running_stats(batch_mean.data, batch_var.data, x.size // x.shape[1])
+            m = x.data.size // self.num_features  # values per channel: N, or N·L
+            self._update_running_stats(batch_mean.data, batch_var.data, m)
         return y
 
     def _update_running_stats(self, batch_mean: np.ndarray, batch_var: np.ndarray, m: int) -> None:
@@ -700,7 +702,7 @@ class Sequential(Module):
                 self.add_module(str(i), module)
 
     def forward(self, x: Any) -> Any:
-        for module in self:
+        for module in self._modules.values():
             x = module(x)
         return x
 

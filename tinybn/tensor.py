@@ -44,7 +44,8 @@ def _as_array(data: Any) -> np.ndarray:
     if isinstance(data, (np.ndarray, np.generic)):
         if data.dtype.kind not in "fiub":
             raise TypeError(f"Tensor data must be numeric, got an array of dtype {data.dtype}")
-        return np.asarray(data)
+        # a plain ndarray is kept as it is; a numpy scalar or an ndarray subclass becomes one
+        return data if type(data) is np.ndarray else np.asarray(data)
     try:
         array = np.asarray(data)
         # a float dtype would turn strings into numbers and None into NaN: refuse them
@@ -122,7 +123,11 @@ class Tensor:
     __array_priority__ = 1000  # numpy array (op) Tensor → our reflected op, not numpy's
 
     def __init__(self, data: Any, requires_grad: bool = False, label: str = "") -> None:
-        self.data = _as_array(data)
+        # Speed: a plain numeric ndarray (the common case) is taken without _as_array's checks
+        if type(data) is np.ndarray and data.dtype.kind in "fiub":
+            self.data = data
+        else:
+            self.data = _as_array(data)
         if requires_grad and self.data.dtype.kind != "f":
             raise TypeError(f"only floating tensors can require grad, got dtype {self.data.dtype}")
         self.grad: np.ndarray | None = None
@@ -373,15 +378,17 @@ class Tensor:
                 continue
             if grad.shape != parent.data.shape:
                 grad = _unbroadcast(grad, parent.data.shape)
-            if parent._parents or parent.grad is not None:
-                parent._accumulate_grad(grad)
+            if parent.grad is None and (parent._parents or _made_for_one(grad, incoming, grads)):
+                # Speed: a first grad that nothing else will modify is taken as it is: an
+                # interior node's (only its own rule reads it), or an array the rule has just
+                # made for this leaf alone (a leaf's grad is otherwise copied: a 784×256 copy
+                # saved). Done here rather than in _accumulate_grad: one call fewer per edge.
+                dtype = parent.data.dtype
+                parent.grad = grad if grad.dtype == dtype else grad.astype(dtype)
             else:
-                # a leaf's first grad. Speed: it is normally copied (the leaf owns its grad);
-                # an array the rule has just made for this parent alone is handed over
-                # instead (a 784×256 copy saved)
-                parent._accumulate_grad(grad, _made_for_one(grad, incoming, grads))
+                parent._accumulate_grad(grad)
 
-    def _accumulate_grad(self, grad: np.ndarray, fresh: bool = False) -> None:
+    def _accumulate_grad(self, grad: np.ndarray) -> None:
         if self._parents:
             # An interior node: only its own backward rule reads this grad. The first
             # contribution is kept without a copy (it may be shared with another node, or
@@ -392,9 +399,8 @@ class Tensor:
                 grad = grad.astype(self.data.dtype)
             self.grad = grad if self.grad is None else self.grad + grad
         elif self.grad is None:
-            # a leaf (a parameter, an input) owns its grad: an optimizer may update it in place;
-            # ``fresh``: nothing else refers to ``grad``, so it needs no copy
-            self.grad = np.array(grad, dtype=self.data.dtype, copy=None if fresh else True)
+            # a leaf (a parameter, an input) owns its grad: an optimizer may update it in place
+            self.grad = np.array(grad, dtype=self.data.dtype)
         else:
             self.grad += grad
 
@@ -411,8 +417,8 @@ class Tensor:
                     f"backward: grad can be implied only for a single-element output, this one "
                     f"has shape {_shape_str(self.shape)}; pass grad= of that shape"
                 )
-            # np.ones, not np.ones_like: the same array without ones_like's Python-level wrapper
-            grad = np.ones(self.data.shape, dtype=self.data.dtype)
+            # a one of the output's shape; np.ones and np.ones_like are Python-level wrappers
+            grad = np.array(1, dtype=self.data.dtype).reshape(self.data.shape)
         else:
             grad = np.asarray(
                 grad.data if isinstance(grad, Tensor) else grad, dtype=self.data.dtype
@@ -567,7 +573,8 @@ def _tanh_backward(out: Tensor, grad: np.ndarray) -> tuple:
 
 
 def _relu_backward(out: Tensor, grad: np.ndarray) -> tuple:
-    return (grad * (out._parents[0].data > 0),)
+    # the 0/1 mask in grad's dtype: a float × bool product takes numpy's slower mixed-type loop
+    return (grad * (out._parents[0].data > 0).astype(grad.dtype),)
 
 
 def _sigmoid_backward(out: Tensor, grad: np.ndarray) -> tuple:
