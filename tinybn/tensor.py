@@ -573,8 +573,11 @@ def _tanh_backward(out: Tensor, grad: np.ndarray) -> tuple:
 
 
 def _relu_backward(out: Tensor, grad: np.ndarray) -> tuple:
-    # the 0/1 mask in grad's dtype: a float × bool product takes numpy's slower mixed-type loop
-    return (grad * (out._parents[0].data > 0).astype(grad.dtype),)
+    # the 0/1 mask in grad's dtype (a float × bool product takes numpy's slower mixed-type
+    # loop), multiplied in place: it is a new array, so no second one is needed
+    mask = (out._parents[0].data > 0).astype(grad.dtype)
+    mask *= grad
+    return (mask,)
 
 
 def _sigmoid_backward(out: Tensor, grad: np.ndarray) -> tuple:
