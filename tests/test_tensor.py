@@ -388,6 +388,12 @@ def test_relu_grad_keeps_the_dtype_and_is_zero_off_the_positive_side():
     assert x.grad.dtype == np.float32
     np.testing.assert_array_equal(x.grad, [0.0, 0.0, 7.0, 8.0])
     np.testing.assert_array_equal(upstream, [5.0, 6.0, 7.0, 8.0])  # not modified in place
+    # every dtype keeps numpy's own result of max(x, 0)
+    for dtype in (np.float64, np.float16, np.int32, np.uint8, np.bool_):
+        values = np.array([-2, 0, 3]).astype(dtype)
+        got = Tensor(values).relu().data
+        assert got.dtype == np.maximum(values, 0).dtype
+        np.testing.assert_array_equal(got, np.maximum(values, 0))
 
 
 def test_constants_get_no_grad():

@@ -61,6 +61,26 @@ def _as_array(data: Any) -> np.ndarray:
     return array
 
 
+_zeros: dict[np.dtype, Any] = {}
+
+
+def _zero(dtype: np.dtype) -> Any:
+    """The zero to pair with an array of ``dtype`` in relu: a cached, read-only 0-d array of
+    a floating dtype; the Python number 0 for any other (numpy's own promotion, bool → int).
+
+    Speed: numpy pairs an array with a 0-d array of its own dtype faster than with the
+    Python number 0, whose type it resolves again on every call (relu runs this twice a layer).
+    """
+    zero = _zeros.get(dtype)
+    if zero is None:
+        zero = 0
+        if dtype.kind == "f":
+            zero = np.zeros((), dtype)
+            zero.flags.writeable = False
+        _zeros[dtype] = zero
+    return zero
+
+
 def _unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """Sum ``grad`` over the axes that broadcasting stretched, back to ``shape``."""
     if grad.shape == shape:
@@ -283,7 +303,8 @@ class Tensor:
         return self._make(np.tanh(self.data), (self,), "tanh", _tanh_backward)
 
     def relu(self) -> Tensor:
-        return self._make(np.maximum(self.data, 0), (self,), "relu", _relu_backward)
+        data = np.maximum(self.data, _zero(self.data.dtype))
+        return self._make(data, (self,), "relu", _relu_backward)
 
     def sigmoid(self) -> Tensor:
         # two forms so that exp never overflows and σ(x) ≈ e^x keeps its relative precision
@@ -575,7 +596,8 @@ def _tanh_backward(out: Tensor, grad: np.ndarray) -> tuple:
 def _relu_backward(out: Tensor, grad: np.ndarray) -> tuple:
     # the 0/1 mask in grad's dtype (a float × bool product takes numpy's slower mixed-type
     # loop), multiplied in place: it is a new array, so no second one is needed
-    mask = (out._parents[0].data > 0).astype(grad.dtype)
+    x = out._parents[0].data
+    mask = (x > _zero(x.dtype)).astype(grad.dtype)
     mask *= grad
     return (mask,)
 
