@@ -368,6 +368,25 @@ def test_topological_order_without_leaves_is_the_interior_in_order():
     assert tb.autograd.topological_order(a) == [a]
 
 
+def test_chain_order_is_the_topological_order_of_a_chain_and_none_otherwise():
+    a = Tensor(np.array([1.0, -2.0]), requires_grad=True)
+    w = Tensor(np.array([0.5, 3.0]), requires_grad=True)
+    h = (a * w).relu()
+    square = h * h  # the same parent twice is still a chain
+    loss = (square + w).sum()
+    assert tb.autograd.chain_order(loss) == tb.autograd.topological_order(loss, leaves=False)
+    diamond = ((a * w) + (a * 2.0)).sum()  # two parents with parents
+    assert tb.autograd.chain_order(diamond) is None
+    # backward through either kind of graph gives the closed-form grads
+    loss.backward()
+    np.testing.assert_allclose(a.grad, [2 * 0.5 * 0.5 * 1.0, 0.0])
+    np.testing.assert_allclose(w.grad, [2 * 0.5 * 1.0 * 1.0 + 1.0, 1.0])
+    a.grad = w.grad = None
+    diamond.backward()
+    np.testing.assert_allclose(a.grad, [2.5, 5.0])
+    np.testing.assert_allclose(w.grad, [1.0, -2.0])
+
+
 def test_tensor_keeps_a_plain_array_and_converts_the_rest():
     array = np.array([1.0, 2.0], dtype=np.float32)
     assert Tensor(array).data is array  # no copy, as np.asarray
