@@ -289,6 +289,16 @@ def test_batchnorm_running_stats_are_an_ema_of_mean_and_unbiased_var():
     assert int(bn.num_batches_tracked.data) == 4
 
 
+def test_batchnorm_running_stats_keep_a_float64_model_float64():
+    bn = nn.BatchNorm1d(3, momentum=0.25).double()
+    x = randn(6, 3, scale=2.0, shift=1.0)
+    bn(Tensor(x))
+    assert bn.running_mean.data.dtype == np.float64 and bn.running_var.data.dtype == np.float64
+    np.testing.assert_allclose(bn.running_mean.data, 0.25 * x.mean(axis=0), rtol=1e-14)
+    np.testing.assert_allclose(bn.running_var.data, 0.75 + 0.25 * x.var(axis=0, ddof=1), rtol=1e-14)
+    assert bn.num_batches_tracked.data.dtype == np.int64 and int(bn.num_batches_tracked.data) == 1
+
+
 def test_batchnorm_momentum_none_is_the_cumulative_average_of_seed_003():
     bn = nn.BatchNorm1d(2, momentum=None)
     batches = [randn(6, 2, seed=s, scale=s + 1.0, shift=3.0 * s) for s in range(5)]

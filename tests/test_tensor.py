@@ -387,6 +387,18 @@ def test_chain_order_is_the_topological_order_of_a_chain_and_none_otherwise():
     np.testing.assert_allclose(w.grad, [1.0, -2.0])
 
 
+def test_scalar_is_a_read_only_0d_array_for_floats_and_the_number_otherwise():
+    from tinybn.tensor import _scalar
+
+    half = _scalar(0.5, np.dtype(np.float32))
+    assert half.shape == () and half.dtype == np.float32 and not half.flags.writeable
+    assert _scalar(0.5, np.dtype(np.float32)) is half  # cached
+    assert _scalar(0, np.dtype(np.int64)) == 0 and type(_scalar(0, np.dtype(np.int64))) is int
+    assert type(_scalar(0.0, np.dtype(np.int64))) is float  # 0 and 0.0 are cached apart
+    values = np.array([0.1, 0.2, 0.3], dtype=np.float32)
+    np.testing.assert_array_equal(values * _scalar(0.3, values.dtype), values * 0.3)
+
+
 def test_tensor_keeps_a_plain_array_and_converts_the_rest():
     array = np.array([1.0, 2.0], dtype=np.float32)
     assert Tensor(array).data is array  # no copy, as np.asarray

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from tinybn.tensor import Tensor, _zero
+from tinybn.tensor import Tensor, _scalar
 
 
 def batch_norm(
@@ -169,7 +169,7 @@ def binary_cross_entropy_with_logits(z: Tensor, y: Tensor) -> Tensor:
     zd, yd = z.data, y.data
     # softplus(z) = log(1 + e^z) = max(z, 0) + log(1 + e^(−|z|)): numpy's logaddexp(0, z)
     # computes exactly this stable form in one call instead of five
-    softplus = np.logaddexp(_zero(zd.dtype), zd)
+    softplus = np.logaddexp(_scalar(0, zd.dtype), zd)
     terms = softplus - zd * yd
     # add.reduce / size rather than .mean(): the same pairwise sum without the Python-level
     # wrappers of .mean() and .sum()

@@ -16,7 +16,6 @@ the running statistics that eval mode uses.
 from __future__ import annotations
 
 import copy
-import functools
 import math
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -26,7 +25,7 @@ import numpy as np
 
 from tinybn import functional as F
 from tinybn.autograd import no_grad
-from tinybn.tensor import Tensor, get_default_dtype
+from tinybn.tensor import Tensor, _scalar, get_default_dtype
 
 
 class Parameter(Tensor):
@@ -437,21 +436,7 @@ class Linear(Module):
 
 
 _ONE = np.array(1, dtype=np.int64)  # num_batches_tracked's step (int64, as the buffer)
-
-
-@functools.lru_cache(maxsize=64)
-def _factor(value: float, dtype: np.dtype) -> Any:
-    """``value`` as a read-only 0-d array of a floating ``dtype`` (cached), to scale arrays of it.
-
-    Speed: numpy pairs a small array with a 0-d array of its own dtype about twice as fast as
-    with a Python float, whose type it resolves on every call. The result is the same: the
-    float is cast to the array's dtype either way. Any other dtype gets the float itself.
-    """
-    if np.dtype(dtype).kind != "f":
-        return value
-    array = np.array(value, dtype=dtype)
-    array.flags.writeable = False
-    return array
+_ONE.flags.writeable = False
 
 
 class BatchNorm1d(Module):
@@ -567,17 +552,17 @@ class BatchNorm1d(Module):
         # plain numpy on the buffers' arrays (no graph), updated in place, so the buffers stay
         # the same arrays. Speed: at small sizes each numpy call costs more than its
         # arithmetic, so each statistic takes three calls, m/(m−1) riding on the factor, and
-        # the factors are 0-d arrays of the buffers' dtype (see _factor)
+        # the factors are 0-d arrays of the buffers' dtype (see tensor._scalar)
         num_batches = self.num_batches_tracked.data
         num_batches += _ONE
         factor = 1.0 / float(num_batches) if self.momentum is None else self.momentum
         running_mean, running_var = self.running_mean.data, self.running_var.data
         dtype = running_mean.dtype
-        keep = _factor(1.0 - factor, dtype)
+        keep = _scalar(1.0 - factor, dtype)
         running_mean *= keep
-        running_mean += _factor(factor, dtype) * batch_mean.reshape(-1)
+        running_mean += _scalar(factor, dtype) * batch_mean.reshape(-1)
         running_var *= keep
-        running_var += _factor(factor * m / (m - 1), dtype) * batch_var.reshape(-1)
+        running_var += _scalar(factor * m / (m - 1), dtype) * batch_var.reshape(-1)
 
     def extra_repr(self) -> str:
         return (

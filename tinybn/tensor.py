@@ -11,6 +11,7 @@ for an input is summed back down to that input's shape (``_unbroadcast``).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from numbers import Real
 from typing import Any
@@ -61,24 +62,20 @@ def _as_array(data: Any) -> np.ndarray:
     return array
 
 
-_zeros: dict[np.dtype, Any] = {}
+@functools.lru_cache(maxsize=64, typed=True)
+def _scalar(value: float, dtype: np.dtype) -> Any:
+    """``value`` for arithmetic with arrays of ``dtype``: a cached, read-only 0-d array of that
+    dtype if it is floating, else the number itself (numpy's own promotion, e.g. bool → int).
 
-
-def _zero(dtype: np.dtype) -> Any:
-    """The zero to pair with an array of ``dtype`` in relu: a cached, read-only 0-d array of
-    a floating dtype; the Python number 0 for any other (numpy's own promotion, bool → int).
-
-    Speed: numpy pairs an array with a 0-d array of its own dtype faster than with the
-    Python number 0, whose type it resolves again on every call (relu runs this twice a layer).
+    Speed: numpy pairs a small array with a 0-d array of its own dtype about twice as fast as
+    with a Python number, whose type it resolves again on every call; the result is the same
+    as with a Python number (cast to the array's dtype either way).
     """
-    zero = _zeros.get(dtype)
-    if zero is None:
-        zero = 0
-        if dtype.kind == "f":
-            zero = np.zeros((), dtype)
-            zero.flags.writeable = False
-        _zeros[dtype] = zero
-    return zero
+    if np.dtype(dtype).kind != "f":
+        return value
+    array = np.array(value, dtype=dtype)
+    array.flags.writeable = False
+    return array
 
 
 def _unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -303,7 +300,7 @@ class Tensor:
         return self._make(np.tanh(self.data), (self,), "tanh", _tanh_backward)
 
     def relu(self) -> Tensor:
-        data = np.maximum(self.data, _zero(self.data.dtype))
+        data = np.maximum(self.data, _scalar(0, self.data.dtype))
         return self._make(data, (self,), "relu", _relu_backward)
 
     def sigmoid(self) -> Tensor:
@@ -597,7 +594,7 @@ def _relu_backward(out: Tensor, grad: np.ndarray) -> tuple:
     # the 0/1 mask in grad's dtype (a float × bool product takes numpy's slower mixed-type
     # loop), multiplied in place: it is a new array, so no second one is needed
     x = out._parents[0].data
-    mask = (x > _zero(x.dtype)).astype(grad.dtype)
+    mask = (x > _scalar(0, x.dtype)).astype(grad.dtype)
     mask *= grad
     return (mask,)
 
