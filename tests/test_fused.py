@@ -290,6 +290,24 @@ def test_bce_with_logits_gradient_is_sigmoid_minus_target_even_at_zero():
     )
 
 
+def test_bce_with_logits_float32_at_large_logits():
+    # softplus by logaddexp, σ(z) = exp(z − softplus(z)): finite and exact at |z| = 100
+    z_data = np.array([-100.0, -20.0, -1.0, 0.0, 3.0, 20.0, 100.0], dtype=np.float32)
+    y_data = np.array([1.0, 0.0, 1.0, 0.5, 0.0, 1.0, 0.0], dtype=np.float32)
+    z = Tensor(z_data, requires_grad=True)
+    loss = F.binary_cross_entropy_with_logits(z, y_data)
+    loss.backward()
+    z64, y64 = z_data.astype(np.float64), y_data.astype(np.float64)
+    softplus = np.maximum(z64, 0) + np.log1p(np.exp(-np.abs(z64)))
+    assert loss.dtype == np.float32
+    assert loss.item() == pytest.approx(np.mean(softplus - z64 * y64), rel=1e-6)
+    sigmoid = 1.0 / (1.0 + np.exp(-z64))
+    assert z.grad.dtype == np.float32
+    # relative precision where σ is tiny (z ≪ 0); near σ = 1, float32 rounding (≈ 6e-8)
+    np.testing.assert_allclose(z.grad, (sigmoid - y64) / z64.size, rtol=1e-5, atol=1e-8)
+    assert z.grad[0] != 0 and z.grad[1] == pytest.approx(sigmoid[1] / 7, rel=1e-5)
+
+
 # -- cross-entropy as one node ------------------------------------------------------------------
 
 

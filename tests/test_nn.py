@@ -1,5 +1,7 @@
 """tinybn.nn: modules, BatchNorm1d's running statistics, state_dict, fold_batchnorm, learning."""
 
+import copy
+
 import numpy as np
 import pytest
 
@@ -87,6 +89,31 @@ def test_reassigning_keeps_order_and_none_removes_from_state():
     assert list(lin.state_dict()) == ["weight"]
     with pytest.raises(TypeError, match="parameter .weight."):
         lin.weight = np.zeros((2, 2))  # a parameter slot takes a Parameter or None
+
+
+def test_attribute_reads_follow_every_registry_change():
+    # registered entries are also plain attributes (a speed-up): every change keeps them in step
+    lin = nn.Linear(2, 3)
+    new_weight = nn.Parameter(np.ones((3, 2)))
+    lin.weight = new_weight
+    assert lin.weight is new_weight and lin._parameters["weight"] is new_weight
+    lin.bias = None
+    assert lin.bias is None and "bias" not in lin.state_dict()
+    lin.register_buffer("weight", np.zeros(3))  # a parameter name re-filed as a buffer
+    assert "weight" not in lin._parameters and lin.weight is lin._buffers["weight"]
+    lin.weight = np.full(3, 2.0)  # assigning to a buffer name wraps the array
+    np.testing.assert_array_equal(lin.weight.data, [2.0, 2.0, 2.0])
+    assert lin.weight is lin._buffers["weight"]
+    del lin.weight
+    assert "weight" not in lin.state_dict()
+    with pytest.raises(AttributeError, match="no attribute 'weight'"):
+        lin.weight
+    seq = nn.Sequential(nn.ReLU())
+    replacement = nn.Tanh()
+    seq[0] = replacement
+    assert getattr(seq, "0") is replacement and list(seq) == [replacement]
+    twin = copy.deepcopy(seq)
+    assert getattr(twin, "0") is twin._modules["0"] is not replacement
 
 
 def test_shared_parameter_listed_once_but_under_each_state_key():
@@ -260,6 +287,16 @@ def test_batchnorm_running_stats_are_an_ema_of_mean_and_unbiased_var():
     np.testing.assert_allclose(bn.running_mean.data, mean, rtol=1e-5)
     np.testing.assert_allclose(bn.running_var.data, var, rtol=1e-5)
     assert int(bn.num_batches_tracked.data) == 4
+
+
+def test_batchnorm_running_stats_keep_a_float64_model_float64():
+    bn = nn.BatchNorm1d(3, momentum=0.25).double()
+    x = randn(6, 3, scale=2.0, shift=1.0)
+    bn(Tensor(x))
+    assert bn.running_mean.data.dtype == np.float64 and bn.running_var.data.dtype == np.float64
+    np.testing.assert_allclose(bn.running_mean.data, 0.25 * x.mean(axis=0), rtol=1e-14)
+    np.testing.assert_allclose(bn.running_var.data, 0.75 + 0.25 * x.var(axis=0, ddof=1), rtol=1e-14)
+    assert bn.num_batches_tracked.data.dtype == np.int64 and int(bn.num_batches_tracked.data) == 1
 
 
 def test_batchnorm_momentum_none_is_the_cumulative_average_of_seed_003():

@@ -313,6 +313,120 @@ def test_backward_twice_accumulates_and_zero_grad_resets():
     assert a.grad is None and hidden.grad is None
 
 
+def test_first_grads_are_never_shared_between_tensors():
+    # a leaf's first grad is taken without a copy only when the rule made it for that leaf
+    # alone; the incoming grad (add), or one array for two parents, is copied
+    a = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    b = Tensor(np.array([3.0, 4.0]), requires_grad=True)
+    total = a + b
+    total.backward(np.array([1.0, 1.0]))
+    assert a.grad is not b.grad and a.grad is not total.grad
+    a.grad += 10.0  # an optimizer may change a leaf's grad in place
+    np.testing.assert_array_equal(b.grad, [1.0, 1.0])
+    np.testing.assert_array_equal(total.grad, [1.0, 1.0])
+    c = Tensor(np.array([1.5, -2.0]), requires_grad=True)
+    (c * c).sum().backward()  # two fresh arrays for the same leaf: the second adds in place
+    np.testing.assert_array_equal(c.grad, [3.0, -4.0])
+    from tinybn.tensor import _made_for_one
+
+    g, other, incoming = np.ones(2), np.ones(2), np.ones(2)
+    assert _made_for_one(g, incoming, (g, other))
+    assert not _made_for_one(g, incoming, (g, g))  # one array handed to two parents
+    assert not _made_for_one(incoming, incoming, (incoming, other))
+    assert not _made_for_one(g[:1], incoming, (g[:1], other))  # a view of another array
+
+
+def test_first_grad_takes_the_leaf_dtype():
+    w = Tensor(np.array([1.0, 2.0], dtype=np.float32), requires_grad=True)
+    x = Tensor(np.array([0.5, 0.25]))  # float64: w * x is float64
+    (w * x).sum().backward()
+    assert w.grad.dtype == np.float32
+    np.testing.assert_array_equal(w.grad, [0.5, 0.25])
+
+
+def test_implied_seed_is_a_one_of_the_output_shape():
+    a = Tensor(np.array([[2.0]], dtype=np.float32), requires_grad=True)
+    a.backward()  # a leaf root: its grad is its own writable array
+    assert a.grad.shape == (1, 1) and a.grad.dtype == np.float32
+    a.grad += 1.0
+    np.testing.assert_array_equal(a.grad, [[2.0]])
+    b = Tensor(np.array([[3.0]]), requires_grad=True)
+    (b * b).backward()
+    np.testing.assert_array_equal(b.grad, [[6.0]])
+
+
+def test_topological_order_without_leaves_is_the_interior_in_order():
+    a = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    b = Tensor(np.array([3.0, 4.0]), requires_grad=True)
+    h = a * b
+    loss = ((h + a) * h).sum()
+    full = tb.autograd.topological_order(loss)
+    interior = tb.autograd.topological_order(loss, leaves=False)
+    assert interior == [node for node in full if node._parents]
+    assert len(full) == len(interior) + 2
+    assert tb.autograd.topological_order(a, leaves=False) == []
+    assert tb.autograd.topological_order(a) == [a]
+
+
+def test_chain_order_is_the_topological_order_of_a_chain_and_none_otherwise():
+    a = Tensor(np.array([1.0, -2.0]), requires_grad=True)
+    w = Tensor(np.array([0.5, 3.0]), requires_grad=True)
+    h = (a * w).relu()
+    square = h * h  # the same parent twice is still a chain
+    loss = (square + w).sum()
+    assert tb.autograd.chain_order(loss) == tb.autograd.topological_order(loss, leaves=False)
+    diamond = ((a * w) + (a * 2.0)).sum()  # two parents with parents
+    assert tb.autograd.chain_order(diamond) is None
+    # backward through either kind of graph gives the closed-form grads
+    loss.backward()
+    np.testing.assert_allclose(a.grad, [2 * 0.5 * 0.5 * 1.0, 0.0])
+    np.testing.assert_allclose(w.grad, [2 * 0.5 * 1.0 * 1.0 + 1.0, 1.0])
+    a.grad = w.grad = None
+    diamond.backward()
+    np.testing.assert_allclose(a.grad, [2.5, 5.0])
+    np.testing.assert_allclose(w.grad, [1.0, -2.0])
+
+
+def test_scalar_is_a_read_only_0d_array_for_floats_and_the_number_otherwise():
+    from tinybn.tensor import _scalar
+
+    half = _scalar(0.5, np.dtype(np.float32))
+    assert half.shape == () and half.dtype == np.float32 and not half.flags.writeable
+    assert _scalar(0.5, np.dtype(np.float32)) is half  # cached
+    assert _scalar(0, np.dtype(np.int64)) == 0 and type(_scalar(0, np.dtype(np.int64))) is int
+    assert type(_scalar(0.0, np.dtype(np.int64))) is float  # 0 and 0.0 are cached apart
+    values = np.array([0.1, 0.2, 0.3], dtype=np.float32)
+    np.testing.assert_array_equal(values * _scalar(0.3, values.dtype), values * 0.3)
+
+
+def test_tensor_keeps_a_plain_array_and_converts_the_rest():
+    array = np.array([1.0, 2.0], dtype=np.float32)
+    assert Tensor(array).data is array  # no copy, as np.asarray
+    scalar = Tensor(np.float32(2.5))
+    assert type(scalar.data) is np.ndarray and scalar.shape == () and scalar.dtype == np.float32
+    masked = Tensor(np.ma.array([1.0, 2.0]))
+    assert type(masked.data) is np.ndarray
+    for bad in (np.array(["a", "b"]), np.array([1.0, None], dtype=object)):
+        with pytest.raises(TypeError, match="numeric"):
+            Tensor(bad)
+
+
+def test_relu_grad_keeps_the_dtype_and_is_zero_off_the_positive_side():
+    x = Tensor(np.array([-1.0, 0.0, 2.0, 3.0], dtype=np.float32), requires_grad=True)
+    upstream = np.array([5.0, 6.0, 7.0, 8.0], dtype=np.float32)
+    y = x.relu()
+    y.backward(upstream)
+    assert x.grad.dtype == np.float32
+    np.testing.assert_array_equal(x.grad, [0.0, 0.0, 7.0, 8.0])
+    np.testing.assert_array_equal(upstream, [5.0, 6.0, 7.0, 8.0])  # not modified in place
+    # every dtype keeps numpy's own result of max(x, 0)
+    for dtype in (np.float64, np.float16, np.int32, np.uint8, np.bool_):
+        values = np.array([-2, 0, 3]).astype(dtype)
+        got = Tensor(values).relu().data
+        assert got.dtype == np.maximum(values, 0).dtype
+        np.testing.assert_array_equal(got, np.maximum(values, 0))
+
+
 def test_constants_get_no_grad():
     a = Tensor(np.array([1.0, 2.0]), requires_grad=True)
     c = Tensor(np.array([5.0, 6.0]))

@@ -64,8 +64,11 @@ def detect_anomaly() -> Iterator[None]:
         _detect_anomaly = previous
 
 
-def topological_order(root: Any) -> list[Any]:
+def topological_order(root: Any, leaves: bool = True) -> list[Any]:
     """Every node that ``root`` depends on, each listed after all of its parents.
+
+    ``leaves=False`` lists only the nodes that have parents — the ones a backward pass
+    visits — and skips the bookkeeping of the leaves.
 
     An explicit stack instead of recursion, so a chain a million nodes deep works.
     Each stack entry is ``(node, iterator over its parents)``: the walk descends into the
@@ -76,22 +79,50 @@ def topological_order(root: Any) -> list[Any]:
     # themselves, hashed by identity (neither Value nor Tensor defines __eq__), which is
     # cheaper than calling id() on every edge; a leaf is complete as soon as it is seen,
     # so it is appended at once instead of being pushed and popped.
+    if not root._parents:
+        return [root] if leaves else []
     order: list[Any] = []
     seen = {root}
     stack = [(root, iter(root._parents))]
     while stack:
         node, parents = stack[-1]
         for parent in parents:
-            if parent not in seen:
+            if parent in seen:
+                continue
+            if parent._parents:
                 seen.add(parent)
-                if parent._parents:
-                    stack.append((parent, iter(parent._parents)))
-                    break
+                stack.append((parent, iter(parent._parents)))
+                break
+            if leaves:
+                seen.add(parent)
                 order.append(parent)
         else:  # every parent is in the order: so can this node be
             stack.pop()
             order.append(node)
     return order
+
+
+def chain_order(root: Any) -> list[Any] | None:
+    """The nodes with parents below ``root`` (itself included), parents first, if they form a
+    chain — each has at most one parent that has parents of its own, as in the graph of a
+    Sequential of layers — else None.
+
+    Speed: on a chain the topological order is simply the path from the root down, found
+    without topological_order's seen-set and stack, in a third of the time.
+    """
+    path = []
+    node = root
+    while node is not None:
+        path.append(node)
+        below = None
+        for parent in node._parents:
+            if parent._parents and parent is not below:
+                if below is not None:
+                    return None  # a second parent with parents: not a chain
+                below = parent
+        node = below
+    path.reverse()
+    return path
 
 
 def run_backward(root: Any, seed: Any, order: list[Any] | None = None) -> None:
@@ -102,9 +133,12 @@ def run_backward(root: Any, seed: Any, order: list[Any] | None = None) -> None:
     their parents is this pass's gradient only, and then get their earlier grad back
     added — without that, a second call would push the first pass's gradient twice.
     """
-    if order is None:
-        order = topological_order(root)
-    interior = [node for node in order if node._parents]
+    if order is not None:
+        interior = [node for node in order if node._parents]
+    elif not root._parents:
+        interior = []
+    else:
+        interior = chain_order(root) or topological_order(root, leaves=False)
     # Speed: only the nodes that already hold a grad (from an earlier call) are set aside;
     # on a fresh Tensor graph — the common case — there are none
     held = [node for node in interior if node.grad is not None]

@@ -9,7 +9,6 @@ per array operation.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -41,10 +40,11 @@ def _param(p: Any, name: str, engine: type, shape: tuple[int, ...], broadcast: b
     if p is None:
         return None
     array = p if isinstance(p, engine) else engine(p)
-    if array.ndim != 1 or array.shape[0] != math.prod(shape):
+    channels = shape[1]  # shape is (1, C) or (1, C, 1)
+    if array.shape != (channels,):
         raise ValueError(
             f"{name} has {array.shape[0] if array.ndim else 1} value(s) in shape "
-            f"{array.shape}, but the input has {math.prod(shape)} feature(s)"
+            f"{array.shape}, but the input has {channels} feature(s)"
         )
     if not broadcast:
         return array
@@ -132,7 +132,8 @@ def batch_norm_with_stats(
     if fused and not isinstance(array, Tensor):
         raise TypeError("batch_norm: fused=True needs a Tensor input; scalar Values compose")
     axes, param_shape = _batch_axes(array)
-    values_per_channel = math.prod(array.shape[a] for a in axes)
+    shape = array.shape
+    values_per_channel = shape[0] * shape[2] if len(shape) == 3 else shape[0]  # N·L or N
     if mean is None and values_per_channel < 2:
         raise ValueError(
             f"batch_norm: expected more than 1 value per channel when training, got input of "
@@ -234,16 +235,24 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     Returns:
         (..., out_features).
     """
-    for name, t in (("x", x), ("weight", weight), ("bias", bias)):
-        if t is not None and not isinstance(t, Tensor):
-            raise TypeError(f"linear: {name} must be a Tensor, got {type(t).__name__}")
-    if weight.ndim != 2 or x.ndim == 0 or x.shape[-1] != weight.shape[1]:
+    # Speed: checked in one expression (this runs once per layer per step); the loop that
+    # names the culprit runs only when something is wrong
+    if not (
+        isinstance(x, Tensor)
+        and isinstance(weight, Tensor)
+        and (bias is None or isinstance(bias, Tensor))
+    ):
+        for name, t in (("x", x), ("weight", weight), ("bias", bias)):
+            if t is not None and not isinstance(t, Tensor):
+                raise TypeError(f"linear: {name} must be a Tensor, got {type(t).__name__}")
+    x_shape, weight_shape = x.data.shape, weight.data.shape
+    if len(weight_shape) != 2 or not x_shape or x_shape[-1] != weight_shape[1]:
         raise ValueError(
-            f"linear: x of shape {x.shape} and weight of shape {weight.shape} do not fit: "
+            f"linear: x of shape {x_shape} and weight of shape {weight_shape} do not fit: "
             "weight must be (out_features, in_features) with in_features = x.shape[-1]"
         )
-    if bias is not None and bias.shape != (weight.shape[0],):
-        raise ValueError(f"linear: bias shape {bias.shape} != ({weight.shape[0]},)")
+    if bias is not None and bias.data.shape != (weight_shape[0],):
+        raise ValueError(f"linear: bias shape {bias.shape} != ({weight_shape[0]},)")
     return fused_kernels.linear(x, weight, bias)
 
 
@@ -323,7 +332,8 @@ def cross_entropy(logits: Tensor, targets: Any) -> Tensor:
 
 
 def _check_same_shape(a: Tensor, b: Any, name: str) -> None:
-    if tuple(a.shape) != tuple(np.shape(getattr(b, "data", b))):
+    b_shape = b.data.shape if isinstance(b, Tensor) else np.shape(getattr(b, "data", b))
+    if tuple(a.shape) != tuple(b_shape):
         raise ValueError(f"{name}: input shape {a.shape} != target shape {np.shape(b)}")
 
 

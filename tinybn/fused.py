@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from tinybn.tensor import Tensor
+from tinybn.tensor import Tensor, _scalar
 
 
 def batch_norm(
@@ -144,12 +144,16 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
 def _linear_backward(out: Tensor, dy: np.ndarray) -> tuple:
     x, weight = out._parents[0], out._parents[1]
     # batch axes flattened, so that 1-d and (N, in) and (B, N, in) inputs take one path
-    dy_rows = dy.reshape(-1, dy.shape[-1])
+    # (an (N, in) input already is rows: the check costs less than two reshapes)
+    x_rows, dy_rows = x.data, dy
+    if dy.ndim != 2:
+        x_rows, dy_rows = x_rows.reshape(-1, x_rows.shape[-1]), dy.reshape(-1, dy.shape[-1])
     dx = dy @ weight.data if x.requires_grad else None
-    dweight = dy_rows.T @ x.data.reshape(-1, x.data.shape[-1]) if weight.requires_grad else None
+    dweight = dy_rows.T @ x_rows if weight.requires_grad else None
     if len(out._parents) == 2:
         return dx, dweight
-    dbias = dy_rows.sum(axis=0) if out._parents[2].requires_grad else None
+    # add.reduce: the column sums without the Python-level wrapper of .sum()
+    dbias = np.add.reduce(dy_rows, axis=0) if out._parents[2].requires_grad else None
     return dx, dweight, dbias
 
 
@@ -163,10 +167,14 @@ def binary_cross_entropy_with_logits(z: Tensor, y: Tensor) -> Tensor:
     which is also the exact derivative at z = 0, where the composed max and |·| have kinks.
     """
     zd, yd = z.data, y.data
-    terms = np.maximum(zd, 0) - zd * yd + np.log1p(np.exp(-np.abs(zd)))
-    # sum / size rather than .mean(): the same pairwise sum without mean's Python-level wrapper
-    loss = np.asarray(terms.sum() / terms.size, dtype=terms.dtype)
-    return z._make(loss, (z, y), "bce_with_logits", _bce_with_logits_backward)
+    # softplus(z) = log(1 + e^z) = max(z, 0) + log(1 + e^(−|z|)): numpy's logaddexp(0, z)
+    # computes exactly this stable form in one call instead of five
+    softplus = np.logaddexp(_scalar(0, zd.dtype), zd)
+    terms = softplus - zd * yd
+    # add.reduce / size rather than .mean(): the same pairwise sum without the Python-level
+    # wrappers of .mean() and .sum()
+    loss = np.asarray(np.add.reduce(terms, axis=None) / terms.size, dtype=terms.dtype)
+    return z._make(loss, (z, y), "bce_with_logits", _bce_with_logits_backward, softplus)
 
 
 def _bce_with_logits_backward(out: Tensor, grad: np.ndarray) -> tuple:
@@ -174,8 +182,11 @@ def _bce_with_logits_backward(out: Tensor, grad: np.ndarray) -> tuple:
     scale = grad / z.data.size
     dz = dy = None
     if z.requires_grad:
-        sigmoid = 0.5 * (1.0 + np.tanh(0.5 * z.data))  # σ(z), without overflow for large |z|
-        dz = (sigmoid - y.data) * scale
+        # σ(z) = e^z / (1 + e^z) = exp(z − softplus(z)), reusing the forward pass's softplus;
+        # the exponent is never positive, so exp cannot overflow
+        dz = np.exp(z.data - out._saved)
+        dz -= y.data
+        dz *= scale
     if y.requires_grad:
         dy = -z.data * scale
     return dz, dy

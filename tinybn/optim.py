@@ -92,8 +92,11 @@ class Optimizer:
                 raise ValueError(
                     f"step: a parameter of shape {p.data.shape} has a grad of shape {p.grad.shape}"
                 )
+        state = self.state
         for p, group in updates:
-            self._update(p, group, self.state.setdefault(p, {}))
+            if p not in state:  # not setdefault(p, {}): that builds a new dict on every call
+                state[p] = {}
+            self._update(p, group, state[p])
 
     def _update(self, p: Tensor, group: dict[str, Any], state: dict[str, Any]) -> None:
         raise NotImplementedError
@@ -164,7 +167,8 @@ class SGD(Optimizer):
             raise ValueError("Nesterov momentum requires a momentum and zero dampening")
 
     def _update(self, p: Tensor, group: dict[str, Any], state: dict[str, Any]) -> None:
-        grad = _regularized_grad(p, group)
+        # Speed: plain SGD (no maximize, no weight decay) steps with p.grad itself
+        grad = _regularized_grad(p, group) if group["maximize"] or group["weight_decay"] else p.grad
         momentum = group["momentum"]
         if momentum != 0:
             buf = state.get("momentum_buffer")

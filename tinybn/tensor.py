@@ -11,6 +11,7 @@ for an input is summed back down to that input's shape (``_unbroadcast``).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from numbers import Real
 from typing import Any
@@ -44,7 +45,8 @@ def _as_array(data: Any) -> np.ndarray:
     if isinstance(data, (np.ndarray, np.generic)):
         if data.dtype.kind not in "fiub":
             raise TypeError(f"Tensor data must be numeric, got an array of dtype {data.dtype}")
-        return np.asarray(data)
+        # a plain ndarray is kept as it is; a numpy scalar or an ndarray subclass becomes one
+        return data if type(data) is np.ndarray else np.asarray(data)
     try:
         array = np.asarray(data)
         # a float dtype would turn strings into numbers and None into NaN: refuse them
@@ -57,6 +59,22 @@ def _as_array(data: Any) -> np.ndarray:
         raise TypeError(
             f"Tensor data must be numbers or nested lists of numbers: {error}"
         ) from None
+    return array
+
+
+@functools.lru_cache(maxsize=64, typed=True)
+def _scalar(value: float, dtype: np.dtype) -> Any:
+    """``value`` for arithmetic with arrays of ``dtype``: a cached, read-only 0-d array of that
+    dtype if it is floating, else the number itself (numpy's own promotion, e.g. bool → int).
+
+    Speed: numpy pairs a small array with a 0-d array of its own dtype about twice as fast as
+    with a Python number, whose type it resolves again on every call; the result is the same
+    as with a Python number (cast to the array's dtype either way).
+    """
+    if np.dtype(dtype).kind != "f":
+        return value
+    array = np.array(value, dtype=dtype)
+    array.flags.writeable = False
     return array
 
 
@@ -79,7 +97,12 @@ def _made_for_one(grad: np.ndarray, incoming: np.ndarray, grads: tuple) -> bool:
     (Rules return the incoming grad, views of it, or arrays they have just computed.)"""
     if grad.base is not None or grad is incoming:
         return False
-    return sum(g is grad for g in grads) == 1
+    # a plain loop: sum() over a generator costs three times as much for two or three grads
+    count = 0
+    for g in grads:
+        if g is grad:
+            count += 1
+    return count == 1
 
 
 def _axes(axis: Any, ndim: int) -> tuple[int, ...]:
@@ -117,7 +140,11 @@ class Tensor:
     __array_priority__ = 1000  # numpy array (op) Tensor → our reflected op, not numpy's
 
     def __init__(self, data: Any, requires_grad: bool = False, label: str = "") -> None:
-        self.data = _as_array(data)
+        # Speed: a plain numeric ndarray (the common case) is taken without _as_array's checks
+        if type(data) is np.ndarray and data.dtype.kind in "fiub":
+            self.data = data
+        else:
+            self.data = _as_array(data)
         if requires_grad and self.data.dtype.kind != "f":
             raise TypeError(f"only floating tensors can require grad, got dtype {self.data.dtype}")
         self.grad: np.ndarray | None = None
@@ -273,7 +300,8 @@ class Tensor:
         return self._make(np.tanh(self.data), (self,), "tanh", _tanh_backward)
 
     def relu(self) -> Tensor:
-        return self._make(np.maximum(self.data, 0), (self,), "relu", _relu_backward)
+        data = np.maximum(self.data, _scalar(0, self.data.dtype))
+        return self._make(data, (self,), "relu", _relu_backward)
 
     def sigmoid(self) -> Tensor:
         # two forms so that exp never overflows and σ(x) ≈ e^x keeps its relative precision
@@ -361,21 +389,24 @@ class Tensor:
     # -- autograd ----------------------------------------------------------------------
 
     def _backward(self) -> None:
-        grads = self._rule(self, self.grad)
+        incoming = self.grad
+        grads = self._rule(self, incoming)
         for parent, grad in zip(self._parents, grads):
-            if parent.requires_grad and grad is not None:
-                if grad.shape != parent.data.shape:
-                    grad = _unbroadcast(grad, parent.data.shape)
-                # Speed: a leaf's first grad is normally copied; an array the rule has just
-                # made for this parent alone can be handed over instead (a 784×256 copy saved)
-                fresh = (
-                    parent.grad is None
-                    and not parent._parents
-                    and _made_for_one(grad, self.grad, grads)
-                )
-                parent._accumulate_grad(grad, fresh)
+            if grad is None or not parent.requires_grad:
+                continue
+            if grad.shape != parent.data.shape:
+                grad = _unbroadcast(grad, parent.data.shape)
+            if parent.grad is None and (parent._parents or _made_for_one(grad, incoming, grads)):
+                # Speed: a first grad that nothing else will modify is taken as it is: an
+                # interior node's (only its own rule reads it), or an array the rule has just
+                # made for this leaf alone (a leaf's grad is otherwise copied: a 784×256 copy
+                # saved). Done here rather than in _accumulate_grad: one call fewer per edge.
+                dtype = parent.data.dtype
+                parent.grad = grad if grad.dtype == dtype else grad.astype(dtype)
+            else:
+                parent._accumulate_grad(grad)
 
-    def _accumulate_grad(self, grad: np.ndarray, fresh: bool = False) -> None:
+    def _accumulate_grad(self, grad: np.ndarray) -> None:
         if self._parents:
             # An interior node: only its own backward rule reads this grad. The first
             # contribution is kept without a copy (it may be shared with another node, or
@@ -386,9 +417,8 @@ class Tensor:
                 grad = grad.astype(self.data.dtype)
             self.grad = grad if self.grad is None else self.grad + grad
         elif self.grad is None:
-            # a leaf (a parameter, an input) owns its grad: an optimizer may update it in place;
-            # ``fresh``: nothing else refers to ``grad``, so it needs no copy
-            self.grad = np.array(grad, dtype=self.data.dtype, copy=None if fresh else True)
+            # a leaf (a parameter, an input) owns its grad: an optimizer may update it in place
+            self.grad = np.array(grad, dtype=self.data.dtype)
         else:
             self.grad += grad
 
@@ -405,13 +435,17 @@ class Tensor:
                     f"backward: grad can be implied only for a single-element output, this one "
                     f"has shape {_shape_str(self.shape)}; pass grad= of that shape"
                 )
-            grad = np.ones_like(self.data)
-        grad = np.asarray(grad.data if isinstance(grad, Tensor) else grad, dtype=self.data.dtype)
-        if grad.shape != self.shape:
-            raise ValueError(
-                f"backward: grad shape {_shape_str(grad.shape)} != output shape "
-                f"{_shape_str(self.shape)}"
+            # a one of the output's shape; np.ones and np.ones_like are Python-level wrappers
+            grad = np.array(1, dtype=self.data.dtype).reshape(self.data.shape)
+        else:
+            grad = np.asarray(
+                grad.data if isinstance(grad, Tensor) else grad, dtype=self.data.dtype
             )
+            if grad.shape != self.shape:
+                raise ValueError(
+                    f"backward: grad shape {_shape_str(grad.shape)} != output shape "
+                    f"{_shape_str(self.shape)}"
+                )
         autograd.run_backward(self, grad)
 
     def zero_grad(self) -> None:
@@ -557,7 +591,12 @@ def _tanh_backward(out: Tensor, grad: np.ndarray) -> tuple:
 
 
 def _relu_backward(out: Tensor, grad: np.ndarray) -> tuple:
-    return (grad * (out._parents[0].data > 0),)
+    # the 0/1 mask in grad's dtype (a float × bool product takes numpy's slower mixed-type
+    # loop), multiplied in place: it is a new array, so no second one is needed
+    x = out._parents[0].data
+    mask = (x > _scalar(0, x.dtype)).astype(grad.dtype)
+    mask *= grad
+    return (mask,)
 
 
 def _sigmoid_backward(out: Tensor, grad: np.ndarray) -> tuple:
