@@ -46,15 +46,20 @@ def batch_norm(
     training = mean is None
     m = data.size // data.shape[1]  # values per channel
     per_channel = (1, -1) + (1,) * (data.ndim - 2)  # (C,) → (1, C) or (1, C, 1)
-    mu = _sum_per_channel(data) * (1.0 / m) if training else mean.data
-    centered = _per_channel(np.subtract, data, mu)
-    # σ² = Σ(x − μ)²/m (biased), or the given statistic
-    variance = _dot_per_channel(centered, centered) * (1.0 / m) if training else var.data
+    if training:
+        mu = _sum_per_channel(data) * (1.0 / m)
+        centered = _per_channel(np.subtract, data, mu)
+        y = np.square(centered)  # the squares' buffer is reused for y below
+        variance = _sum_per_channel(y) * (1.0 / m)  # biased: Σ(x − μ)²/m
+    else:
+        mu, variance = mean.data, var.data
+        centered = _per_channel(np.subtract, data, mu)
+        y = np.empty_like(centered)
     inv_std = 1.0 / np.sqrt(variance + eps)
     # y = γ·x̂ + β = (γ/√(σ² + ε))·(x − μ) + β: x̂ is never stored (one pass fewer); the
     # backward pass folds 1/√(σ² + ε) into its per-channel factors instead
     scale = inv_std * gamma.data.reshape(per_channel) if gamma is not None else inv_std
-    y = _per_channel(np.multiply, centered, scale, out=np.empty_like(centered))
+    _per_channel(np.multiply, centered, scale, out=y)
     if beta is not None:
         _per_channel(np.add, y, beta.data.reshape(per_channel), out=y)
     parents = tuple(p for p in (x, gamma, beta) if p is not None)
@@ -85,13 +90,13 @@ def _per_channel(op: np.ufunc, a: np.ndarray, row: np.ndarray, out: np.ndarray |
     repeat the per-channel values k times to match, so that each run covers 8,192 values.
     The samples that do not fill a whole long row (N not divisible by k) broadcast as usual.
     """
+    n = a.shape[0]
+    k = _LONG_ROW // (a.size // n) if a.size >= _LONG_ROWS_FROM else 0
+    if k < 2 or not (a.flags.c_contiguous and (out is None or out.flags.c_contiguous)):
+        return op(a, row, out=out)
     if out is None:
         out = np.empty(a.shape, np.result_type(a, row))
-    n = a.shape[0]
-    per_sample = a.size // n if a.size >= _LONG_ROWS_FROM else 0
-    k = _LONG_ROW // per_sample if per_sample else 0
-    if k < 2 or not (a.flags.c_contiguous and out.flags.c_contiguous):
-        return op(a, row, out=out)
+    per_sample = a.size // n
     whole = n - n % k  # samples in whole long rows
     long_row = np.broadcast_to(row, (k,) + a.shape[1:]).reshape(1, k * per_sample)
     op(
@@ -183,7 +188,8 @@ def _linear_backward(out: Tensor, dy: np.ndarray) -> tuple:
     dweight = dy_rows.T @ x.data.reshape(-1, x.data.shape[-1]) if weight.requires_grad else None
     if len(out._parents) == 2:
         return dx, dweight
-    dbias = dy_rows.sum(axis=0) if out._parents[2].requires_grad else None
+    # Σ dy over the rows: by BLAS for large arrays, as batch norm's per-channel sums
+    dbias = _sum_per_channel(dy_rows)[0] if out._parents[2].requires_grad else None
     return dx, dweight, dbias
 
 

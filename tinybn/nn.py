@@ -542,19 +542,21 @@ class BatchNorm1d(Module):
     def _update_running_stats(self, batch_mean: Any, batch_var: Any, m: int) -> None:
         """EMA (or cumulative average) of μ_B and of the unbiased σ²_B·m/(m−1)."""
         # plain numpy on the buffers' arrays (no graph), updated in place: no temporaries
-        # beyond factor·batch, and the buffers stay the same arrays
-        self.num_batches_tracked.data += 1
+        # beyond factor·batch, and the buffers stay the same arrays. Speed: the buffers are
+        # read from their dict once (not through Module.__getattr__ each time), and m/(m−1)
+        # joins the scalar factor instead of making an unbiased copy of σ²_B first
+        buffers = self._buffers
+        buffers["num_batches_tracked"].data += 1
         if self.momentum is None:
-            factor = 1.0 / float(self.num_batches_tracked.data)
+            factor = 1.0 / float(buffers["num_batches_tracked"].data)
         else:
             factor = self.momentum
-        unbiased_var = np.reshape(batch_var, -1) * (m / (m - 1))
-        for running, batch in (
-            (self.running_mean.data, np.reshape(batch_mean, -1)),
-            (self.running_var.data, unbiased_var),
+        for running, batch, weight in (
+            (buffers["running_mean"].data, batch_mean, factor),
+            (buffers["running_var"].data, batch_var, factor * (m / (m - 1))),
         ):
             running *= 1.0 - factor
-            running += factor * batch
+            running += weight * np.reshape(batch, -1)
 
     def extra_repr(self) -> str:
         return (
