@@ -15,10 +15,13 @@ import tinybn as tb
 from tinybn import Tensor, nn
 from tinybn import functional as F
 from tinybn.check import batch_norm_backward, check_tensor_grad
+from tinybn.fused import _per_channel
 
-# (3000, 4) takes the kernel's BLAS path for per-channel sums (8192 values or more)
-SHAPES = [(16, 5), (6, 5, 3), (3000, 4)]
-SHAPE_IDS = ["N,C", "N,C,L", "large N,C"]
+# (3000, 4) takes the kernel's BLAS path for per-channel sums (8192 values or more); the last
+# three (2¹⁷ values or more) take the long-row path of the per-channel arithmetic: N a multiple
+# of the samples per long row (2048 = 16·128), and not (4100 = 16·256 + 4, 1030 = 16·64 + 6)
+SHAPES = [(16, 5), (6, 5, 3), (3000, 4), (2048, 64), (4100, 32), (1030, 8, 16)]
+SHAPE_IDS = ["N,C", "N,C,L", "large N,C", "long rows", "long rows + rest", "long rows N,C,L"]
 DTYPES = [np.float64, np.float32]
 
 
@@ -115,8 +118,9 @@ def test_fused_is_one_node_with_the_inputs_as_parents():
     assert len(tb.autograd.topological_order(y)) < len(tb.autograd.topological_order(composed))
 
 
-def test_fused_without_affine_and_with_a_frozen_gamma():
-    d = _inputs((9, 4), np.float64)
+@pytest.mark.parametrize("shape", [(9, 4), (4100, 32)], ids=["small", "long rows"])
+def test_fused_without_affine_and_with_a_frozen_gamma(shape):
+    d = _inputs(shape, np.float64)
     plain = _run_without(d, gamma=False, beta=False)
     x = Tensor(d["x"], requires_grad=True)
     y = F.batch_norm(x)
@@ -130,6 +134,29 @@ def test_fused_without_affine_and_with_a_frozen_gamma():
     assert gamma.grad is None
     np.testing.assert_allclose(x.grad, dx, rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(beta.grad, dbeta, rtol=1e-10)
+
+
+@pytest.mark.parametrize(
+    "shape", [(4100, 32), (1030, 8, 16), (40, 5)], ids=["rest", "N,C,L", "short path"]
+)
+@pytest.mark.parametrize("op", [np.subtract, np.multiply, np.add], ids=["-", "*", "+"])
+def test_per_channel_equals_numpy_broadcasting(shape, op):
+    """The long-row view repeats each channel's value in the right places, also for the
+    samples left over when N is not a multiple of the samples per long row, and in place."""
+    rng = np.random.default_rng(8)
+    a = rng.normal(size=shape)
+    row = rng.normal(size=(1, shape[1]) + (1,) * (len(shape) - 2))
+    want = op(a, row)
+    np.testing.assert_array_equal(_per_channel(op, a, row), want)
+    inplace = a.copy()
+    assert _per_channel(op, inplace, row, out=inplace) is inplace
+    np.testing.assert_array_equal(inplace, want)
+    # a strided input (a view of every other sample) falls back to numpy's broadcasting
+    np.testing.assert_array_equal(_per_channel(op, a[::2], row), op(a[::2], row))
+    # integers with a float row give floats, as numpy's own operators do
+    ints = np.arange(a.size).reshape(shape)
+    assert _per_channel(op, ints, row).dtype == np.float64
+    np.testing.assert_array_equal(_per_channel(op, ints, row), op(ints, row))
 
 
 def _run_without(d, gamma, beta):

@@ -45,29 +45,68 @@ def batch_norm(
     data = x.data
     training = mean is None
     m = data.size // data.shape[1]  # values per channel
+    per_channel = (1, -1) + (1,) * (data.ndim - 2)  # (C,) → (1, C) or (1, C, 1)
     if training:
         mu = _sum_per_channel(data) * (1.0 / m)
-        centered = data - mu
+        centered = _per_channel(np.subtract, data, mu)
         y = np.square(centered)  # the squares' buffer is reused for y below
-        variance = _sum_per_channel(y) * (1.0 / m)
+        variance = _sum_per_channel(y) * (1.0 / m)  # biased: Σ(x − μ)²/m
     else:
         mu, variance = mean.data, var.data
-        centered = data - mu
+        centered = _per_channel(np.subtract, data, mu)
         y = np.empty_like(centered)
     inv_std = 1.0 / np.sqrt(variance + eps)
     # y = γ·x̂ + β = (γ/√(σ² + ε))·(x − μ) + β: x̂ is never stored (one pass fewer); the
     # backward pass folds 1/√(σ² + ε) into its per-channel factors instead
-    per_channel = (1, -1) + (1,) * (data.ndim - 2)  # (C,) → (1, C) or (1, C, 1)
     scale = inv_std * gamma.data.reshape(per_channel) if gamma is not None else inv_std
-    np.multiply(centered, scale, out=y)
+    _per_channel(np.multiply, centered, scale, out=y)
     if beta is not None:
-        y += beta.data.reshape(per_channel)
+        _per_channel(np.add, y, beta.data.reshape(per_channel), out=y)
     parents = tuple(p for p in (x, gamma, beta) if p is not None)
     saved = (centered, inv_std, scale, training, gamma is not None, beta is not None)
     out = x._make(y, parents, "batch_norm", _batch_norm_backward, saved)
     if training:
         return out, Tensor(mu, label="μ"), Tensor(variance, label="σ²")
     return out, mean, var
+
+
+# Arrays at least this large take the long-row path of ``_per_channel``; below it, building
+# the repeated row costs more than it saves (measured: 10–20% faster from 2¹⁷ values up,
+# 5–10% slower at 2¹⁵–2¹⁶)
+_LONG_ROWS_FROM = 1 << 17
+_LONG_ROW = 8192  # values per inner loop on that path
+
+
+def _per_channel(op: np.ufunc, a: np.ndarray, row: np.ndarray, out: np.ndarray | None = None):
+    """``op(a, row)`` into ``out`` (a new array if None), ``row`` holding one value per channel.
+
+    Args:
+        op: a binary ufunc (np.subtract, np.multiply, ...).
+        a: (N, C) or (N, C, L). row: (1, C) or (1, C, 1). out: like ``a``, may be ``a``.
+
+    Speed: numpy runs its inner loop once per sample when one operand is broadcast over the
+    batch, and each run has a fixed cost, large beside 64 or 512 values of arithmetic. For
+    a large C-contiguous array, view it as N/k rows of k whole samples each (no copy) and
+    repeat the per-channel values k times to match, so that each run covers 8,192 values.
+    The samples that do not fill a whole long row (N not divisible by k) broadcast as usual.
+    """
+    n = a.shape[0]
+    k = _LONG_ROW // (a.size // n) if a.size >= _LONG_ROWS_FROM else 0
+    if k < 2 or not (a.flags.c_contiguous and (out is None or out.flags.c_contiguous)):
+        return op(a, row, out=out)
+    if out is None:
+        out = np.empty(a.shape, np.result_type(a, row))
+    per_sample = a.size // n
+    whole = n - n % k  # samples in whole long rows
+    long_row = np.broadcast_to(row, (k,) + a.shape[1:]).reshape(1, k * per_sample)
+    op(
+        a[:whole].reshape(-1, k * per_sample),
+        long_row,
+        out=out[:whole].reshape(-1, k * per_sample),  # a view: out is C-contiguous
+    )
+    if whole < n:
+        op(a[whole:], row, out=out[whole:])
+    return out
 
 
 def _sum_per_channel(a: np.ndarray) -> np.ndarray:
@@ -106,15 +145,15 @@ def _batch_norm_backward(out: Tensor, dy: np.ndarray) -> tuple:
     dx = None
     if need_x:
         if training:
-            # the closed form: the mean and variance routes take away Σdy and x̂·Σ(dy·x̂),
-            # with x̂·dγ/m = (x − μ)·(dγ·inv_std/m)
+            # the closed form dx = (γ/√(σ² + ε))·(dy − Σdy/m − x̂·dγ/m), in four passes:
+            # x̂·dγ/m = (x − μ)·(dγ·inv_std/m) is one, and the constant Σdy/m joins it there
             m = dy.size // dbeta.size
-            dx = np.multiply(centered, dgamma * (inv_std * (1.0 / m)))
+            dx = _per_channel(np.multiply, centered, dgamma * (inv_std * (1.0 / m)))
+            _per_channel(np.add, dx, dbeta * (1.0 / m), out=dx)
             np.subtract(dy, dx, out=dx)
-            dx -= dbeta * (1.0 / m)
-            dx *= scale  # γ/√(σ² + ε)
+            _per_channel(np.multiply, dx, scale, out=dx)  # γ/√(σ² + ε)
         else:  # μ and σ² are constants: y is affine in x
-            dx = dy * scale
+            dx = _per_channel(np.multiply, dy, scale)
     grads: list[Any] = [dx]
     if has_gamma:
         grads.append(dgamma.reshape(-1) if need_gamma else None)
@@ -152,8 +191,12 @@ def _linear_backward(out: Tensor, dy: np.ndarray) -> tuple:
     dweight = dy_rows.T @ x_rows if weight.requires_grad else None
     if len(out._parents) == 2:
         return dx, dweight
-    # add.reduce: the column sums without the Python-level wrapper of .sum()
-    dbias = np.add.reduce(dy_rows, axis=0) if out._parents[2].requires_grad else None
+    # Σ dy over the rows: by BLAS for large arrays, as batch norm's per-channel sums; small
+    # ones take add.reduce directly (no helper call, no .sum() wrapper)
+    if out._parents[2].requires_grad:
+        dbias = np.add.reduce(dy_rows, axis=0) if dy_rows.size < 8192 else _sum_per_channel(dy_rows)[0]
+    else:
+        dbias = None
     return dx, dweight, dbias
 
 

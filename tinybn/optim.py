@@ -178,7 +178,9 @@ class SGD(Optimizer):
                 buf *= momentum
                 buf += (1.0 - group["dampening"]) * grad
             grad = grad + momentum * buf if group["nesterov"] else buf
-        p.data -= (group["lr"] * grad).astype(p.data.dtype, copy=False)
+        # lr·grad keeps grad's dtype (a Python float does not promote float32); an in-place
+        # subtraction casts a float64 grad to the parameter's dtype
+        p.data -= group["lr"] * grad
 
 
 class Adam(Optimizer):
