@@ -447,7 +447,8 @@ class BatchNorm1d(Module):
 
     Args:
         num_features: C.
-        eps: added to the variance before the square root.
+        eps: added to the variance before the square root; >= 0. As in PyTorch, eps = 0
+            is accepted but works only in eval mode with running statistics.
         momentum: f above (0.1), or None for the cumulative average.
         affine: learn weight γ (ones) and bias β (zeros), each (C,).
         bias: with affine, learn β too (keyword-only, as in recent PyTorch); False keeps β = 0.
@@ -468,8 +469,9 @@ class BatchNorm1d(Module):
     ) -> None:
         super().__init__()
         num_features = _check_int(num_features, "BatchNorm1d: num_features", 1)
-        if _check_real(eps, "BatchNorm1d: eps") <= 0:
-            raise ValueError(f"BatchNorm1d: eps must be positive, got {eps}")
+        # eps = 0 is allowed, as in PyTorch (for eval with running stats); `not >=` refuses NaN
+        if not _check_real(eps, "BatchNorm1d: eps") >= 0:
+            raise ValueError(f"BatchNorm1d: eps must be >= 0, got {eps}")
         if momentum is not None and not 0.0 <= _check_real(momentum, "BatchNorm1d: momentum") <= 1:
             raise ValueError(f"BatchNorm1d: momentum must be in [0, 1] or None, got {momentum}")
         self.num_features = num_features
@@ -527,6 +529,8 @@ class BatchNorm1d(Module):
         self._check_input(x)
         # batch statistics in training, and always when there are no running statistics
         use_batch_stats = self.training or not self.track_running_stats
+        if use_batch_stats and self.eps == 0:  # as PyTorch: eps = 0 only with running stats
+            raise ValueError("BatchNorm1d: eps must be positive when using batch statistics, got 0")
         mean = var = None
         if not use_batch_stats:
             mean, var = self.running_mean.data, self.running_var.data
@@ -596,7 +600,7 @@ class LayerNorm(Module):
         )
         if not self.normalized_shape:
             raise ValueError("LayerNorm: normalized_shape must not be empty")
-        if _check_real(eps, "LayerNorm: eps") < 0:
+        if not _check_real(eps, "LayerNorm: eps") >= 0:
             raise ValueError(f"LayerNorm: eps must be >= 0, got {eps}")
         self.eps = eps
         self.elementwise_affine = elementwise_affine
