@@ -9,11 +9,19 @@ then the same one line for every op — the chain rule:
 Storing numbers instead of a per-node closure (as micrograd does) means a node holds
 no reference to itself, so graphs are freed by reference counting alone, never by the
 cycle collector, and each node costs a fraction of the memory.
+
+Bad input raises before a node is made: a ValueError/TypeError naming the op and the
+value (log of a non-positive number, ...). A result too large for a float: ``+ - * /``
+and ``exp`` follow IEEE arithmetic and give ±inf, as PyTorch does (``exp(1000) = inf``);
+where Python's float arithmetic raises instead — ``**``, the exact sums of ``sum`` and
+``mean``, an int beyond 1.8e308 — the error is an ``OverflowError`` (the inputs are valid,
+the result does not fit) whose message names the op and the operands.
 """
 
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Iterable, Sequence
 from numbers import Real
 
@@ -26,13 +34,18 @@ def _check_number(data: object, op: str) -> float:
     # the common cases first, without the much slower isinstance(·, Real) check
     if type(data) is float:
         return data
-    if type(data) is int:
-        return float(data)
     if isinstance(data, bool) or not isinstance(data, Real):
         raise TypeError(
             f"{op}: Value data must be a real number, got {type(data).__name__} {data!r}"
         )
-    return float(data)
+    try:
+        return float(data)
+    except OverflowError:  # an int beyond ~1.8e308
+        digits = len(str(abs(int(data))))
+        raise OverflowError(
+            f"{op}: the int {str(data)[:12]}... ({digits} digits) is too large for a float "
+            f"(max {sys.float_info.max:.6g})"
+        ) from None
 
 
 class Value:
@@ -109,14 +122,21 @@ class Value:
             raise ValueError(f"**: negative base {base!r}{_named(self)} to fractional power {k!r}")
         if base == 0.0 and k < 0.0:
             raise ValueError(f"**: zero base{_named(self)} to negative power {k!r}")
+        try:
+            out = base**k
+        except OverflowError:  # Python's bare "(34, 'Numerical result out of range')"
+            raise OverflowError(
+                f"**: {base!r}{_named(self)} to power {k!r} overflows a float "
+                f"(|result| > {sys.float_info.max:.6g})"
+            ) from None
         # d(a^k)/da = k·a^(k-1); at a = 0 with 0 < k < 1 that is +∞ (as for √a)
         if k == 0.0:
             local = 0.0
         elif base == 0.0 and k < 1.0:
             local = math.inf
         else:
-            local = k * base ** (k - 1.0)
-        return self._result(base**k, (self,), f"**{exponent}", (local,))
+            local = _pow_derivative(base, k)
+        return self._result(out, (self,), f"**{exponent}", (local,))
 
     def __neg__(self) -> Value:
         # d(-a)/da = -1
@@ -182,7 +202,14 @@ class Value:
         parents = tuple(Value._lift(v, "sum") for v in values)
         if not parents:
             raise ValueError("sum: needs at least one value")
-        total = math.fsum(p.data for p in parents)
+        scaled, scale = _exact_sum(parents, "sum")
+        total = scaled / scale
+        if math.isinf(total) and math.isfinite(scaled):
+            largest = max(parents, key=lambda p: abs(p.data))
+            raise OverflowError(
+                f"sum: the sum of {len(parents)} values overflows a float (|sum| > "
+                f"{sys.float_info.max:.6g}; largest value {largest.data!r}{_named(largest)})"
+            )
         return parents[0]._result(total, parents, "sum", (1.0,) * len(parents))
 
     @staticmethod
@@ -192,8 +219,9 @@ class Value:
         if not parents:
             raise ValueError("mean: needs at least one value")
         n = len(parents)
-        total = math.fsum(p.data for p in parents)
-        return parents[0]._result(total / n, parents, "mean", (1.0 / n,) * n)
+        scaled, scale = _exact_sum(parents, "mean")
+        mean = scaled / (n * scale)  # |mean| <= max |vᵢ|: it cannot overflow
+        return parents[0]._result(mean, parents, "mean", (1.0 / n,) * n)
 
     # -- autograd ---------------------------------------------------------------------
 
@@ -243,6 +271,34 @@ class Value:
 
 def _named(value: Value) -> str:
     return f" (label {value.label!r})" if value.label else ""
+
+
+def _pow_derivative(base: float, k: float) -> float:
+    """k·base^(k−1); ±∞ (not Python's bare OverflowError) when only the derivative
+    overflows, e.g. base = 1e-200, k = −1.5 — as the local grad of √ at 0 is +∞."""
+    try:
+        return k * base ** (k - 1.0)
+    except OverflowError:
+        # base < 0 only with an integer k (checked by the caller): base^(k−1) < 0 iff k−1 is odd
+        negative_power = base < 0.0 and (k - 1.0) % 2.0 == 1.0
+        return math.copysign(math.inf, -k if negative_power else k)
+
+
+def _exact_sum(parents: tuple[Value, ...], op: str) -> tuple[float, float]:
+    """(Σ scale·vᵢ, scale): math.fsum of the parents' data, exact, scaled only if it must be.
+
+    fsum raises a bare OverflowError when a partial sum exceeds the float range, even if
+    the total fits (1e308 + 1e308 − 1e308), and a bare ValueError for +∞ and −∞ together.
+    On overflow every term is scaled by a power of two 2⁻ᵏ ≥ 1/n (exact for normal
+    floats), so that no partial sum can overflow; the caller divides by ``scale``.
+    """
+    try:
+        return math.fsum(p.data for p in parents), 1.0
+    except OverflowError:
+        scale = 2.0 ** -math.ceil(math.log2(len(parents)))
+        return math.fsum(p.data * scale for p in parents), scale
+    except ValueError:
+        raise ValueError(f"{op}: the values include both +inf and -inf (the sum is NaN)") from None
 
 
 def values(data: Sequence, label: str = "") -> list:
