@@ -765,7 +765,9 @@ def fold_batchnorm(model: Module) -> Module:
 
     Inside every Sequential of the model (at any depth), a Linear immediately followed by
     a BatchNorm1d that tracks running statistics becomes one Linear computing the same
-    function as the pair in eval mode; the BatchNorm1d's place is taken by an Identity
+    function as the pair in eval mode — also when the two sit on either side of a nested
+    Sequential's boundary (``Sequential(Linear, Sequential(BatchNorm1d, ReLU))``: they
+    still run one right after the other); the BatchNorm1d's place is taken by an Identity
     (as PyTorch's fuse_modules does), so the other layers keep their indices. The input
     model is not changed (the result is built from a deep copy). A BatchNorm1d without
     running statistics normalizes with batch statistics even in eval, so it is left as is.
@@ -777,18 +779,29 @@ def fold_batchnorm(model: Module) -> Module:
         for module in list(folded_model.modules()):
             if not isinstance(module, Sequential):
                 continue
-            names = list(module._modules)
-            for first, second in zip(names, names[1:]):
-                linear, bn = module._modules[first], module._modules[second]
+            chain = _run_order(module)
+            for (home, first, linear), (bn_home, second, bn) in zip(chain, chain[1:]):
                 if (
                     isinstance(linear, Linear)
                     and isinstance(bn, BatchNorm1d)
                     and bn.track_running_stats
                     and bn.num_features == linear.out_features
                 ):
-                    module.add_module(first, _fold_linear_bn(linear, bn))
-                    module.add_module(second, Identity())
+                    home.add_module(first, _fold_linear_bn(linear, bn))
+                    bn_home.add_module(second, Identity())
     return folded_model.eval()
+
+
+def _run_order(sequential: Sequential) -> list[tuple[Sequential, str, Any]]:
+    """The layers a Sequential runs, in order, nested Sequentials opened up:
+    (the Sequential that holds the layer, its name there, the layer)."""
+    layers = []
+    for name, layer in sequential._modules.items():
+        if isinstance(layer, Sequential):
+            layers += _run_order(layer)
+        else:
+            layers.append((sequential, name, layer))
+    return layers
 
 
 __all__ = [
