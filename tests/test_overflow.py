@@ -37,9 +37,11 @@ def test_pow_whose_derivative_alone_overflows_gives_an_infinite_local_grad():
 
 
 def test_an_int_beyond_the_float_range_is_named():
-    with pytest.raises(OverflowError, match=r"Value: the int 1000.* \(401 digits\) is too large"):
+    with pytest.raises(
+        OverflowError, match=r"Value: the number 1000.* \(401 digits\) is too large"
+    ):
         Value(10**400)
-    with pytest.raises(OverflowError, match=r"\*: the int .* is too large for a float"):
+    with pytest.raises(OverflowError, match=r"\*: the number .* is too large for a float"):
         Value(2.0) * 10**400
 
 

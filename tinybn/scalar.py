@@ -34,17 +34,17 @@ def _check_number(data: object, op: str) -> float:
     # the common cases first, without the much slower isinstance(·, Real) check
     if type(data) is float:
         return data
-    if isinstance(data, bool) or not isinstance(data, Real):
+    if type(data) is not int and (isinstance(data, bool) or not isinstance(data, Real)):
         raise TypeError(
             f"{op}: Value data must be a real number, got {type(data).__name__} {data!r}"
         )
     try:
         return float(data)
-    except OverflowError:  # an int beyond ~1.8e308
+    except OverflowError:  # an int (or Fraction) beyond ~1.8e308
         digits = len(str(abs(int(data))))
         raise OverflowError(
-            f"{op}: the int {str(data)[:12]}... ({digits} digits) is too large for a float "
-            f"(max {sys.float_info.max:.6g})"
+            f"{op}: the number {str(data)[:12]}... ({digits} digits) is too large for a "
+            f"float (max {sys.float_info.max:.6g})"
         ) from None
 
 
