@@ -109,3 +109,6 @@ def test_int_tensors_with_int_numbers_stay_integer():
     assert (t + 1).dtype == np.uint8  # numpy 2 alone: the 0-d int64 operand would widen it
     np.testing.assert_array_equal((t - 1).data, [249, 2])
     assert (Tensor(np.array([2, 3])) ** 3).dtype == np.int64
+    # a number outside the int dtype's range is cast the C way, as PyTorch does
+    np.testing.assert_array_equal((t + (-1)).data, [249, 2])
+    np.testing.assert_array_equal((Tensor(np.array([1, 2], dtype=np.uint8)) + 300).data, [45, 46])

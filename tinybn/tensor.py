@@ -135,11 +135,13 @@ class Tensor:
             return other
         if isinstance(other, _NUMBERS) and not isinstance(other, bool):
             # PyTorch: a number takes a float tensor's dtype; an int number takes an int
-            # tensor's dtype (int32 + 1 stays int32; a bool tensor's becomes int64); a float
-            # number with an int tensor gives the default float dtype
+            # tensor's dtype (int32 + 1 stays int32; uint8 + (-1) wraps around, a C cast; a
+            # bool tensor's becomes int64); a float number with an int tensor gives the
+            # default float dtype
             kind = self.data.dtype.kind
             if kind != "f" and isinstance(other, (int, np.integer)):
-                return Tensor(np.asarray(other, dtype=self.data.dtype if kind in "iu" else None))
+                number = np.asarray(other)
+                return Tensor(number.astype(self.data.dtype) if kind in "iu" else number)
             dtype = self.data.dtype if kind == "f" else _default_dtype
             return Tensor(np.asarray(other, dtype=dtype))
         return Tensor(other)
