@@ -153,9 +153,11 @@ class Tensor:
         float operand's dtype, and the default float dtype for int / int. The operand that
         is converted is an int one, which never requires grad: backward is unaffected.
         """
-        other = self._lift(other)
+        if not isinstance(other, Tensor):
+            other = self._lift(other)
         a, b = self.data.dtype, other.data.dtype
-        if a == b and (a.kind == "f" or not divide):  # the common case: nothing to convert
+        # the common case first, cheaply: the same dtype (numpy shares dtype objects)
+        if (a is b or a == b) and (not divide or a.kind == "f"):
             return self, other
         if a.kind == "f" and b.kind != "f":
             return self, other._converted(a)
