@@ -68,6 +68,11 @@ def test_sum_of_plus_and_minus_inf_is_a_named_value_error():
     with pytest.raises(ValueError, match=r"mean: the values include both \+inf and -inf"):
         Value.mean([Value(-math.inf), Value(math.inf)])
     assert Value.sum([math.inf, 1.0]).data == math.inf  # one-signed infinities are fine
+    # also when finite values alone would overflow fsum's partial sums
+    assert Value.sum([1e308, 1e308, -math.inf]).data == -math.inf
+    assert Value.mean([math.inf, 1e308, 1e308]).data == math.inf
+    with pytest.raises(ValueError, match=r"sum: the values include both"):
+        Value.sum([1e308, 1e308, math.inf, -math.inf])
 
 
 def test_ieee_ops_still_overflow_to_inf_as_in_pytorch():

@@ -202,14 +202,10 @@ class Value:
         parents = tuple(Value._lift(v, "sum") for v in values)
         if not parents:
             raise ValueError("sum: needs at least one value")
-        scaled, scale = _exact_sum(parents, "sum")
-        total = scaled / scale
-        if math.isinf(total) and math.isfinite(scaled):
-            largest = max(parents, key=lambda p: abs(p.data))
-            raise OverflowError(
-                f"sum: the sum of {len(parents)} values overflows a float (|sum| > "
-                f"{sys.float_info.max:.6g}; largest value {largest.data!r}{_named(largest)})"
-            )
+        try:
+            total = math.fsum(p.data for p in parents)
+        except (OverflowError, ValueError) as error:
+            total = _fsum_fallback(parents, "sum", error)
         return parents[0]._result(total, parents, "sum", (1.0,) * len(parents))
 
     @staticmethod
@@ -219,8 +215,10 @@ class Value:
         if not parents:
             raise ValueError("mean: needs at least one value")
         n = len(parents)
-        scaled, scale = _exact_sum(parents, "mean")
-        mean = scaled / (n * scale)  # |mean| <= max |vᵢ|: it cannot overflow
+        try:
+            mean = math.fsum(p.data for p in parents) / n
+        except (OverflowError, ValueError) as error:
+            mean = _fsum_fallback(parents, "mean", error, n)
         return parents[0]._result(mean, parents, "mean", (1.0 / n,) * n)
 
     # -- autograd ---------------------------------------------------------------------
@@ -284,21 +282,29 @@ def _pow_derivative(base: float, k: float) -> float:
         return math.copysign(math.inf, -k if negative_power else k)
 
 
-def _exact_sum(parents: tuple[Value, ...], op: str) -> tuple[float, float]:
-    """(Σ scale·vᵢ, scale): math.fsum of the parents' data, exact, scaled only if it must be.
+def _fsum_fallback(parents: tuple[Value, ...], op: str, error: Exception, n: int = 1) -> float:
+    """Σ vᵢ / n exactly, where math.fsum alone raised ``error``.
 
     fsum raises a bare OverflowError when a partial sum exceeds the float range, even if
     the total fits (1e308 + 1e308 − 1e308), and a bare ValueError for +∞ and −∞ together.
-    On overflow every term is scaled by a power of two 2⁻ᵏ ≥ 1/n (exact for normal
-    floats), so that no partial sum can overflow; the caller divides by ``scale``.
+    Here every term is scaled by a power of two 2⁻ᵏ ≤ 1/m (m values; exact for normal
+    floats), so that no partial sum can overflow, and the scale is divided out at the end.
+    Only a sum (n = 1) can then still be too large; a mean cannot exceed the largest |vᵢ|.
     """
-    try:
-        return math.fsum(p.data for p in parents), 1.0
-    except OverflowError:
-        scale = 2.0 ** -math.ceil(math.log2(len(parents)))
-        return math.fsum(p.data * scale for p in parents), scale
-    except ValueError:
+    infinities = {p.data for p in parents if math.isinf(p.data)}
+    if isinstance(error, ValueError) or len(infinities) == 2:
         raise ValueError(f"{op}: the values include both +inf and -inf (the sum is NaN)") from None
+    if infinities:  # one-signed infinities: the sum is that infinity, not an overflow
+        return infinities.pop()
+    scale = 2.0 ** -math.ceil(math.log2(len(parents)))
+    result = math.fsum(p.data * scale for p in parents) / (n * scale)
+    if math.isinf(result):
+        largest = max(parents, key=lambda p: abs(p.data))
+        raise OverflowError(
+            f"{op}: the sum of {len(parents)} values overflows a float (|sum| > "
+            f"{sys.float_info.max:.6g}; largest value {largest.data!r}{_named(largest)})"
+        )
+    return result
 
 
 def values(data: Sequence, label: str = "") -> list:
