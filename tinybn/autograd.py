@@ -11,9 +11,12 @@ repeated ``backward()`` calls, switching gradient recording off — lives here, 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+
+import numpy as np
 
 # The only global mutable state in tinybn: whether new operations are recorded into a
 # graph, and whether every new op's output is checked for NaN/inf.
@@ -55,7 +58,13 @@ def is_anomaly_enabled() -> bool:
 
 @contextmanager
 def detect_anomaly() -> Iterator[None]:
-    """Context in which every op checks its output and names the first one that is NaN/inf."""
+    """Context in which NaN/inf is caught where it is made, naming the op.
+
+    Forward: every Tensor op checks its output as it is made; a Value graph's outputs are
+    checked when ``backward()`` runs inside the context. Backward (both engines): after
+    each node's backward rule, the grads it pushed to its parents are checked. Either
+    raises FloatingPointError. Outside the context nothing is checked.
+    """
     global _detect_anomaly
     previous, _detect_anomaly = _detect_anomaly, True
     try:
@@ -145,11 +154,59 @@ def run_backward(root: Any, seed: Any, order: list[Any] | None = None) -> None:
     earlier = [node.grad for node in held]
     for node in held:
         node._zero_grad()
+    if _detect_anomaly:  # checked once per call: outside the context the loop below is bare
+        _check_forward(interior)
     root._accumulate_grad(seed)
-    for node in reversed(interior):
-        node._backward()
+    if _detect_anomaly:
+        for node in reversed(interior):
+            _backward_checked(node)
+    else:
+        for node in reversed(interior):
+            node._backward()
     for node, grad in zip(held, earlier):
         node._accumulate_grad(grad)
+
+
+def _is_finite(grad: Any) -> bool:
+    """No NaN/inf in a grad: a float (Value), an array or None (Tensor)."""
+    if grad is None:
+        return True
+    if isinstance(grad, float):
+        return math.isfinite(grad)
+    return bool(np.isfinite(grad).all())
+
+
+def _check_forward(interior: list[Any]) -> None:
+    """Name the first op, in forward order, whose output is NaN/inf from finite inputs.
+
+    Tensor ops check their outputs as they are made inside ``detect_anomaly()``; a scalar
+    Value graph (whose ops are too many and too small for a check each) is checked here,
+    once, when backward runs in the context.
+    """
+    for node in interior:
+        if not _is_finite(node.data) and all(_is_finite(p.data) for p in node._parents):
+            names = ", ".join(p.label or p.op or "leaf" for p in node._parents)
+            raise FloatingPointError(
+                f"detect_anomaly: op '{node.op}' produced NaN/inf from {names} (found by backward)"
+            )
+
+
+def _backward_checked(node: Any) -> None:
+    """``node._backward()``, then name the node if its rule made a parent's grad NaN/inf.
+
+    As PyTorch's anomaly mode ("Function 'MulBackward0' returned nan values in its 0th
+    output"). A grad that was already NaN/inf before this step is not blamed on it.
+    """
+    finite_before = [_is_finite(parent.grad) for parent in node._parents]
+    node._backward()
+    for i, (parent, was_finite) in enumerate(zip(node._parents, finite_before)):
+        if was_finite and not _is_finite(parent.grad):
+            name = parent.label or parent.op or "leaf"
+            shape = f" of shape {tuple(parent.shape)}" if hasattr(parent, "shape") else ""
+            raise FloatingPointError(
+                f"detect_anomaly: the backward of op '{node.op}' produced NaN/inf in the "
+                f"gradient of its input {i} ({name}{shape})"
+            )
 
 
 def zero_grad_graph(root: Any) -> None:

@@ -9,6 +9,7 @@ per array operation.
 
 from __future__ import annotations
 
+from numbers import Real
 from typing import Any
 
 import numpy as np
@@ -61,6 +62,15 @@ def _statistic(stat: Any, name: str, x: Tensor | ValueArray, shape: tuple[int, .
     if isinstance(x, Tensor):
         return Tensor(array.reshape(shape).astype(x.dtype), label=name)
     return ValueArray(array.reshape(shape)).named(name)
+
+
+def _check_eps(eps: Any, op: str) -> None:
+    """ε must be a real number >= 0; checked up front, so a negative ε is named as such
+    instead of surfacing later as "sqrt of a negative" deep inside the graph."""
+    if isinstance(eps, bool) or not isinstance(eps, Real):
+        raise TypeError(f"{op}: eps must be a real number, got {type(eps).__name__} {eps!r}")
+    if not eps >= 0:  # also refuses NaN
+        raise ValueError(f"{op}: eps must be >= 0, got {eps!r}")
 
 
 def _back_to_input_form(result: Any, original: Any) -> Any:
@@ -128,6 +138,7 @@ def batch_norm_with_stats(
     the same y as ONE graph node with the closed-form backward, for speed; its μ and σ²
     are constants, not graph nodes.
     """
+    _check_eps(eps, "batch_norm")
     array = _as_array(x, "batch_norm")
     if fused and not isinstance(array, Tensor):
         raise TypeError("batch_norm: fused=True needs a Tensor input; scalar Values compose")
@@ -173,7 +184,8 @@ def batch_norm(
     Args:
         x: a Tensor of shape (N, C) or (N, C, L), or N rows of C scalar Values.
         gamma, beta: (C,) scale and shift (Tensor or list of Values), or None to skip.
-        eps: added to σ² so that a constant feature does not divide by zero.
+        eps: added to σ² so that a constant feature does not divide by zero; >= 0
+            (0 is allowed, as in PyTorch; negative → ValueError).
         mean, var: (C,) statistics to use instead of the batch's (inference).
         fused: Tensor input only — one node with the closed-form backward (fast) instead
             of the composed graph of the steps above (the default: readable, drawable).
@@ -200,6 +212,7 @@ def layer_norm(
         x: a Tensor (..., H) or rows of H scalar Values.
         gamma, beta: the normalized shape, e.g. (H,), or None.
     """
+    _check_eps(eps, "layer_norm")
     array = _as_array(x, "layer_norm")
     engine = Tensor if isinstance(array, Tensor) else ValueArray
     if normalized_ndim is None:

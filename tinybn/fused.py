@@ -194,7 +194,8 @@ def _linear_backward(out: Tensor, dy: np.ndarray) -> tuple:
     # Σ dy over the rows: by BLAS for large arrays, as batch norm's per-channel sums; small
     # ones take add.reduce directly (no helper call, no .sum() wrapper)
     if out._parents[2].requires_grad:
-        dbias = np.add.reduce(dy_rows, axis=0) if dy_rows.size < 8192 else _sum_per_channel(dy_rows)[0]
+        small = dy_rows.size < 8192
+        dbias = np.add.reduce(dy_rows, axis=0) if small else _sum_per_channel(dy_rows)[0]
     else:
         dbias = None
     return dx, dweight, dbias

@@ -453,7 +453,8 @@ class BatchNorm1d(Module):
 
     Args:
         num_features: C.
-        eps: added to the variance before the square root.
+        eps: added to the variance before the square root; >= 0. As in PyTorch, eps = 0
+            is accepted but works only in eval mode with running statistics.
         momentum: f above (0.1), or None for the cumulative average.
         affine: learn weight γ (ones) and bias β (zeros), each (C,).
         bias: with affine, learn β too (keyword-only, as in recent PyTorch); False keeps β = 0.
@@ -474,8 +475,9 @@ class BatchNorm1d(Module):
     ) -> None:
         super().__init__()
         num_features = _check_int(num_features, "BatchNorm1d: num_features", 1)
-        if _check_real(eps, "BatchNorm1d: eps") <= 0:
-            raise ValueError(f"BatchNorm1d: eps must be positive, got {eps}")
+        # eps = 0 is allowed, as in PyTorch (for eval with running stats); `not >=` refuses NaN
+        if not _check_real(eps, "BatchNorm1d: eps") >= 0:
+            raise ValueError(f"BatchNorm1d: eps must be >= 0, got {eps}")
         if momentum is not None and not 0.0 <= _check_real(momentum, "BatchNorm1d: momentum") <= 1:
             raise ValueError(f"BatchNorm1d: momentum must be in [0, 1] or None, got {momentum}")
         self.num_features = num_features
@@ -534,6 +536,8 @@ class BatchNorm1d(Module):
         self._check_input(x)
         # batch statistics in training, and always when there are no running statistics
         use_batch_stats = self.training or not self.track_running_stats
+        if use_batch_stats and self.eps == 0:  # as PyTorch: eps = 0 only with running stats
+            raise ValueError("BatchNorm1d: eps must be positive when using batch statistics, got 0")
         mean = var = None
         if not use_batch_stats:
             mean, var = self.running_mean.data, self.running_var.data
@@ -604,7 +608,7 @@ class LayerNorm(Module):
         )
         if not self.normalized_shape:
             raise ValueError("LayerNorm: normalized_shape must not be empty")
-        if _check_real(eps, "LayerNorm: eps") < 0:
+        if not _check_real(eps, "LayerNorm: eps") >= 0:
             raise ValueError(f"LayerNorm: eps must be >= 0, got {eps}")
         self.eps = eps
         self.elementwise_affine = elementwise_affine
@@ -769,7 +773,9 @@ def fold_batchnorm(model: Module) -> Module:
 
     Inside every Sequential of the model (at any depth), a Linear immediately followed by
     a BatchNorm1d that tracks running statistics becomes one Linear computing the same
-    function as the pair in eval mode; the BatchNorm1d's place is taken by an Identity
+    function as the pair in eval mode — also when the two sit on either side of a nested
+    Sequential's boundary (``Sequential(Linear, Sequential(BatchNorm1d, ReLU))``: they
+    still run one right after the other); the BatchNorm1d's place is taken by an Identity
     (as PyTorch's fuse_modules does), so the other layers keep their indices. The input
     model is not changed (the result is built from a deep copy). A BatchNorm1d without
     running statistics normalizes with batch statistics even in eval, so it is left as is.
@@ -781,18 +787,29 @@ def fold_batchnorm(model: Module) -> Module:
         for module in list(folded_model.modules()):
             if not isinstance(module, Sequential):
                 continue
-            names = list(module._modules)
-            for first, second in zip(names, names[1:]):
-                linear, bn = module._modules[first], module._modules[second]
+            chain = _run_order(module)
+            for (home, first, linear), (bn_home, second, bn) in zip(chain, chain[1:]):
                 if (
                     isinstance(linear, Linear)
                     and isinstance(bn, BatchNorm1d)
                     and bn.track_running_stats
                     and bn.num_features == linear.out_features
                 ):
-                    module.add_module(first, _fold_linear_bn(linear, bn))
-                    module.add_module(second, Identity())
+                    home.add_module(first, _fold_linear_bn(linear, bn))
+                    bn_home.add_module(second, Identity())
     return folded_model.eval()
+
+
+def _run_order(sequential: Sequential) -> list[tuple[Sequential, str, Any]]:
+    """The layers a Sequential runs, in order, nested Sequentials opened up:
+    (the Sequential that holds the layer, its name there, the layer)."""
+    layers = []
+    for name, layer in sequential._modules.items():
+        if isinstance(layer, Sequential):
+            layers += _run_order(layer)
+        else:
+            layers.append((sequential, name, layer))
+    return layers
 
 
 __all__ = [

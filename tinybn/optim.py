@@ -101,12 +101,112 @@ class Optimizer:
     def _update(self, p: Tensor, group: dict[str, Any], state: dict[str, Any]) -> None:
         raise NotImplementedError
 
+    def state_dict(self) -> dict[str, Any]:
+        """The optimizer's state in PyTorch's structure, parameters named by index::
+
+            {"state": {index: {"momentum_buffer": array} or {"step": int, "exp_avg": array,
+                               "exp_avg_sq": array}, ...},
+             "param_groups": [{"lr": ..., <every option>, "params": [index, ...]}, ...]}
+
+        Indices count the parameters of all groups in order (0, 1, ...); a parameter with no
+        state yet (never stepped, or plain SGD) has no entry. Arrays are COPIES, so further
+        steps do not change a saved dict (PyTorch returns references). The dict is nested,
+        so ``tinybn.save`` (flat names → arrays) cannot write it: keep it in memory.
+        """
+        index = {id(p): i for i, p in enumerate(self._all_params())}
+        state = {
+            index[id(p)]: {key: _copied(value) for key, value in entry.items()}
+            for p, entry in self.state.items()
+            if entry
+        }
+        groups = [
+            {
+                **{k: v for k, v in group.items() if k != "params"},
+                "params": [index[id(p)] for p in group["params"]],
+            }
+            for group in self.param_groups
+        ]
+        return {"state": dict(sorted(state.items())), "param_groups": groups}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore what ``state_dict()`` returned: every group's options and each parameter's
+        state (copied, arrays cast to the parameter's dtype). The parameters themselves stay
+        this optimizer's, matched by index.
+
+        Raises (before changing anything): TypeError if it is not a dict; ValueError if it
+        lacks "state" or "param_groups", or the number of groups, a group's number of
+        parameters, a group's option names or an array's shape do not match, or an
+        option's value is invalid.
+        """
+        if not isinstance(state_dict, dict):
+            raise TypeError(f"load_state_dict: expected a dict, got {type(state_dict).__name__}")
+        if set(state_dict) != {"state", "param_groups"}:
+            raise ValueError(
+                "load_state_dict: expected the keys 'state' and 'param_groups' (as returned by "
+                f"state_dict()), got {sorted(map(str, state_dict))}"
+            )
+        saved_groups = list(state_dict["param_groups"])
+        if len(saved_groups) != len(self.param_groups):
+            raise ValueError(
+                f"load_state_dict: the state dict has {len(saved_groups)} parameter group(s), "
+                f"this optimizer has {len(self.param_groups)}"
+            )
+        new_groups = []
+        for i, (saved, group) in enumerate(zip(saved_groups, self.param_groups)):
+            if not isinstance(saved, dict) or "params" not in saved:
+                raise ValueError(f"load_state_dict: parameter group {i} has no 'params' list")
+            if len(saved["params"]) != len(group["params"]):
+                raise ValueError(
+                    f"load_state_dict: parameter group {i} has {len(saved['params'])} "
+                    f"parameter(s) in the state dict, {len(group['params'])} in this optimizer"
+                )
+            if set(saved) != set(group):
+                raise ValueError(
+                    f"load_state_dict: parameter group {i} has options {sorted(saved)} in the "
+                    f"state dict, {sorted(group)} in this {type(self).__name__}"
+                )
+            new_group = {**saved, "params": group["params"]}
+            self._check_options(new_group)
+            new_groups.append(new_group)
+        # saved index → this optimizer's parameter, following each group's "params" order
+        params = {
+            index: p
+            for saved, group in zip(saved_groups, self.param_groups)
+            for index, p in zip(saved["params"], group["params"])
+        }
+        new_state: dict[Tensor, dict[str, Any]] = {}
+        for index, entry in state_dict["state"].items():
+            if index not in params:
+                raise ValueError(f"load_state_dict: state for unknown parameter index {index}")
+            p = params[index]
+            new_state[p] = {}
+            for key, value in entry.items():
+                if isinstance(value, np.ndarray) and value.ndim == 0:  # e.g. a step count
+                    value = value.copy()
+                elif isinstance(value, np.ndarray):
+                    if value.shape != p.data.shape:
+                        raise ValueError(
+                            f"load_state_dict: state {key!r} of parameter {index} has shape "
+                            f"{value.shape}, the parameter has shape {p.data.shape}"
+                        )
+                    value = value.astype(p.data.dtype)  # a copy: never shared with the dict
+                new_state[p][key] = value
+        self.param_groups = new_groups
+        self.state = new_state
+
+    def _all_params(self) -> list[Tensor]:
+        return [p for group in self.param_groups for p in group["params"]]
+
     def __repr__(self) -> str:
         lines = [f"{type(self).__name__} ("]
         for i, group in enumerate(self.param_groups):
             lines.append(f"Parameter Group {i}")
             lines += [f"    {key}: {value}" for key, value in group.items() if key != "params"]
         return "\n".join(lines) + "\n)"
+
+
+def _copied(value: Any) -> Any:
+    return value.copy() if isinstance(value, np.ndarray) else value
 
 
 def _check_non_negative(group: dict[str, Any], *names: str) -> None:

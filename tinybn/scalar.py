@@ -9,11 +9,19 @@ then the same one line for every op — the chain rule:
 Storing numbers instead of a per-node closure (as micrograd does) means a node holds
 no reference to itself, so graphs are freed by reference counting alone, never by the
 cycle collector, and each node costs a fraction of the memory.
+
+Bad input raises before a node is made: a ValueError/TypeError naming the op and the
+value (log of a non-positive number, ...). A result too large for a float: ``+ - * /``
+and ``exp`` follow IEEE arithmetic and give ±inf, as PyTorch does (``exp(1000) = inf``);
+where Python's float arithmetic raises instead — ``**``, the exact sums of ``sum`` and
+``mean``, an int beyond 1.8e308 — the error is an ``OverflowError`` (the inputs are valid,
+the result does not fit) whose message names the op and the operands.
 """
 
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Iterable, Sequence
 from numbers import Real
 
@@ -26,13 +34,18 @@ def _check_number(data: object, op: str) -> float:
     # the common cases first, without the much slower isinstance(·, Real) check
     if type(data) is float:
         return data
-    if type(data) is int:
-        return float(data)
-    if isinstance(data, bool) or not isinstance(data, Real):
+    if type(data) is not int and (isinstance(data, bool) or not isinstance(data, Real)):
         raise TypeError(
             f"{op}: Value data must be a real number, got {type(data).__name__} {data!r}"
         )
-    return float(data)
+    try:
+        return float(data)
+    except OverflowError:  # an int (or Fraction) beyond ~1.8e308
+        digits = len(str(abs(int(data))))
+        raise OverflowError(
+            f"{op}: the number {str(data)[:12]}... ({digits} digits) is too large for a "
+            f"float (max {sys.float_info.max:.6g})"
+        ) from None
 
 
 class Value:
@@ -109,14 +122,21 @@ class Value:
             raise ValueError(f"**: negative base {base!r}{_named(self)} to fractional power {k!r}")
         if base == 0.0 and k < 0.0:
             raise ValueError(f"**: zero base{_named(self)} to negative power {k!r}")
+        try:
+            out = base**k
+        except OverflowError:  # Python's bare "(34, 'Numerical result out of range')"
+            raise OverflowError(
+                f"**: {base!r}{_named(self)} to power {k!r} overflows a float "
+                f"(|result| > {sys.float_info.max:.6g})"
+            ) from None
         # d(a^k)/da = k·a^(k-1); at a = 0 with 0 < k < 1 that is +∞ (as for √a)
         if k == 0.0:
             local = 0.0
         elif base == 0.0 and k < 1.0:
             local = math.inf
         else:
-            local = k * base ** (k - 1.0)
-        return self._result(base**k, (self,), f"**{exponent}", (local,))
+            local = _pow_derivative(base, k)
+        return self._result(out, (self,), f"**{exponent}", (local,))
 
     def __neg__(self) -> Value:
         # d(-a)/da = -1
@@ -182,7 +202,10 @@ class Value:
         parents = tuple(Value._lift(v, "sum") for v in values)
         if not parents:
             raise ValueError("sum: needs at least one value")
-        total = math.fsum(p.data for p in parents)
+        try:
+            total = math.fsum(p.data for p in parents)
+        except (OverflowError, ValueError) as error:
+            total = _fsum_fallback(parents, "sum", error)
         return parents[0]._result(total, parents, "sum", (1.0,) * len(parents))
 
     @staticmethod
@@ -192,8 +215,11 @@ class Value:
         if not parents:
             raise ValueError("mean: needs at least one value")
         n = len(parents)
-        total = math.fsum(p.data for p in parents)
-        return parents[0]._result(total / n, parents, "mean", (1.0 / n,) * n)
+        try:
+            mean = math.fsum(p.data for p in parents) / n
+        except (OverflowError, ValueError) as error:
+            mean = _fsum_fallback(parents, "mean", error, n)
+        return parents[0]._result(mean, parents, "mean", (1.0 / n,) * n)
 
     # -- autograd ---------------------------------------------------------------------
 
@@ -243,6 +269,42 @@ class Value:
 
 def _named(value: Value) -> str:
     return f" (label {value.label!r})" if value.label else ""
+
+
+def _pow_derivative(base: float, k: float) -> float:
+    """k·base^(k−1); ±∞ (not Python's bare OverflowError) when only the derivative
+    overflows, e.g. base = 1e-200, k = −1.5 — as the local grad of √ at 0 is +∞."""
+    try:
+        return k * base ** (k - 1.0)
+    except OverflowError:
+        # base < 0 only with an integer k (checked by the caller): base^(k−1) < 0 iff k−1 is odd
+        negative_power = base < 0.0 and (k - 1.0) % 2.0 == 1.0
+        return math.copysign(math.inf, -k if negative_power else k)
+
+
+def _fsum_fallback(parents: tuple[Value, ...], op: str, error: Exception, n: int = 1) -> float:
+    """Σ vᵢ / n exactly, where math.fsum alone raised ``error``.
+
+    fsum raises a bare OverflowError when a partial sum exceeds the float range, even if
+    the total fits (1e308 + 1e308 − 1e308), and a bare ValueError for +∞ and −∞ together.
+    Here every term is scaled by a power of two 2⁻ᵏ ≤ 1/m (m values; exact for normal
+    floats), so that no partial sum can overflow, and the scale is divided out at the end.
+    Only a sum (n = 1) can then still be too large; a mean cannot exceed the largest |vᵢ|.
+    """
+    infinities = {p.data for p in parents if math.isinf(p.data)}
+    if isinstance(error, ValueError) or len(infinities) == 2:
+        raise ValueError(f"{op}: the values include both +inf and -inf (the sum is NaN)") from None
+    if infinities:  # one-signed infinities: the sum is that infinity, not an overflow
+        return infinities.pop()
+    scale = 2.0 ** -math.ceil(math.log2(len(parents)))
+    result = math.fsum(p.data * scale for p in parents) / (n * scale)
+    if math.isinf(result):
+        largest = max(parents, key=lambda p: abs(p.data))
+        raise OverflowError(
+            f"{op}: the sum of {len(parents)} values overflows a float (|sum| > "
+            f"{sys.float_info.max:.6g}; largest value {largest.data!r}{_named(largest)})"
+        )
+    return result
 
 
 def values(data: Sequence, label: str = "") -> list:

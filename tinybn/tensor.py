@@ -161,12 +161,42 @@ class Tensor:
         if isinstance(other, Tensor):
             return other
         if isinstance(other, _NUMBERS) and not isinstance(other, bool):
-            # a number takes a float tensor's dtype; int tensor + int stays int, as in PyTorch
-            if self.data.dtype.kind != "f" and isinstance(other, (int, np.integer)):
-                return Tensor(np.asarray(other))
-            dtype = self.data.dtype if self.data.dtype.kind == "f" else _default_dtype
+            # PyTorch: a number takes a float tensor's dtype; an int number takes an int
+            # tensor's dtype (int32 + 1 stays int32; uint8 + (-1) wraps around, a C cast; a
+            # bool tensor's becomes int64); a float number with an int tensor gives the
+            # default float dtype
+            kind = self.data.dtype.kind
+            if kind != "f" and isinstance(other, (int, np.integer)):
+                number = np.asarray(other)
+                return Tensor(number.astype(self.data.dtype) if kind in "iu" else number)
+            dtype = self.data.dtype if kind == "f" else _default_dtype
             return Tensor(np.asarray(other, dtype=dtype))
         return Tensor(other)
+
+    def _operands(self, other: Any, divide: bool = False) -> tuple[Tensor, Tensor]:
+        """self and other (lifted) in the dtypes PyTorch computes a binary op in.
+
+        numpy would give float64 for int ⊗ float32 and for int / int; PyTorch gives the
+        float operand's dtype, and the default float dtype for int / int. The operand that
+        is converted is an int one, which never requires grad: backward is unaffected.
+        """
+        if not isinstance(other, Tensor):
+            other = self._lift(other)
+        a, b = self.data.dtype, other.data.dtype
+        # the common case first, cheaply: the same dtype (numpy shares dtype objects)
+        if (a is b or a == b) and (not divide or a.kind == "f"):
+            return self, other
+        if a.kind == "f" and b.kind != "f":
+            return self, other._converted(a)
+        if b.kind == "f" and a.kind != "f":
+            return self._converted(b), other
+        if divide and a.kind != "f":  # int / int → the default float dtype
+            return self._converted(_default_dtype), other._converted(_default_dtype)
+        return self, other
+
+    def _converted(self, dtype: Any) -> Tensor:
+        """A constant copy of this (int) tensor's values as ``dtype``, with its label."""
+        return Tensor(self.data.astype(dtype), label=self.label)
 
     def _make(
         self,
@@ -211,24 +241,24 @@ class Tensor:
     # -- arithmetic --------------------------------------------------------------------
 
     def __add__(self, other: Any) -> Tensor:
-        other = self._lift(other)
-        self._broadcast_check(other, "+")
-        return self._make(self.data + other.data, (self, other), "+", _add_backward)
+        a, b = self._operands(other)
+        a._broadcast_check(b, "+")
+        return a._make(a.data + b.data, (a, b), "+", _add_backward)
 
     def __sub__(self, other: Any) -> Tensor:
-        other = self._lift(other)
-        self._broadcast_check(other, "-")
-        return self._make(self.data - other.data, (self, other), "-", _sub_backward)
+        a, b = self._operands(other)
+        a._broadcast_check(b, "-")
+        return a._make(a.data - b.data, (a, b), "-", _sub_backward)
 
     def __mul__(self, other: Any) -> Tensor:
-        other = self._lift(other)
-        self._broadcast_check(other, "*")
-        return self._make(self.data * other.data, (self, other), "*", _mul_backward)
+        a, b = self._operands(other)
+        a._broadcast_check(b, "*")
+        return a._make(a.data * b.data, (a, b), "*", _mul_backward)
 
     def __truediv__(self, other: Any) -> Tensor:
-        other = self._lift(other)
-        self._broadcast_check(other, "/")
-        return self._make(self.data / other.data, (self, other), "/", _div_backward)
+        a, b = self._operands(other, divide=True)
+        a._broadcast_check(b, "/")
+        return a._make(a.data / b.data, (a, b), "/", _div_backward)
 
     def __radd__(self, other: Any) -> Tensor:
         return self._lift(other) + self
@@ -252,8 +282,17 @@ class Tensor:
             raise TypeError(f"**: the exponent must be a number, got {type(exponent).__name__}")
         if not float(exponent).is_integer() and self.data.size and np.any(self.data < 0):
             raise ValueError(f"**: negative base to fractional power {exponent}")
+        if isinstance(exponent, np.generic):  # a numpy scalar acts as a Python number
+            exponent = exponent.item()
+        # PyTorch: an int tensor to a float power gives the default float dtype (numpy:
+        # float64), and a bool tensor to an int power int64 (numpy: bool)
+        base = self.data
+        if base.dtype.kind != "f" and isinstance(exponent, float):
+            base = base.astype(_default_dtype)
+        elif base.dtype.kind == "b":
+            base = base.astype(np.int64)
         # squares are the common case (variance); x*x is faster and exact
-        data = self.data * self.data if exponent == 2 else self.data**exponent
+        data = base * base if exponent == 2 else base**exponent
         return self._make(data, (self,), f"**{exponent}", _pow_backward, exponent)
 
     def __matmul__(self, other: Any) -> Tensor:

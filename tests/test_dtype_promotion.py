@@ -1,0 +1,114 @@
+"""Result dtypes of Tensor arithmetic follow PyTorch's type promotion, not numpy's.
+
+PyTorch (torch.result_type): a Python number takes a float tensor's dtype; an int number
+keeps an int tensor's dtype (a bool tensor's becomes int64); a float number with an int
+tensor gives the DEFAULT float dtype; true division of ints gives the default float dtype;
+int tensor ⊗ float tensor gives the float tensor's dtype. numpy gives float64 for the last
+three.
+"""
+
+import operator
+
+import numpy as np
+import pytest
+
+import tinybn as tb
+from tinybn import Tensor
+
+OPS = {
+    "+": operator.add,
+    "-": operator.sub,
+    "*": operator.mul,
+    "/": operator.truediv,
+    "**": operator.pow,
+}
+TENSOR_DTYPES = [np.int64, np.int32, np.uint8, np.bool_, np.float32, np.float64]
+
+
+def pytorch_dtype(tensor_dtype, number, op: str):
+    """The table of PyTorch's rule for tensor ⊗ Python number (either order)."""
+    tensor_dtype = np.dtype(tensor_dtype)
+    if tensor_dtype.kind == "f":
+        return tensor_dtype
+    if isinstance(number, float) or op == "/":
+        return np.dtype(tb.get_default_dtype())
+    return np.dtype(np.int64) if tensor_dtype.kind == "b" else tensor_dtype
+
+
+@pytest.fixture(params=[np.float32, np.float64], ids=["default-f32", "default-f64"])
+def default_dtype(request):
+    previous = tb.get_default_dtype()
+    tb.set_default_dtype(request.param)
+    yield request.param
+    tb.set_default_dtype(previous)
+
+
+@pytest.mark.parametrize("op", OPS)
+@pytest.mark.parametrize("number", [3, 2.5])
+@pytest.mark.parametrize("tensor_dtype", TENSOR_DTYPES, ids=lambda d: np.dtype(d).name)
+def test_tensor_with_a_python_number(default_dtype, tensor_dtype, number, op):
+    data = np.array([1, 2, 4]).astype(tensor_dtype)
+    t = Tensor(data)
+    fn = OPS[op]
+    expected = pytorch_dtype(tensor_dtype, number, op)
+    forms = [("tensor op number", lambda: fn(t, number))]
+    if op != "**":  # number ** Tensor is not in the vocabulary (the exponent is a number)
+        forms.append(("number op tensor", lambda: fn(number, t)))
+    for form, compute in forms:
+        with np.errstate(divide="ignore"):
+            out = compute()
+        assert out.dtype == expected, f"{form}: {out.dtype} != {expected}"
+        # the values: computed in the result dtype, as PyTorch does
+        a, b = (data, number) if form == "tensor op number" else (number, data)
+        a, b = np.asarray(a).astype(expected), np.asarray(b).astype(expected)
+        with np.errstate(divide="ignore"):
+            np.testing.assert_array_equal(out.data, fn(a, b).astype(expected))
+
+
+def test_int_tensor_times_a_float_is_the_default_dtype_not_float64():
+    # the reported gap: numpy gives float64 here
+    out = Tensor(np.array([1, 2, 3])) * 0.5
+    assert out.dtype == np.float32
+    np.testing.assert_array_equal(out.data, np.array([0.5, 1.0, 1.5], dtype=np.float32))
+
+
+@pytest.mark.parametrize("op", ["+", "-", "*", "/"])
+@pytest.mark.parametrize("float_dtype", [np.float32, np.float64])
+def test_int_tensor_with_a_float_tensor_gives_the_float_dtype_and_float_grads(op, float_dtype):
+    ints = Tensor(np.array([[1, -2], [3, 4]], dtype=np.int64), label="ints")
+    floats = Tensor(np.array([0.5, 2.0], dtype=float_dtype), requires_grad=True)
+    fn = OPS[op]
+    for out in (fn(ints, floats), fn(floats, ints)):
+        assert out.dtype == float_dtype
+    # d/dfloats of Σ w ⊙ (ints op floats), by hand for each op
+    weights = np.array([[1.0, 2.0], [-1.0, 0.5]])
+    (fn(ints, floats) * Tensor(weights.astype(float_dtype))).sum().backward()
+    i, f = ints.data.astype(float), floats.data.astype(float)
+    local = {"+": np.ones_like(i), "-": -np.ones_like(i), "*": i, "/": -i / f**2}[op]
+    assert floats.grad.dtype == float_dtype
+    np.testing.assert_allclose(floats.grad, (weights * local).sum(axis=0), rtol=1e-6)
+
+
+@pytest.mark.parametrize("int_dtype", [np.int64, np.int32])
+def test_int_true_division_gives_the_default_float_dtype(default_dtype, int_dtype):
+    a = Tensor(np.array([1, 7, -3], dtype=int_dtype))
+    b = Tensor(np.array([2, 2, 4], dtype=int_dtype))
+    out = a / b
+    assert out.dtype == default_dtype
+    np.testing.assert_array_equal(out.data, np.array([0.5, 3.5, -0.75], dtype=default_dtype))
+
+
+def test_float_tensors_of_different_widths_widen_as_in_pytorch():
+    a = Tensor(np.ones(2, dtype=np.float32))
+    b = Tensor(np.ones(2, dtype=np.float64))
+    assert (a + b).dtype == np.float64 and (b * a).dtype == np.float64
+
+
+def test_int_tensors_with_int_numbers_stay_integer():
+    t = Tensor(np.array([250, 3], dtype=np.uint8))
+    assert (t + 1).dtype == np.uint8  # numpy 2 alone: the 0-d int64 operand would widen it
+    np.testing.assert_array_equal((t - 1).data, [249, 2])
+    assert (Tensor(np.array([2, 3])) ** 3).dtype == np.int64
+    # a number outside the int dtype's range is cast the C way, as PyTorch does
+    np.testing.assert_array_equal((t + (-1)).data, [249, 2])
+    np.testing.assert_array_equal((Tensor(np.array([1, 2], dtype=np.uint8)) + 300).data, [45, 46])
