@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from tinybn import Tensor, data, keras, no_grad
+from tinybn import Tensor, data, no_grad
 from tinybn.keras import (
     SGD,
     Activation,
@@ -208,7 +208,6 @@ def test_training_gradients_match_finite_differences():
 
 
 def test_summary_counts_seed_model(capsys):
-    keras.clear_session()  # layer names are numbered per session, as in Keras
     model = seed_model()
     model.summary()
     out = capsys.readouterr().out

@@ -26,9 +26,6 @@ What differs from PyTorch is Keras's conventions, followed here exactly (Keras 3
 * Optimizers use Keras's defaults and update rules (``Adam``: epsilon 1e-7 added to √v,
   not to the bias-corrected √v̂; ``SGD``: learning rate 0.01).
 * Weights and inputs are float32 (Keras's ``floatx``).
-* Automatic names are numbered per session, not per model: the first Dense made is
-  "dense", the next "dense_1", in whichever model; ``clear_session()`` (also
-  ``backend.clear_session()``) starts again.
 
 Randomness (weight initialization, shuffling in ``fit``, dropout masks) comes from the
 model's own generator: ``Sequential(seed=0)`` makes everything reproducible.
@@ -102,30 +99,6 @@ def _snake_case(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
-# Keras numbers automatic names per SESSION, not per model: the first Dense ever made is
-# "dense", the next "dense_1", in whichever model (keras.src.utils.naming.auto_name).
-# The only state the facade keeps between models; ``clear_session()`` resets it.
-_name_counts: dict[str, int] = {}
-
-
-def _auto_name(class_name: str) -> str:
-    """Names a new layer of ``class_name`` Dense: "dense", then "dense_1", "dense_2", ..."""
-    base = _snake_case(class_name)
-    count = _name_counts.get(base, 0)
-    _name_counts[base] = count + 1
-    return base if count == 0 else f"{base}_{count}"
-
-
-def clear_session() -> None:
-    """Restart automatic layer and model names from "dense", "sequential", ... as
-    ``keras.backend.clear_session()`` does (there is no graph or memory to free here)."""
-    _name_counts.clear()
-
-
-backend = SimpleNamespace(clear_session=clear_session)
-"""``from tinybn.keras import backend; backend.clear_session()``, as in Keras."""
-
-
 class Layer:
     """One step of a ``Sequential`` model. Works on (N, features) float32 Tensors.
 
@@ -137,8 +110,7 @@ class Layer:
     def __init__(self, name: str | None = None, trainable: bool = True) -> None:
         if name is not None and not isinstance(name, str):
             raise TypeError(f"name must be a string, got {type(name).__name__}")
-        # named when made, as in Keras: Dense(3).name == "dense" before any model sees it
-        self.name = name if name is not None else _auto_name(type(self).__name__)
+        self.name = name
         self.trainable = trainable
         self.built = False
         self.input_dim: int | None = None
@@ -166,6 +138,8 @@ class Layer:
     def build(self, input_dim: int, rng: np.random.Generator | None = None) -> None:
         """Create the weights for inputs of width ``input_dim``."""
         input_dim = _check_positive_int(input_dim, "input_dim")
+        if self.name is None:  # a layer used on its own; in a model, the model names it
+            self.name = _snake_case(type(self).__name__)
         self.input_dim = input_dim
         self.output_dim = self._output_dim(input_dim)
         self._create_weights(rng if rng is not None else np.random.default_rng())
@@ -701,7 +675,7 @@ class Sequential:
 
     Args:
         layers: an optional list of layers (an ``Input(shape=(d,))`` may come first).
-        name: the model's name in ``summary()`` (default: "sequential", numbered per session).
+        name: the model's name in ``summary()``.
         seed: seed of the model's generator (weight init, shuffling, dropout masks).
     """
 
@@ -711,7 +685,7 @@ class Sequential:
         name: str | None = None,
         seed: int | None = None,
     ) -> None:
-        self.name = name or _auto_name("Sequential")  # "sequential", "sequential_1", ...
+        self.name = name or "sequential"
         self._rng = np.random.default_rng(seed)
         self._layers: list[Layer] = []
         self.input_dim: int | None = None
@@ -737,7 +711,9 @@ class Sequential:
             return
         if any(existing is layer for existing in self._layers):
             raise ValueError(f"layer {layer.name!r} is already in this model")
-        if any(existing.name == layer.name for existing in self._layers):
+        if layer.name is None:
+            layer.name = self._unique_name(_snake_case(type(layer).__name__))
+        elif any(existing.name == layer.name for existing in self._layers):
             raise ValueError(f"All layers in a Sequential model need unique names: {layer.name!r}")
         if not self._layers and self.input_dim is None and layer.declared_input_dim is not None:
             self.input_dim = layer.declared_input_dim
@@ -746,6 +722,15 @@ class Sequential:
         self._layers.append(layer)
         if self.input_dim is not None:
             self._build_layers()
+
+    def _unique_name(self, base: str) -> str:
+        names = {layer.name for layer in self._layers}
+        if base not in names:
+            return base
+        suffix = 1
+        while f"{base}_{suffix}" in names:
+            suffix += 1
+        return f"{base}_{suffix}"
 
     @staticmethod
     def _check_width(layer: Layer, width: int | None) -> None:
@@ -1210,8 +1195,6 @@ class Sequential:
 
 __all__ = [
     "Sequential",
-    "backend",
-    "clear_session",
     "Layer",
     "Dense",
     "BatchNormalization",
