@@ -67,6 +67,8 @@ def _statistic(stat: Any, name: str, x: Tensor | ValueArray, shape: tuple[int, .
 def _check_eps(eps: Any, op: str) -> None:
     """ε must be a real number >= 0; checked up front, so a negative ε is named as such
     instead of surfacing later as "sqrt of a negative" deep inside the graph."""
+    if type(eps) is float and eps >= 0.0:  # the common case, without the slower ABC check
+        return
     if isinstance(eps, bool) or not isinstance(eps, Real):
         raise TypeError(f"{op}: eps must be a real number, got {type(eps).__name__} {eps!r}")
     if not eps >= 0:  # also refuses NaN

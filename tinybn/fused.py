@@ -14,6 +14,7 @@ against the composed graph.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -46,22 +47,23 @@ def batch_norm(
     training = mean is None
     m = data.size // data.shape[1]  # values per channel
     per_channel = (1, -1) + (1,) * (data.ndim - 2)  # (C,) → (1, C) or (1, C, 1)
+    subtract, multiply, add = _per_channel_ops(data)
     if training:
         mu = _sum_per_channel(data) * (1.0 / m)
-        centered = _per_channel(np.subtract, data, mu)
+        centered = subtract(data, mu)
         y = np.square(centered)  # the squares' buffer is reused for y below
         variance = _sum_per_channel(y) * (1.0 / m)  # biased: Σ(x − μ)²/m
     else:
         mu, variance = mean.data, var.data
-        centered = _per_channel(np.subtract, data, mu)
+        centered = subtract(data, mu)
         y = np.empty_like(centered)
     inv_std = 1.0 / np.sqrt(variance + eps)
     # y = γ·x̂ + β = (γ/√(σ² + ε))·(x − μ) + β: x̂ is never stored (one pass fewer); the
     # backward pass folds 1/√(σ² + ε) into its per-channel factors instead
     scale = inv_std * gamma.data.reshape(per_channel) if gamma is not None else inv_std
-    _per_channel(np.multiply, centered, scale, out=y)
+    multiply(centered, scale, out=y)
     if beta is not None:
-        _per_channel(np.add, y, beta.data.reshape(per_channel), out=y)
+        add(y, beta.data.reshape(per_channel), out=y)
     parents = tuple(p for p in (x, gamma, beta) if p is not None)
     saved = (centered, inv_std, scale, training, gamma is not None, beta is not None)
     out = x._make(y, parents, "batch_norm", _batch_norm_backward, saved)
@@ -109,6 +111,16 @@ def _per_channel(op: np.ufunc, a: np.ndarray, row: np.ndarray, out: np.ndarray |
     return out
 
 
+_LONG_ROW_OPS = tuple(partial(_per_channel, op) for op in (np.subtract, np.multiply, np.add))
+_PLAIN_OPS = (np.subtract, np.multiply, np.add)
+
+
+def _per_channel_ops(a: np.ndarray) -> tuple:
+    """(subtract, multiply, add) for ``a`` and a per-channel row: the long-row versions
+    for large arrays, numpy's own ufuncs (no Python call in between) for small ones."""
+    return _LONG_ROW_OPS if a.size >= _LONG_ROWS_FROM else _PLAIN_OPS
+
+
 def _sum_per_channel(a: np.ndarray) -> np.ndarray:
     """Σ over the batch (axis 0, and axis 2 of (N, C, L)), shaped (1, C) or (1, C, 1).
 
@@ -144,16 +156,17 @@ def _batch_norm_backward(out: Tensor, dy: np.ndarray) -> tuple:
     dgamma = _dot_per_channel(dy, centered) * inv_std if (need_gamma or training) else None
     dx = None
     if need_x:
+        _, multiply, add = _per_channel_ops(dy)
         if training:
             # the closed form dx = (γ/√(σ² + ε))·(dy − Σdy/m − x̂·dγ/m), in four passes:
             # x̂·dγ/m = (x − μ)·(dγ·inv_std/m) is one, and the constant Σdy/m joins it there
             m = dy.size // dbeta.size
-            dx = _per_channel(np.multiply, centered, dgamma * (inv_std * (1.0 / m)))
-            _per_channel(np.add, dx, dbeta * (1.0 / m), out=dx)
+            dx = multiply(centered, dgamma * (inv_std * (1.0 / m)))
+            add(dx, dbeta * (1.0 / m), out=dx)
             np.subtract(dy, dx, out=dx)
-            _per_channel(np.multiply, dx, scale, out=dx)  # γ/√(σ² + ε)
+            multiply(dx, scale, out=dx)  # γ/√(σ² + ε)
         else:  # μ and σ² are constants: y is affine in x
-            dx = _per_channel(np.multiply, dy, scale)
+            dx = multiply(dy, scale)
     grads: list[Any] = [dx]
     if has_gamma:
         grads.append(dgamma.reshape(-1) if need_gamma else None)
