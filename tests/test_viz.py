@@ -63,6 +63,14 @@ def drawn_nodes(source):
     return len(re.findall(r"^\s*\S+ \[label=", source, flags=re.M))
 
 
+def summaries(source):
+    """{"x̂ [·,0]": hidden node count, ...} of the "× k more samples" notes of a folded graph."""
+    found = re.findall(
+        r'label="([^"]*?)\\n× (\d+) more samples(?:\\n\((\d+) nodes not drawn\))?"', source
+    )
+    return {where: int(nodes or samples) for where, samples, nodes in found}
+
+
 def all_grads(root):
     return [
         (node.grad.copy() if isinstance(node.grad, np.ndarray) else node.grad)
@@ -192,22 +200,46 @@ def test_bn_64_by_4_is_folded_to_a_few_samples_per_feature_and_renders(tmp_path)
     assert full > 2000
     assert drawn_nodes(source) <= 300
     shown = boxes(source)
+    folded = summaries(source)
     for j in range(c):
-        assert f"× 61 more samples [·,{j}]" in source
+        for stage in ("x", "x − μ", "(x − μ)²", "x̂", "γ·x̂", "y"):  # one note per column
+            assert folded[f"{stage} [·,{j}]"] == 61
         for i in range(3):
             assert f"x̂[{i},{j}]" in shown and f"x[{i},{j}]" in shown
         assert f"x̂[3,{j}]" not in shown and f"x[63,{j}]" not in shown
         assert f"μ[0,{j}]" in shown and f"σ²[0,{j}]" in shown
         assert f"γ[{j}]" in shown and f"β[{j}]" in shown
     # 64·4 elements x 8 nodes each (x, x−μ, (x−μ)², x̂, γ·x̂, y, weight, product), 3 of 64 shown
-    hidden = sum(int(m) for m in re.findall(r"\((\d+) nodes not drawn\)", source))
-    assert hidden == 61 * c * 8
+    assert len(folded) == c * 8 and sum(folded.values()) == 61 * c * 8
     path = render(graph, tmp_path / "bn64.png")
     assert path.read_bytes()[:8] == PNG_MAGIC
     two = tb.draw(loss, samples_shown=2).source
-    assert "× 62 more samples [·,0]" in two and "x̂[2,0]" not in boxes(two)
+    assert summaries(two)["x̂ [·,0]"] == 62 and "x̂[2,0]" not in boxes(two)
     with pytest.raises(GraphTooLargeError):
         tb.draw(loss, collapse=False)
+
+
+def test_each_note_is_drawn_in_the_column_of_the_values_it_continues():
+    """Left to right, a note "x̂ [·,j] × k more samples" has the x position of the drawn
+    x̂[i,j] boxes (not of their ÷ ops, nor at the far left of the picture)."""
+    x, gamma, beta, y, _, loss = scalar_bn(10, 2)
+    loss.backward()
+    graph = tb.draw(loss, collapse=True)
+    plain = graph.pipe(format="plain").decode()
+    x_of = {
+        line.split()[1]: float(line.split()[2])
+        for line in plain.splitlines()
+        if line.startswith("node ")
+    }
+    label_of = dict(re.findall(r'^\s*(\S+) \[label="([^"]*?)\\n×', graph.source, flags=re.M))
+    note_x = {label: x_of[node_id] for node_id, label in label_of.items()}
+    for j in range(2):
+        for stage, values in (("x", x), ("x̂", None), ("y", y)):
+            if values is None:  # x̂ is not returned: find a drawn x̂ box by its label
+                drawn = [n for n in topological_order(loss) if n.label == f"x̂[0,{j}]"][0]
+            else:
+                drawn = values[0][j]
+            assert note_x[f"{stage} [·,{j}]"] == pytest.approx(x_of[f"n{id(drawn)}"])
 
 
 def test_folding_also_works_on_unlabelled_inputs():
@@ -216,10 +248,13 @@ def test_folding_also_works_on_unlabelled_inputs():
     ys = F.batch_norm(x, [Value(1.0, label="γ[0]"), Value(1.0, label="γ[1]")], None)
     loss = Value.sum([v * (i + 1.0) for i, row in enumerate(ys) for v in row])
     source = tb.draw(loss, collapse=True).source
-    assert "× 37 more samples [·,0]" in source and "× 37 more samples [·,1]" in source
-    # the unlabelled inputs x and loss weights of the hidden samples are folded too
-    hidden = sum(int(m) for m in re.findall(r"\((\d+) nodes not drawn\)", source))
-    assert hidden == 37 * 2 * 7  # x, x−μ, (x−μ)², x̂, γ·x̂, weight, product
+    folded = summaries(source)
+    assert folded["x̂ [·,0]"] == 37 and folded["x̂ [·,1]"] == 37
+    # the unlabelled inputs x and loss weights of the hidden samples are folded too, into
+    # notes named by what made them: both are leaves, the products are "×" results
+    assert folded["leaves [·,0]"] == 2 * 37 and folded["× results [·,1]"] == 37
+    assert "leaves [·,0]\\n× 37 more samples\\n(74 nodes not drawn)" in source
+    assert sum(folded.values()) == 37 * 2 * 7  # x, x−μ, (x−μ)², x̂, γ·x̂, weight, product
 
 
 def per_sample_weighted_bn(n=16, c=2):
@@ -241,9 +276,12 @@ def test_per_sample_weights_are_folded_with_their_sample():
     source = tb.draw(per_sample_weighted_bn(n, c), collapse=True).source
     shown = boxes(source)
     assert [label for label in shown if label.startswith("w[")] == ["w[0]", "w[1]", "w[2]"]
-    assert "× 13 more samples [·]\\n(13 nodes not drawn)" in source
+    folded = summaries(source)
+    assert folded["w [·]"] == 13
     for j in range(c):  # x, x−μ, (x−μ)², x̂, γ·x̂, y, product per hidden sample
-        assert f"× 13 more samples [·,{j}]\\n(91 nodes not drawn)" in source
+        for stage in ("x", "x − μ", "(x − μ)²", "x̂", "γ·x̂", "y", "× results"):
+            assert folded[f"{stage} [·,{j}]"] == 13
+    assert len(folded) == 1 + 7 * c
 
 
 @pytest.mark.parametrize("rankdir", ["LR", "TB"])

@@ -3,8 +3,10 @@
 A batch-norm graph over N samples repeats the same chain x → x − μ → (x − μ)² / x̂ →
 γ·x̂ → y once per sample and feature; only μ and σ² (one per feature) tie the samples
 together. Drawing 3 samples per feature shows the whole idea; the other N − 3 become
-one "× (N − 3) more samples" node per feature, so Graphviz lays out a few hundred nodes
-instead of thousands (its layout time grows much faster than the node count).
+one "× (N − 3) more samples" node per feature and stage (x̂[·,0], γ·x̂[·,0], ...), drawn
+in that stage's column beside the samples it stands for, so Graphviz lays out a few
+hundred nodes instead of thousands (its layout time grows much faster than the node count)
+and the picture still reads left to right like the formula.
 
 Which sample a node belongs to is read from labels: an element labelled "role[i,j]"
 belongs to sample i when nodes of that role exist for several i (so μ[0,j], one per
@@ -19,23 +21,28 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from tinybn.viz.nodes import index, parameter_kind, role
+from tinybn.viz.nodes import index, op_symbol, parameter_kind, role
 
 Lane = tuple[int, tuple[int, ...]]  # (sample, rest of the index: the feature)
+GroupKey = tuple[tuple[int, ...], str]  # (feature, stage)
 
 
 @dataclass
 class HiddenGroup:
-    """The folded samples of one feature."""
+    """The folded samples of one feature at one stage (e.g. x̂[3,0] ... x̂[63,0])."""
 
     feature: tuple[int, ...]
+    stage: str  # the role ("x̂"), or for unlabelled nodes what made them ("× results")
     samples: set[int] = field(default_factory=set)
     nodes: int = 0
 
     @property
     def text(self) -> str:
         where = ",".join(["·", *map(str, self.feature)])
-        return f"× {len(self.samples)} more samples [{where}]\\n({self.nodes} nodes not drawn)"
+        text = f"{self.stage} [{where}]\\n× {len(self.samples)} more samples"
+        if self.nodes != len(self.samples):
+            text += f"\\n({self.nodes} nodes not drawn)"
+        return text
 
 
 @dataclass
@@ -43,11 +50,22 @@ class Folded:
     """The result: which nodes to draw, and the summary nodes with their edges."""
 
     shown: list[Any]
-    groups: dict[tuple[int, ...], HiddenGroup]
-    # edges visible parent → summary: (parent id, feature)
-    into_summary: set[tuple[int, tuple[int, ...]]]
-    # edges summary → visible consumer: (feature, consumer id) → the hidden nodes it stands for
-    out_of_summary: dict[tuple[tuple[int, ...], int], list[Any]]
+    groups: dict[GroupKey, HiddenGroup]
+    # edges visible parent → summary: (parent id, group)
+    into_summary: set[tuple[int, GroupKey]]
+    # edges out of a summary, to a visible consumer (its id) or to another summary (its
+    # key) → the hidden nodes of the first summary that the edge stands for
+    out_of_summary: dict[tuple[GroupKey, int | GroupKey], list[Any]]
+    # group → a drawn node of the same stage (and feature, if one is drawn): the summary is
+    # drawn in its rank, i.e. in the column of the value boxes it continues
+    beside: dict[GroupKey, Any] = field(default_factory=dict)
+
+
+def stage_of(node: Any) -> str:
+    """The column a hidden node is folded into: its role, else the op that made it."""
+    if node.label:
+        return role(node)
+    return f"{op_symbol(node.op)} results" if node.op else "leaves"
 
 
 def sample_lanes(order: list[Any], consumers: dict[int, list[tuple[Any, int]]]) -> dict[int, Lane]:
@@ -109,20 +127,34 @@ def fold_samples(
         lane = lanes.get(id(node))
         return lane is not None and lane[0] not in kept
 
+    def group_key(node: Any) -> GroupKey:
+        return (lanes[id(node)][1], stage_of(node))
+
     shown, groups = [], {}
     into, out = set(), {}
     for node in order:
         if not hidden(node):
             shown.append(node)
             continue
-        feature = lanes[id(node)][1]
-        group = groups.setdefault(feature, HiddenGroup(feature))
+        key = group_key(node)
+        group = groups.setdefault(key, HiddenGroup(*key))
         group.samples.add(lanes[id(node)][0])
         group.nodes += 1
         for parent in node._parents:
             if id(parent) in in_order and not hidden(parent):
-                into.add((id(parent), feature))
+                into.add((id(parent), key))
         for user, _ in consumers[id(node)]:
-            if id(user) in in_order and not hidden(user):
-                out.setdefault((feature, id(user)), []).append(node)
-    return Folded(shown, groups, into, out)
+            if id(user) not in in_order:
+                continue
+            target = group_key(user) if hidden(user) else id(user)
+            if target != key:  # edges inside one summary are not drawn
+                out.setdefault((key, target), []).append(node)
+    beside: dict[GroupKey, Any] = {}
+    for node in shown:
+        if id(node) in lanes:
+            feature, stage = group_key(node)
+            beside.setdefault((feature, stage), node)
+            for key in groups:
+                if key[1] == stage:
+                    beside.setdefault(key, node)
+    return Folded(shown, groups, into, out, beside)

@@ -17,7 +17,7 @@ from typing import Any
 import graphviz
 
 from tinybn.autograd import topological_order
-from tinybn.viz.collapse import Folded, fold_samples
+from tinybn.viz.collapse import Folded, HiddenGroup, fold_samples
 from tinybn.viz.nodes import (
     BN_ROLES,
     check_node,
@@ -230,6 +230,7 @@ def _build(
     routes = _gradient_routes(order)
     shown = {id(node) for node in folded.shown}
     stages: dict[str, list[Any]] = {}
+    summaries: dict[str, list[Any]] = {}  # stage → its folded groups
 
     for node in folded.shown:
         stage = role(node)
@@ -237,36 +238,36 @@ def _build(
             stages.setdefault(stage, []).append(node)
         else:
             _add_node(graph, node, precision, rankdir, routes)
+    for group in folded.groups.values():
+        if clusters and group.stage in BN_ROLES:
+            summaries.setdefault(group.stage, []).append(group)
+        else:
+            _add_summary(graph, group, folded.beside.get((group.feature, group.stage)))
 
     for stage in BN_ROLES:  # one box per batch-norm stage, named by its role
-        if stage not in stages:
+        if stage not in stages and stage not in summaries:
             continue
         with graph.subgraph(name=f"cluster_{BN_ROLES.index(stage)}") as box:
             box.attr(label=stage, style="rounded,filled", fillcolor=STAGE_FILL, color="gray70")
-            for node in stages[stage]:
+            for node in stages.get(stage, []):
                 _add_node(box, node, precision, rankdir, routes)
+            for group in summaries.get(stage, []):
+                _add_summary(box, group, folded.beside.get((group.feature, stage)))
 
     for node in folded.shown:
         for parent in node._parents:
             if id(parent) in shown:
                 graph.edge(_id(parent), _op_id(node), **_edge_style(routes[id(parent)]))
 
-    for feature, group in folded.groups.items():
-        graph.node(
-            _summary_id(feature), group.text, shape="note", style="dashed", fontcolor="gray30"
-        )
-    for parent_id, feature in sorted(folded.into_summary, key=str):
-        # constraint=false: these fan-out edges must not pull the layout around
-        graph.edge(
-            f"n{parent_id}",
-            _summary_id(feature),
-            style="dashed",
-            color="gray60",
-            constraint="false",
-        )
-    for (feature, user_id), hidden in folded.out_of_summary.items():
-        kinds = set().union(*(routes[id(node)] for node in hidden))
-        graph.edge(_summary_id(feature), f"n{user_id}op", style="dashed", **_edge_style(kinds))
+    # a summary stands for the value boxes AND the ops of its samples: edges into it come
+    # from the visible inputs of those ops, edges out of it go where their values are used
+    for parent_id, key in sorted(folded.into_summary, key=str):
+        style = _edge_style(routes[parent_id])
+        graph.edge(f"n{parent_id}", _summary_id(key), style="dashed", **style)
+    for (key, target), hidden in folded.out_of_summary.items():
+        style = _edge_style(set().union(*(routes[id(node)] for node in hidden)))
+        head = f"n{target}op" if isinstance(target, int) else _summary_id(target)
+        graph.edge(_summary_id(key), head, style="dashed", **style)
 
     legend = _legend(order)
     if legend:
@@ -315,5 +316,18 @@ def _op_id(node: Any) -> str:
     return f"n{id(node)}op"
 
 
-def _summary_id(feature: tuple[int, ...]) -> str:
-    return "more_" + "_".join(map(str, feature))
+def _add_summary(graph: graphviz.Digraph, group: HiddenGroup, beside: Any | None) -> None:
+    """The dashed "× k more samples" note of one folded group, in the rank of ``beside``."""
+    summary_id = _summary_id((group.feature, group.stage))
+    graph.node(summary_id, group.text, shape="note", style="dashed", fontcolor="gray30")
+    if beside is not None:
+        with graph.subgraph() as same_rank:
+            same_rank.attr(rank="same")
+            same_rank.node(_id(beside))
+            same_rank.node(summary_id)
+
+
+def _summary_id(key: tuple[tuple[int, ...], str]) -> str:
+    feature, stage = key
+    # a stage name may hold any character: its code points keep the DOT id plain
+    return "more_" + "_".join(map(str, feature)) + "_" + "_".join(str(ord(c)) for c in stage)
