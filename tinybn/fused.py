@@ -14,7 +14,7 @@ against the composed graph.
 
 from __future__ import annotations
 
-from functools import partial
+from functools import lru_cache, partial
 from typing import Any
 
 import numpy as np
@@ -132,8 +132,15 @@ def _sum_per_channel(a: np.ndarray) -> np.ndarray:
         return _sum_per_channel(a.sum(axis=2))[..., None]
     if a.size < 8192:  # small: the direct reduction has less call overhead
         return np.add.reduce(a, axis=0, keepdims=True)
-    ones = np.ones(a.shape[0], dtype=a.dtype)
-    return (ones @ a)[None, :]
+    return (_ones(a.shape[0], a.dtype) @ a)[None, :]
+
+
+@lru_cache(maxsize=32)
+def _ones(n: int, dtype: np.dtype) -> np.ndarray:
+    """A read-only vector of n ones, made once per (n, dtype): the batch size rarely changes."""
+    ones = np.ones(n, dtype=dtype)
+    ones.flags.writeable = False
+    return ones
 
 
 def _dot_per_channel(a: np.ndarray, b: np.ndarray) -> np.ndarray:
