@@ -1,10 +1,11 @@
 """Where does batch norm go: before the activation (normalize z) or after it (normalize a)?
 
 Seed 000: "in theory, it normalizes activation values; in practice, it works better if we
-normalize z"; seed 001 draws both orders (z → z_N → g(z_N) vs z → g(z) → a → a_N). Ioffe &
-Szegedy put BN on z = Wu + b, before the nonlinearity. This demo trains the same 3 × 100
-network on the 8×8 digits with BN before the activation, after it, and without BN, for
-sigmoid and for ReLU units: training-loss and test-accuracy curves and a table.
+normalize z"; seed 002 draws both orders and ticks the first (✓ z → z_N → g(z_N) → a, vs
+z → g(z) → a → a_N). Ioffe & Szegedy put BN on z = Wu + b, before the nonlinearity. This
+demo trains the same 3 × 100 network on the 8×8 digits with BN before the activation,
+after it, and without BN, for sigmoid and for ReLU units: training-loss and test-accuracy
+curves and a table.
 
     tinybn demo bn_position [--quick | --full] [--out DIR] [--seed N]
 """

@@ -53,18 +53,16 @@ X2 = [9, 8, 7, 10, 5, 8, 7, 9, 8, 7]
 # whose gradient for γ and x is exactly zero because Σ x̂ = 0).
 WEIGHTS = [float(i + 1) for i in range(len(X1))]
 
-# Each demo and the scale its figures are made at: the default scale where it takes under
-# a minute (measured on 2 cores: covariate_shift 2 s, inference 3 s, santurkar 8 s,
-# placement 11 s, layernorm 15 s, gan 25 s, bn_position 32 s), --quick where the default
-# run takes minutes (lr_init 107 s, ioffe_fig1 344 s, regularization ~9 min); the pages
-# name the scale above each table, and demos/README.md has the default-scale numbers.
+# Each demo and the scale its figures are made at: the default scale for every demo, the
+# same runs as the numbers in demos/README.md (each takes seconds to ~20 s on 2 cores
+# since the engine speed-ups; see the Timing section there).
 DEMOS = {
     "covariate_shift": [],
     "placement": [],
-    "ioffe_fig1": ["--quick"],
-    "lr_init": ["--quick"],
+    "ioffe_fig1": [],
+    "lr_init": [],
     "bn_position": [],
-    "regularization": ["--quick"],
+    "regularization": [],
     "inference": [],
     "santurkar": [],
     "layernorm": [],

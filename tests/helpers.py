@@ -14,6 +14,7 @@ A weighted loss, never a plain Σ output: Σ of batch-norm outputs has zero grad
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 from collections.abc import Callable, Iterator, Sequence
@@ -118,3 +119,24 @@ def run_demo_quick(module: ModuleType, out: Path, *extra: str) -> dict:
     numbers = [v for v in json_leaves(results) if isinstance(v, (int, float))]
     assert numbers and all(math.isfinite(v) for v in numbers)
     return results
+
+
+def garbage_after_building(build: Callable[[], Any], value_class: type) -> int:
+    """How many value_class nodes only the cycle collector could free after a graph is dropped.
+
+    Counting only the nodes (not everything the collector finds) keeps the measure about
+    the graph: finalizers of earlier tests' objects (figures, progress bars) can leave
+    cycles of their own behind.
+    """
+    while gc.collect():  # a finalizer run by one pass can free more in the next
+        pass
+    gc.disable()
+    gc.set_debug(gc.DEBUG_SAVEALL)  # keep what the collector finds in gc.garbage
+    try:
+        build()
+        gc.collect()
+        return sum(isinstance(obj, value_class) for obj in gc.garbage)
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.enable()

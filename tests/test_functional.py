@@ -84,15 +84,39 @@ def test_identity_is_recovered_with_gamma_sqrt_var_eps_and_beta_mu():
 
 
 def test_seed_000_identity_claim_is_wrong():
-    """Seed 000 says γ = 1/√(σ²+ε), β = μ/√(σ²+ε) gives back the input. It does not:
-    y = (x − μ)/(σ²+ε) + μ/√(σ²+ε). The correct choice is γ = √(σ²+ε), β = μ (test above)."""
+    """Seed 000: "if γ = 1/√(σ²+ε) and β = μ/√(σ²+ε); z_Norm = ẑ". It does not hold:
+    y = (x − μ)/(σ²+ε) + μ/√(σ²+ε), neither z_Norm (that takes γ = 1, β = 0) nor the
+    input (that takes γ = √(σ²+ε), β = μ, test above)."""
     eps = 1e-5
     x = RNG.normal(5.0, 3.0, size=(6, 3))
     mu, var = x.mean(axis=0), x.var(axis=0)
     root = np.sqrt(var + eps)
     ys = datas(F.batch_norm(leaves(x), leaves(1 / root), leaves(mu / root), eps=eps))
     np.testing.assert_allclose(ys, (x - mu) / (var + eps) + mu / root, rtol=1e-10)
-    assert np.abs(ys - x).max() > 1.0
+    assert np.abs(ys - (x - mu) / root).max() > 1.0  # not z_Norm
+    assert np.abs(ys - x).max() > 1.0  # not the input
+
+
+@pytest.mark.parametrize("engine", ["scalar", "tensor", "fused"])
+def test_seed_002_gamma_0_init_outputs_beta_and_blocks_the_gradient_to_x(engine):
+    """Seed 002 initializes "γ ← 0, β ← 0". Then y = 0·x̂ + β = β for every row and
+    ∂L/∂x̂ = γ·∂L/∂y = 0: no gradient reaches x (or anything below), only γ and β learn."""
+    x = RNG.normal(5.0, 3.0, size=(6, 3))
+    gamma, beta = np.zeros(3), np.array([0.5, -1.0, 2.0])
+    dout = RNG.uniform(0.5, 1.5, size=x.shape)
+    if engine == "scalar":
+        ys, dx, dgamma, dbeta = run_scalar(F.batch_norm, x, gamma, beta, dout)
+    else:
+        xs, gs, bs = (Tensor(a.copy(), requires_grad=True) for a in (x, gamma, beta))
+        y = F.batch_norm(xs, gs, bs, 1e-5, fused=engine == "fused")
+        y.backward(dout)
+        ys, dx, dgamma, dbeta = y.data, xs.grad, gs.grad, bs.grad
+    assert np.array_equal(ys, np.broadcast_to(beta, x.shape))
+    assert np.array_equal(dx, np.zeros_like(x))
+    want_dgamma = batch_norm_backward(dout, x, gamma, 1e-5)[1]
+    np.testing.assert_allclose(dgamma, want_dgamma, rtol=1e-9, atol=1e-12)
+    assert np.all(dgamma != 0)
+    np.testing.assert_allclose(dbeta, dout.sum(axis=0), rtol=1e-12)
 
 
 def test_worked_example_from_the_notes():

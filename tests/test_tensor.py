@@ -1,11 +1,9 @@
 """The Tensor engine: every op's output and gradient (with broadcasting) vs numpy and finite
 differences in float64; dtypes, grad mode, errors, anomaly detection and losses."""
 
-import gc
-
 import numpy as np
 import pytest
-from helpers import check_op
+from helpers import check_op, garbage_after_building
 from hypothesis import given, settings
 from hypothesis.extra.numpy import mutually_broadcastable_shapes
 
@@ -460,13 +458,7 @@ def test_tensor_graphs_hold_no_reference_cycles():
         x = Tensor(randn(4, 3))
         F.batch_norm((x @ w).relu(), Tensor(np.ones(3)), Tensor(np.zeros(3))).mean().backward()
 
-    gc.collect()
-    gc.disable()
-    try:
-        build()
-        assert gc.collect() == 0
-    finally:
-        gc.enable()
+    assert garbage_after_building(build, Tensor) == 0
 
 
 # -- dtypes -----------------------------------------------------------------------------------

@@ -447,8 +447,10 @@ class BatchNorm1d(Module):
         running_mean ← (1 − f)·running_mean + f·μ_B
         running_var  ← (1 − f)·running_var  + f·σ²_B·m/(m − 1),   m = N·L values per channel
     where f = momentum (PyTorch's convention: the weight of the NEW value), or, if
-    momentum is None, f = 1/num_batches_tracked — a cumulative average, the paper's
-    E_B[μ_B] and m/(m−1)·E_B[σ²_B].
+    momentum is None, f = 1/num_batches_tracked — a cumulative average with the paper's
+    formula, E_B[μ_B] and m/(m−1)·E_B[σ²_B]. It is the paper's estimate only over batches
+    of equal size from a frozen network; averaged during training it keeps stale
+    statistics of earlier weights (the paper recomputes them with the final network).
     Eval: normalize with running_mean and running_var.
 
     Args:
@@ -457,7 +459,9 @@ class BatchNorm1d(Module):
             is accepted but works only in eval mode with running statistics.
         momentum: f above (0.1), or None for the cumulative average.
         affine: learn weight γ (ones) and bias β (zeros), each (C,).
-        bias: with affine, learn β too (keyword-only, as in recent PyTorch); False keeps β = 0.
+        bias: with affine, learn β too; False keeps β = 0 (Keras's center=False).
+            Keyword-only, a tinybn extension: PyTorch's BatchNorm1d has no such argument
+            (its LayerNorm does).
         track_running_stats: keep running_mean (C,), running_var (C,) and
             num_batches_tracked (0-d int64). If False there are no such buffers and the
             batch statistics are used in eval mode too.
