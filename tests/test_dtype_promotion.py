@@ -51,9 +51,10 @@ def test_tensor_with_a_python_number(default_dtype, tensor_dtype, number, op):
     t = Tensor(data)
     fn = OPS[op]
     expected = pytorch_dtype(tensor_dtype, number, op)
-    forms = [("tensor op number", lambda: fn(t, number))]
-    if op != "**":  # number ** Tensor is not in the vocabulary (the exponent is a number)
-        forms.append(("number op tensor", lambda: fn(number, t)))
+    forms = [
+        ("tensor op number", lambda: fn(t, number)),
+        ("number op tensor", lambda: fn(number, t)),
+    ]
     for form, compute in forms:
         with np.errstate(divide="ignore"):
             out = compute()

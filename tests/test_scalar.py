@@ -351,3 +351,17 @@ def test_domain_error_names_the_labelled_operand():
 
 def test_negative_base_to_integer_power_is_fine():
     check_op(lambda a: a**3, [-2.0], lambda a: a**3, grad_reference=lambda a, d: [3 * a**2])
+
+
+def test_number_to_the_power_of_a_value():
+    # d(c^a)/da = c^a·ln c, checked against the closed form and finite differences
+    check_op(
+        lambda a: 2.5**a,
+        [1.3],
+        lambda a: 2.5**a,
+        grad_reference=lambda a, d: [2.5**a * math.log(2.5)],
+    )
+    check_op(lambda a: 0.5**a, [-2.0], lambda a: 0.5**a)
+    for base in (0, -2.0):
+        with pytest.raises(ValueError, match=r"\*\*: number \*\* Value needs a positive base"):
+            base ** Value(1.5)

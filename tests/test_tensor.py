@@ -544,6 +544,18 @@ def test_domain_errors():
         Tensor(np.array([-1.0, 2.0])) ** 0.5
     with pytest.raises(TypeError, match="exponent"):
         Tensor(np.ones(2)) ** Tensor(np.ones(2))
+    with pytest.raises(ValueError, match=r"number \*\* Tensor needs a positive base, got -2"):
+        (-2) ** Tensor(np.ones(2))
+
+
+def test_number_to_the_power_of_a_tensor():
+    # d(c^x)/dx = c^x·ln c, against the closed form and finite differences
+    check_op(
+        lambda x: 3.0**x,
+        [randn(3, 4)],
+        lambda x: 3.0**x,
+        grad_reference=lambda x, dout: [dout * 3.0**x * np.log(3.0)],
+    )
 
 
 def test_detect_anomaly_names_the_first_op_that_made_nan_or_inf():

@@ -222,7 +222,7 @@ def test_bn_64_by_4_is_folded_to_a_few_samples_per_feature_and_renders(tmp_path)
 def test_each_note_is_drawn_in_the_column_of_the_values_it_continues():
     """Left to right, a note "x̂ [·,j] × k more samples" has the x position of the drawn
     x̂[i,j] boxes (not of their ÷ ops, nor at the far left of the picture)."""
-    x, gamma, beta, y, _, loss = scalar_bn(10, 2)
+    *_, loss = scalar_bn(10, 2)
     loss.backward()
     graph = tb.draw(loss, collapse=True)
     plain = graph.pipe(format="plain").decode()
@@ -233,13 +233,23 @@ def test_each_note_is_drawn_in_the_column_of_the_values_it_continues():
     }
     label_of = dict(re.findall(r'^\s*(\S+) \[label="([^"]*?)\\n×', graph.source, flags=re.M))
     note_x = {label: x_of[node_id] for node_id, label in label_of.items()}
+    # the DOT id of each value box, by the label in its first cell
+    first_cell = r"^\s*(\S+) \[label=<<table[^>]*><tr><td>([^<]*)</td>"
+    box_of = {label: node_id for node_id, label in re.findall(first_cell, graph.source, flags=re.M)}
     for j in range(2):
-        for stage, values in (("x", x), ("x̂", None), ("y", y)):
-            if values is None:  # x̂ is not returned: find a drawn x̂ box by its label
-                drawn = [n for n in topological_order(loss) if n.label == f"x̂[0,{j}]"][0]
-            else:
-                drawn = values[0][j]
-            assert note_x[f"{stage} [·,{j}]"] == pytest.approx(x_of[f"n{id(drawn)}"])
+        for stage in ("x", "x̂", "y"):
+            assert note_x[f"{stage} [·,{j}]"] == pytest.approx(x_of[box_of[f"{stage}[0,{j}]"]])
+
+
+def test_the_same_graph_gives_the_same_dot_source_on_every_build():
+    # DOT ids come from the topological order, not from memory addresses, so a rebuilt
+    # graph (new objects at new addresses) is drawn identically
+    sources = []
+    for _ in range(2):
+        *_, loss = scalar_bn(10, 2)
+        loss.backward()
+        sources.append(tb.draw(loss, collapse=True).source)
+    assert sources[0] == sources[1]
 
 
 def test_folding_also_works_on_unlabelled_inputs():
@@ -405,6 +415,16 @@ def test_each_step_shows_the_rule_and_what_it_added():
     assert "d(a·b)/db = a = 2" in text and "adds 2 × 1 = 2" in text
     assert second.pushes[0].added == -3.0 and second.pushes[0].grad_after == 1.0 - 3.0
     assert (a.grad, b.grad) == (-2.0, 2.0)  # d(ab + a)/da = b + 1, d/db = a
+
+
+def test_steps_of_powers_name_their_rule():
+    a = Value(3.0, label="a")
+    (square,) = tb.backward_steps(a**2)
+    assert "d(a^2)/da = 2·a^(2 − 1)" in str(square) and square.pushes[0].added == 6.0
+    a.zero_grad()
+    (power_of_two,) = tb.backward_steps(2**a)
+    assert "d(2^a)/da = 2^a·ln 2" in str(power_of_two)
+    assert power_of_two.pushes[0].added == pytest.approx(8 * math.log(2))
 
 
 def test_step_text_lists_wide_reductions_briefly_and_fully_on_request():

@@ -154,6 +154,23 @@ class Value:
     def __rtruediv__(self, other: Number) -> Value:
         return self._lift(other, "/") / self
 
+    def __rpow__(self, base: Number) -> Value:
+        """c ** a for a positive number c: c^a = e^(a·ln c)."""
+        c = _check_number(base, "**")
+        if c <= 0.0:
+            raise ValueError(
+                f"**: number ** Value needs a positive base, got {base!r}{_named(self)}"
+            )
+        try:
+            out = c**self.data
+        except OverflowError:
+            raise OverflowError(
+                f"**: {base!r} to power {self.data!r}{_named(self)} overflows a float "
+                f"(|result| > {sys.float_info.max:.6g})"
+            ) from None
+        # d(c^a)/da = c^a·ln c
+        return self._result(out, (self,), f"{base}**", (out * math.log(c),))
+
     # -- elementary functions ---------------------------------------------------------
 
     def relu(self) -> Value:

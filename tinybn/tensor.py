@@ -12,6 +12,7 @@ for an input is summed back down to that input's shape (``_unbroadcast``).
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable, Sequence
 from numbers import Real
 from typing import Any
@@ -294,6 +295,16 @@ class Tensor:
         # squares are the common case (variance); x*x is faster and exact
         data = base * base if exponent == 2 else base**exponent
         return self._make(data, (self,), f"**{exponent}", _pow_backward, exponent)
+
+    def __rpow__(self, base: Any) -> Tensor:
+        """c ** x for a positive number c: c^x = e^(x·ln c), in PyTorch's result dtype."""
+        if not isinstance(base, _NUMBERS) or isinstance(base, bool):
+            return NotImplemented
+        if not base > 0:
+            raise ValueError(f"**: number ** Tensor needs a positive base, got {base!r}")
+        exponent, lifted_base = self._operands(base)
+        data = lifted_base.data**exponent.data
+        return exponent._make(data, (exponent,), f"{base}**", _rpow_backward, math.log(base))
 
     def __matmul__(self, other: Any) -> Tensor:
         other = self._lift(other)
@@ -590,6 +601,11 @@ def _pow_backward(out: Tensor, grad: np.ndarray) -> tuple:
     if k == 0:
         return (np.zeros_like(grad),)
     return (grad * (k * a.data if k == 2 else k * a.data ** (k - 1)),)
+
+
+def _rpow_backward(out: Tensor, grad: np.ndarray) -> tuple:
+    # d(c^x)/dx = c^x·ln c; out._saved holds ln c
+    return (grad * out.data * out._saved,)
 
 
 def _matmul_backward(out: Tensor, grad: np.ndarray) -> tuple:

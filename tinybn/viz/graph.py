@@ -229,6 +229,9 @@ def _build(
     )
     routes = _gradient_routes(order)
     shown = {id(node) for node in folded.shown}
+    # DOT ids by position in the topological order, not by memory address: the same graph
+    # gives the same DOT source (and picture) on every run
+    names = {id(node): f"n{position}" for position, node in enumerate(order)}
     stages: dict[str, list[Any]] = {}
     summaries: dict[str, list[Any]] = {}  # stage → its folded groups
 
@@ -237,12 +240,12 @@ def _build(
         if clusters and stage in BN_ROLES:
             stages.setdefault(stage, []).append(node)
         else:
-            _add_node(graph, node, precision, rankdir, routes)
+            _add_node(graph, node, names, precision, rankdir, routes)
     for group in folded.groups.values():
         if clusters and group.stage in BN_ROLES:
             summaries.setdefault(group.stage, []).append(group)
         else:
-            _add_summary(graph, group, folded.beside.get((group.feature, group.stage)))
+            _add_summary(graph, group, names, folded.beside.get((group.feature, group.stage)))
 
     for stage in BN_ROLES:  # one box per batch-norm stage, named by its role
         if stage not in stages and stage not in summaries:
@@ -250,23 +253,25 @@ def _build(
         with graph.subgraph(name=f"cluster_{BN_ROLES.index(stage)}") as box:
             box.attr(label=stage, style="rounded,filled", fillcolor=STAGE_FILL, color="gray70")
             for node in stages.get(stage, []):
-                _add_node(box, node, precision, rankdir, routes)
+                _add_node(box, node, names, precision, rankdir, routes)
             for group in summaries.get(stage, []):
-                _add_summary(box, group, folded.beside.get((group.feature, stage)))
+                _add_summary(box, group, names, folded.beside.get((group.feature, stage)))
 
     for node in folded.shown:
         for parent in node._parents:
             if id(parent) in shown:
-                graph.edge(_id(parent), _op_id(node), **_edge_style(routes[id(parent)]))
+                graph.edge(
+                    names[id(parent)], names[id(node)] + "op", **_edge_style(routes[id(parent)])
+                )
 
     # a summary stands for the value boxes AND the ops of its samples: edges into it come
     # from the visible inputs of those ops, edges out of it go where their values are used
-    for parent_id, key in sorted(folded.into_summary, key=str):
+    for parent_id, key in sorted(folded.into_summary, key=lambda edge: (names[edge[0]], edge[1])):
         style = _edge_style(routes[parent_id])
-        graph.edge(f"n{parent_id}", _summary_id(key), style="dashed", **style)
+        graph.edge(names[parent_id], _summary_id(key), style="dashed", **style)
     for (key, target), hidden in folded.out_of_summary.items():
         style = _edge_style(set().union(*(routes[id(node)] for node in hidden)))
-        head = f"n{target}op" if isinstance(target, int) else _summary_id(target)
+        head = names[target] + "op" if isinstance(target, int) else _summary_id(target)
         graph.edge(_summary_id(key), head, style="dashed", **style)
 
     legend = _legend(order)
@@ -293,6 +298,7 @@ def _legend(order: list[Any]) -> str:
 def _add_node(
     graph: graphviz.Digraph,
     node: Any,
+    names: dict[int, str],
     precision: int,
     rankdir: str,
     routes: dict[int, set[str]],
@@ -300,30 +306,25 @@ def _add_node(
     kind = parameter_kind(node)
     style = {"style": "filled", "fillcolor": PARAMETER_FILL[kind], "penwidth": "2"} if kind else {}
     label = _table(_fields(node, precision), rankdir)
-    graph.node(_id(node), label, shape="box", margin="0", **style)
+    name = names[id(node)]
+    graph.node(name, label, shape="box", margin="0", **style)
     # the op ellipse, unless none of the node's inputs is part of this drawing
     if any(id(parent) in routes for parent in node._parents):
         symbol = op_symbol(node.op).replace("\\", "\\\\")  # a plain label: only \ escapes
-        graph.node(_op_id(node), symbol, shape="ellipse", width="0.3")
-        graph.edge(_op_id(node), _id(node), **_edge_style(routes[id(node)]))
+        graph.node(name + "op", symbol, shape="ellipse", width="0.3")
+        graph.edge(name + "op", name, **_edge_style(routes[id(node)]))
 
 
-def _id(node: Any) -> str:
-    return f"n{id(node)}"
-
-
-def _op_id(node: Any) -> str:
-    return f"n{id(node)}op"
-
-
-def _add_summary(graph: graphviz.Digraph, group: HiddenGroup, beside: Any | None) -> None:
+def _add_summary(
+    graph: graphviz.Digraph, group: HiddenGroup, names: dict[int, str], beside: Any | None
+) -> None:
     """The dashed "× k more samples" note of one folded group, in the rank of ``beside``."""
     summary_id = _summary_id((group.feature, group.stage))
     graph.node(summary_id, group.text, shape="note", style="dashed", fontcolor="gray30")
     if beside is not None:
         with graph.subgraph() as same_rank:
             same_rank.attr(rank="same")
-            same_rank.node(_id(beside))
+            same_rank.node(names[id(beside)])
             same_rank.node(summary_id)
 
 

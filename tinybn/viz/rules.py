@@ -52,6 +52,9 @@ def local_rule(op: str, position: int, n_parents: int, tensor: bool = False) -> 
     if op.startswith("**"):
         k = op[2:]
         return f"d(a^{k})/da = {k}·a^({k} − 1)"
+    if op.endswith("**"):  # number ** a
+        c = op[:-2]
+        return f"d({c}^a)/da = {c}^a·ln {c}"
     if op == "sum":
         return "d(Σ vᵢ)/dvᵢ = 1"
     if op == "mean":
