@@ -15,7 +15,7 @@ import tinybn as tb
 from tinybn import Tensor, nn
 from tinybn import functional as F
 from tinybn.check import batch_norm_backward, check_tensor_grad
-from tinybn.fused import _per_channel
+from tinybn.fused import _dot_per_channel, _per_channel
 
 # (3000, 4) takes the kernel's BLAS path for per-channel sums (8192 values or more); the last
 # three (2¹⁷ values or more) take the long-row path of the per-channel arithmetic: N a multiple
@@ -137,7 +137,9 @@ def test_fused_without_affine_and_with_a_frozen_gamma(shape):
 
 
 @pytest.mark.parametrize(
-    "shape", [(4100, 32), (1030, 8, 16), (40, 5)], ids=["rest", "N,C,L", "short path"]
+    "shape",
+    [(4096, 32), (4100, 32), (1030, 8, 16), (40, 5)],
+    ids=["whole long rows", "rest", "N,C,L", "short path"],
 )
 @pytest.mark.parametrize("op", [np.subtract, np.multiply, np.add], ids=["-", "*", "+"])
 def test_per_channel_equals_numpy_broadcasting(shape, op):
@@ -374,3 +376,18 @@ def test_cross_entropy_gradient_is_softmax_minus_onehot_over_n():
     expected = -(shifted[[0, 1], classes] - np.log(np.exp(shifted).sum(axis=1))).mean()
     assert loss.item() == pytest.approx(expected, rel=1e-12)
     check_tensor_grad(lambda z: F.cross_entropy(z, np.array([1, 0, 1])), [np.eye(3, 2) * 1.5])
+
+
+@pytest.mark.parametrize(
+    "shape",
+    [(4096, 64), (256, 512), (512, 4, 8), (40, 5)],
+    ids=["short samples: product + BLAS", "long samples: einsum", "N,C,L", "small"],
+)
+def test_dot_per_channel_is_the_per_channel_sum_of_products(shape):
+    rng = np.random.default_rng(3)
+    a, b = rng.normal(size=shape), rng.normal(size=shape)
+    axes = (0,) if len(shape) == 2 else (0, 2)
+    want = (a * b).sum(axis=axes, keepdims=True)
+    got = _dot_per_channel(a, b)
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
