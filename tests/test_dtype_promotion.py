@@ -105,6 +105,44 @@ def test_float_tensors_of_different_widths_widen_as_in_pytorch():
     assert (a + b).dtype == np.float64 and (b * a).dtype == np.float64
 
 
+@pytest.mark.parametrize("op", ["+", "-", "*", "/"])
+def test_a_0d_float_tensor_takes_the_dtype_of_a_tensor_with_dimensions(op):
+    # PyTorch: float32 array ⊗ float64 0-d → float32 (numpy 2 gives float64); grads keep
+    # each input's own dtype and flow through the cast
+    fn = OPS[op]
+
+    def leaves(array_dtype):
+        return (
+            Tensor(np.array([1.0, 2.0, 4.0], dtype=array_dtype), requires_grad=True),
+            Tensor(np.array(2.0, dtype=np.float64), requires_grad=True),
+        )
+
+    array, zero_d = leaves(np.float32)
+    for out in (fn(array, zero_d), fn(zero_d, array)):
+        assert out.dtype == np.float32
+        out.sum().backward()
+    assert array.grad.dtype == np.float32 and zero_d.grad.dtype == np.float64
+    # the grads are those of the same computation done all in float64
+    array64, zero_d64 = leaves(np.float64)
+    for out in (fn(array64, zero_d64), fn(zero_d64, array64)):
+        out.sum().backward()
+    np.testing.assert_allclose(array.grad, array64.grad, rtol=1e-6)
+    np.testing.assert_allclose(zero_d.grad, zero_d64.grad, rtol=1e-6, atol=1e-12)
+    # both 0-d, or both with dimensions: the wider float wins, as before
+    assert (Tensor(np.float32(1.0)) + Tensor(np.float64(1.0))).dtype == np.float64
+
+
+def test_astype_between_floats_stays_in_the_graph():
+    x = Tensor(np.array([1.0, -2.0], dtype=np.float32), requires_grad=True)
+    wide = x.astype(np.float64)
+    assert wide.dtype == np.float64 and wide.requires_grad
+    (wide * wide).sum().backward()  # d(x²)/dx = 2x
+    assert x.grad.dtype == np.float32
+    np.testing.assert_array_equal(x.grad, [2.0, -4.0])
+    # an integer result carries no gradient (PyTorch: .to(int) does not require grad)
+    assert not x.astype(np.int64).requires_grad
+
+
 def test_int_tensors_with_int_numbers_stay_integer():
     t = Tensor(np.array([250, 3], dtype=np.uint8))
     assert (t + 1).dtype == np.uint8  # numpy 2 alone: the 0-d int64 operand would widen it

@@ -178,8 +178,8 @@ class Tensor:
         """self and other (lifted) in the dtypes PyTorch computes a binary op in.
 
         numpy would give float64 for int ⊗ float32 and for int / int; PyTorch gives the
-        float operand's dtype, and the default float dtype for int / int. The operand that
-        is converted is an int one, which never requires grad: backward is unaffected.
+        float operand's dtype, and the default float dtype for int / int. An int operand
+        that is converted never requires grad; a 0-d float one is cast inside the graph.
         """
         if not isinstance(other, Tensor):
             other = self._lift(other)
@@ -193,6 +193,13 @@ class Tensor:
             return self._converted(b), other
         if divide and a.kind != "f":  # int / int → the default float dtype
             return self._converted(_default_dtype), other._converted(_default_dtype)
+        if a.kind == "f" and b.kind == "f":  # two float dtypes
+            # PyTorch: a 0-d tensor joins a tensor with dimensions as a Python number does,
+            # taking its dtype (float32 array + float64 0-d → float32); astype keeps the grad
+            if other.ndim == 0 < self.ndim:
+                return self, other.astype(a)
+            if self.ndim == 0 < other.ndim:
+                return self.astype(b), other
         return self, other
 
     def _converted(self, dtype: Any) -> Tensor:
@@ -552,7 +559,13 @@ class Tensor:
         return self.data.tolist()
 
     def astype(self, dtype: Any) -> Tensor:
-        return Tensor(self.data.astype(dtype), requires_grad=self.requires_grad)
+        """This tensor as ``dtype``, like PyTorch's ``.to(dtype)``: between float dtypes it
+        stays in the graph (the backward casts the grad back); an integer result is a
+        constant, as integers carry no gradient."""
+        data = self.data.astype(dtype)
+        if data.dtype.kind != "f":
+            return Tensor(data)
+        return self._make(data, (self,), f"astype {data.dtype}", _astype_backward)
 
     def __repr__(self) -> str:
         body = np.array2string(self.data, precision=4, threshold=8, edgeitems=2)
@@ -601,6 +614,10 @@ def _pow_backward(out: Tensor, grad: np.ndarray) -> tuple:
     if k == 0:
         return (np.zeros_like(grad),)
     return (grad * (k * a.data if k == 2 else k * a.data ** (k - 1)),)
+
+
+def _astype_backward(out: Tensor, grad: np.ndarray) -> tuple:
+    return (grad.astype(out._parents[0].data.dtype),)
 
 
 def _rpow_backward(out: Tensor, grad: np.ndarray) -> tuple:
