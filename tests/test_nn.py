@@ -537,6 +537,37 @@ def test_load_state_dict_non_strict_reports_keys_but_still_checks_shapes():
         model.load_state_dict({**model.state_dict(), "0.bias": np.array(["a", "b", "c"])})
 
 
+def test_a_module_used_twice_is_in_the_state_dict_under_both_names():
+    # PyTorch: Sequential(l, ReLU(), l).state_dict() has 0.* and 2.*; loading writes both
+    # keys into the one shared tensor, the later one last
+    shared = nn.Linear(2, 2, rng=np.random.default_rng(0))
+    model = nn.Sequential(shared, nn.ReLU(), shared)
+    state = model.state_dict()
+    assert list(state) == ["0.weight", "0.bias", "2.weight", "2.bias"]
+    assert len(list(model.parameters())) == 2  # parameters() still lists each tensor once
+    assert [name for name, _ in model.named_modules()] == ["", "0", "1"]
+    all_uses = model.named_modules(remove_duplicate=False)
+    assert [name for name, _ in all_uses] == ["", "0", "1", "2"]
+    state["2.weight"] = np.full((2, 2), 3.0)
+    model.load_state_dict(state)
+    np.testing.assert_array_equal(shared.weight.data, np.full((2, 2), 3.0))
+
+
+def test_a_checkpoint_without_num_batches_tracked_loads_and_keeps_the_count():
+    # PyTorch BatchNorm checkpoints before version 2 have no num_batches_tracked
+    bn = nn.BatchNorm1d(3)
+    for seed in range(3):
+        bn(Tensor(np.random.default_rng(seed).normal(size=(8, 3)).astype(np.float32)))
+    old = {"weight": np.full(3, 2.0), "bias": np.zeros(3)}
+    old |= {"running_mean": np.arange(3.0), "running_var": np.ones(3)}
+    result = bn.load_state_dict(old)
+    assert result.missing_keys == [] and int(bn.num_batches_tracked.data) == 3
+    np.testing.assert_array_equal(bn.running_mean.data, [0.0, 1.0, 2.0])
+    del old["running_mean"]  # any other missing buffer is still an error
+    with pytest.raises(ValueError, match="missing keys: 'running_mean'"):
+        bn.load_state_dict(old)
+
+
 # -- fold_batchnorm --------------------------------------------------------------------------
 
 

@@ -619,14 +619,25 @@ def test_binary_cross_entropy():
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_binary_cross_entropy_at_exact_0_and_1_is_finite(dtype):
-    """log is clamped at −100 as in PyTorch, and the backward stays finite (no 0·∞ NaN)."""
+    """log is clamped at −100 as in PyTorch, and the backward is PyTorch's closed form
+    (p − y)/max(p(1 − p), 1e-12)/n: finite, and large where a saturated p is wrong."""
     p = Tensor(np.array([0.0, 1.0, 0.0, 1.0, 0.5], dtype=dtype), requires_grad=True)
-    y = np.array([1.0, 0.0, 0.0, 1.0, 1.0])
+    y = Tensor(np.array([1.0, 0.0, 0.0, 1.0, 1.0], dtype=dtype), requires_grad=True)
     loss = F.binary_cross_entropy(p, y)
     assert loss.item() == pytest.approx((100 + 100 + 0 + 0 - np.log(0.5)) / 5, rel=1e-6)
     loss.backward()
-    assert np.all(np.isfinite(p.grad))
-    np.testing.assert_allclose(p.grad[4], -1 / 0.5 / 5, rtol=1e-6)
+    floor = float(dtype(1e-12))
+    want = [-1 / floor / 5, 1 / floor / 5, 0.0, 0.0, -1 / 0.5 / 5]
+    np.testing.assert_allclose(p.grad, want, rtol=1e-6)
+    # dL/dy = (log(1 − p) − log p)/n, unclamped as in PyTorch: ±inf where p is 0 or 1
+    np.testing.assert_array_equal(y.grad[:4], [np.inf, -np.inf, np.inf, -np.inf])
+    assert y.grad[4] == 0.0
+    # the values torch 2.14 gives for p = [0.3, 1e-20], y = [0.2, 1]
+    p = Tensor(np.array([0.3, 1e-20]), requires_grad=True)
+    y = Tensor(np.array([0.2, 1.0]), requires_grad=True)
+    F.binary_cross_entropy(p, y).backward()
+    np.testing.assert_allclose(p.grad * 2, [0.1 / 0.21, -1e12], rtol=1e-12)
+    np.testing.assert_allclose(y.grad * 2, [np.log(0.7 / 0.3), np.log(1e20)], rtol=1e-12)
     # a saturated float32 sigmoid gives exactly 1.0: still a finite gradient
     z = Tensor(np.array([30.0, -30.0, 1.0], dtype=np.float32), requires_grad=True)
     F.binary_cross_entropy(z.sigmoid(), np.array([1.0, 0.0, 1.0])).backward()
@@ -748,3 +759,20 @@ def test_dropout_is_inverted_and_identity_when_not_training():
     np.testing.assert_array_equal(*same)  # seeded: reproducible
     with pytest.raises(ValueError, match=r"\[0, 1\], got 1.5"):
         F.dropout(x, 1.5)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_binary_cross_entropy_matches_torch_at_the_edges(dtype):
+    torch = pytest.importorskip("torch")
+    p_values = np.array([0.0, 1.0, 1.0, 1e-20, 0.3, 0.5, 1 - 1e-7], dtype=dtype)
+    y_values = np.array([1.0, 0.0, 1.0, 1.0, 0.2, 0.5, 0.0], dtype=dtype)
+    p, y = Tensor(p_values, requires_grad=True), Tensor(y_values, requires_grad=True)
+    loss = F.binary_cross_entropy(p, y)
+    loss.backward()
+    tp = torch.tensor(p_values, requires_grad=True)
+    ty = torch.tensor(y_values, requires_grad=True)
+    torch_loss = torch.nn.functional.binary_cross_entropy(tp, ty)
+    torch_loss.backward()
+    assert loss.item() == pytest.approx(torch_loss.item(), rel=1e-6)
+    np.testing.assert_allclose(p.grad, tp.grad.numpy(), rtol=1e-6)
+    np.testing.assert_allclose(y.grad, ty.grad.numpy(), rtol=1e-6)

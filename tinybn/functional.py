@@ -353,21 +353,16 @@ def _check_same_shape(a: Tensor, b: Any, name: str) -> None:
 
 
 def binary_cross_entropy(p: Tensor, y: Any) -> Tensor:
-    """Mean of −[y log p + (1 − y) log(1 − p)]; each log is clamped at −100 as in PyTorch."""
+    """Mean of −[y log p + (1 − y) log(1 − p)]; each log is clamped at −100 as in PyTorch.
+
+    One graph node with PyTorch's closed-form gradient (p − y)/max(p(1 − p), 1e-12)/n
+    (``tinybn.fused``).
+    """
     _check_same_shape(p, y, "binary_cross_entropy")
     if np.any((p.data < 0) | (p.data > 1)):
         raise ValueError("binary_cross_entropy: probabilities must be in [0, 1]")
     y = y if isinstance(y, Tensor) else Tensor(np.asarray(y, dtype=p.dtype))
-    log_p = _log_clamped(p)
-    log_not_p = _log_clamped(1.0 - p)
-    return -(y * log_p + (1.0 - y) * log_not_p).mean()
-
-
-def _log_clamped(p: Tensor) -> Tensor:
-    """max(log p, −100), with grad 0 (not 0·∞ = NaN) where p is exactly 0, e.g. a saturated
-    float32 sigmoid: there log is taken of 1 instead and the result replaced by −100."""
-    at_zero = (p.data == 0).astype(p.dtype)
-    return (p + at_zero).log().clip(-100.0, None) * (1.0 - at_zero) - 100.0 * at_zero
+    return fused_kernels.binary_cross_entropy(p, y)
 
 
 def binary_cross_entropy_with_logits(z: Tensor, y: Any) -> Tensor:

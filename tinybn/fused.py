@@ -232,6 +232,40 @@ def _linear_backward(out: Tensor, dy: np.ndarray) -> tuple:
     return dx, dweight, dbias
 
 
+def binary_cross_entropy(p: Tensor, y: Tensor) -> Tensor:
+    """mean(−[y·max(log p, −100) + (1 − y)·max(log(1 − p), −100)]) as one node (p and y of
+    the same shape; the clamp at −100 is PyTorch's, so p = 0 or 1 gives a finite loss).
+
+    The backward pass is PyTorch's closed form, with n entries:
+
+        dL/dp = (p − y) / max(p·(1 − p), 1e-12) / n        dL/dy = (log(1 − p) − log p) / n
+
+    i.e. the exact derivative of the unclamped loss, bounded where p·(1 − p) underflows: a
+    saturated p that is wrong still gets a large gradient (composing the clamped logs would
+    give it 0).
+    """
+    pd, yd = p.data, y.data
+    with np.errstate(divide="ignore"):  # log 0 = −inf, then clamped
+        log_p = np.maximum(np.log(pd), _scalar(-100, pd.dtype))
+        log_not_p = np.maximum(np.log1p(-pd), _scalar(-100, pd.dtype))
+    terms = -(yd * log_p + (1 - yd) * log_not_p)
+    loss = np.asarray(np.add.reduce(terms, axis=None) / terms.size, dtype=terms.dtype)
+    return p._make(loss, (p, y), "bce", _bce_backward)
+
+
+def _bce_backward(out: Tensor, grad: np.ndarray) -> tuple:
+    p, y = out._parents
+    pd, yd = p.data, y.data
+    scale = grad / pd.size
+    dp = dy = None
+    if p.requires_grad:
+        dp = (pd - yd) / np.maximum(pd * (1 - pd), _scalar(1e-12, pd.dtype)) * scale
+    if y.requires_grad:
+        with np.errstate(divide="ignore"):  # ±inf where p is 0 or 1, as in PyTorch
+            dy = (np.log1p(-pd) - np.log(pd)) * scale
+    return dp, dy
+
+
 def binary_cross_entropy_with_logits(z: Tensor, y: Tensor) -> Tensor:
     """mean(max(z, 0) − z·y + log(1 + e^(−|z|))) as one node (z and y of the same shape).
 

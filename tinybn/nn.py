@@ -87,6 +87,10 @@ class Module:
         training: True in training mode (batch statistics, dropout on), False after eval().
     """
 
+    # names of this module's state that load_state_dict may find missing (the module keeps
+    # its current value); see BatchNorm1d
+    _optional_state: frozenset[str] = frozenset()
+
     def __init__(self) -> None:
         # object.__setattr__: our own __setattr__ needs these dicts to exist already
         object.__setattr__(self, "training", True)
@@ -205,15 +209,19 @@ class Module:
         for _, module in self.named_children():
             yield module
 
-    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
-        """This module and every module below it, each once, with its dotted name."""
+    def named_modules(
+        self, prefix: str = "", remove_duplicate: bool = True
+    ) -> Iterator[tuple[str, Module]]:
+        """This module and every module below it with its dotted name, depth first; a module
+        used twice is listed once unless remove_duplicate is False (as in PyTorch)."""
         seen: set[int] = set()
         stack = [(prefix, self)]
         while stack:
             name, module = stack.pop()
-            if id(module) in seen:
-                continue
-            seen.add(id(module))
+            if remove_duplicate:
+                if id(module) in seen:
+                    continue
+                seen.add(id(module))
             yield name, module
             children = list(module.named_children())
             for child_name, child in reversed(children):
@@ -301,16 +309,24 @@ class Module:
 
     # -- state_dict ----------------------------------------------------------------------
 
-    def _state_items(self) -> Iterator[tuple[str, Tensor]]:
-        """(key, tensor) in PyTorch's order: per module, parameters then buffers, depth first.
+    def _state_entries(self) -> Iterator[tuple[str, Module, str, Tensor]]:
+        """(key, module, name, tensor) in PyTorch's order: per module, parameters then
+        buffers, depth first.
 
-        Unlike parameters(), a tensor shared by two modules appears under both keys.
+        Unlike parameters(), nothing is de-duplicated: a module used twice (and so a tensor
+        shared by two modules) appears under both keys, as in PyTorch's state_dict.
         """
-        for module_name, module in self.named_modules():
+        for module_name, module in self.named_modules(remove_duplicate=False):
             for registry in (module._parameters, module._buffers):
                 for name, tensor in registry.items():
                     if tensor is not None:
-                        yield (f"{module_name}.{name}" if module_name else name), tensor
+                        key = f"{module_name}.{name}" if module_name else name
+                        yield key, module, name, tensor
+
+    def _state_items(self) -> Iterator[tuple[str, Tensor]]:
+        """(key, tensor) of every parameter and buffer, as in state_dict."""
+        for key, _, _, tensor in self._state_entries():
+            yield key, tensor
 
     def state_dict(self) -> OrderedDict[str, np.ndarray]:
         """Every parameter and buffer as a numpy array, keyed as PyTorch keys them.
@@ -331,8 +347,12 @@ class Module:
         """
         if not isinstance(state_dict, Mapping):
             raise TypeError(f"state_dict must be a mapping, got {type(state_dict).__name__}")
-        targets = OrderedDict(self._state_items())
-        missing = [key for key in targets if key not in state_dict]
+        entries = list(self._state_entries())
+        targets = OrderedDict((key, tensor) for key, _, _, tensor in entries)
+        # a key a module may do without (BatchNorm's num_batches_tracked, absent from old
+        # PyTorch checkpoints) keeps its current value, as PyTorch does
+        optional = {key for key, module, name, _ in entries if name in module._optional_state}
+        missing = [key for key in targets if key not in state_dict and key not in optional]
         unexpected = [key for key in state_dict if key not in targets]
         problems = []
         if strict and missing:
@@ -466,6 +486,10 @@ class BatchNorm1d(Module):
             num_batches_tracked (0-d int64). If False there are no such buffers and the
             batch statistics are used in eval mode too.
     """
+
+    # PyTorch checkpoints from before version 2 of BatchNorm have no num_batches_tracked;
+    # PyTorch loads them keeping the buffer's current value, and so does tinybn
+    _optional_state = frozenset({"num_batches_tracked"})
 
     def __init__(
         self,
