@@ -9,7 +9,7 @@ Writes into docs/figures/:
   for the README);
 * plots made here with matplotlib from tinybn computations (sigmoid regime, the three
   routes of the gradient, running statistics, a training run, speed);
-* the figures of the demos, by running each demo at the scale in ``DEMOS`` and copying
+* the figures of the demos, by running each demo in ``DEMOS`` at its default scale and copying
   its PNGs, plus ``<demo>.txt``: the table the demo printed, which the pages include
   (``--8<--``), so no number in the docs is typed by hand.
 
@@ -53,21 +53,20 @@ X2 = [9, 8, 7, 10, 5, 8, 7, 9, 8, 7]
 # whose gradient for γ and x is exactly zero because Σ x̂ = 0).
 WEIGHTS = [float(i + 1) for i in range(len(X1))]
 
-# Each demo and the scale its figures are made at: the default scale for every demo, the
-# same runs as the numbers in demos/README.md (each takes seconds to ~20 s on 2 cores
-# since the engine speed-ups; see the Timing section there).
-DEMOS = {
-    "covariate_shift": [],
-    "placement": [],
-    "ioffe_fig1": [],
-    "lr_init": [],
-    "bn_position": [],
-    "regularization": [],
-    "inference": [],
-    "santurkar": [],
-    "layernorm": [],
-    "gan": [],
-}
+# The demos whose figures and tables the docs show, each run at its default scale: the same
+# runs as the numbers in demos/README.md (seconds to ~25 s each on 2 cores).
+DEMOS = (
+    "covariate_shift",
+    "placement",
+    "ioffe_fig1",
+    "lr_init",
+    "bn_position",
+    "regularization",
+    "inference",
+    "santurkar",
+    "layernorm",
+    "gan",
+)
 
 
 # -- helpers -----------------------------------------------------------------------------
@@ -284,14 +283,14 @@ def plots() -> None:
 # -- demos --------------------------------------------------------------------------------------
 
 
-def run_demo(name: str, flags: list[str]) -> None:
+def run_demo(name: str) -> None:
     """Run one demo into a temporary folder; keep its PNGs and the table it printed."""
     module = importlib.import_module(f"demos.{name}")
     with tempfile.TemporaryDirectory() as out:
         printed = io.StringIO()
         start = time.perf_counter()
         with contextlib.redirect_stdout(printed):
-            module.main([*flags, "--out", out, "--seed", "0"])
+            module.main(["--out", out, "--seed", "0"])
         seconds = time.perf_counter() - start
         for png in sorted(Path(out).glob("*.png")):
             target = FIGURES / (png.name if png.name.startswith(name) else f"{name}_{png.name}")
@@ -299,16 +298,15 @@ def run_demo(name: str, flags: list[str]) -> None:
             small_png(target)
             print(f"wrote {target.relative_to(ROOT)}")
     table = [line for line in printed.getvalue().splitlines() if not line.startswith("wrote ")]
-    scale = flags[0].lstrip("-") if flags else "default"
-    header = f"# tinybn demo {name} {' '.join(flags)}".rstrip() + f"   ({scale} scale, seed 0)"
+    header = f"# tinybn demo {name}   (default scale, seed 0)"
     path = FIGURES / f"{name}.txt"
     path.write_text(header + "\n" + "\n".join(table).rstrip() + "\n", encoding="utf-8")
     print(f"wrote {path.relative_to(ROOT)}   ({seconds:.0f} s)")
 
 
 def demos() -> None:
-    for name, flags in DEMOS.items():
-        run_demo(name, flags)
+    for name in DEMOS:
+        run_demo(name)
 
 
 GROUPS = {"graphs": graphs, "plots": plots, "demos": demos}

@@ -105,14 +105,12 @@ def _per_channel(op: np.ufunc, a: np.ndarray, row: np.ndarray, out: np.ndarray |
     long_row[...] = row
     width = k * per_sample
     whole = n - n % k  # samples in whole long rows
-    if whole == n:
-        op(a.reshape(-1, width), long_row.reshape(1, width), out=out.reshape(-1, width))
-    else:
-        op(
-            a[:whole].reshape(-1, width),
-            long_row.reshape(1, width),
-            out=out[:whole].reshape(-1, width),
-        )
+    op(
+        a[:whole].reshape(-1, width),
+        long_row.reshape(1, width),
+        out=out[:whole].reshape(-1, width),  # a view: out is C-contiguous
+    )
+    if whole < n:
         op(a[whole:], row, out=out[whole:])
     return out
 

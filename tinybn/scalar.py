@@ -48,6 +48,17 @@ def _check_number(data: object, op: str) -> float:
         ) from None
 
 
+def _power(base: float, exponent: float, what: str) -> float:
+    """base ** exponent; ``what`` names the operands in the OverflowError that replaces
+    Python's bare "(34, 'Numerical result out of range')"."""
+    try:
+        return base**exponent
+    except OverflowError:
+        raise OverflowError(
+            f"**: {what} overflows a float (|result| > {sys.float_info.max:.6g})"
+        ) from None
+
+
 class Value:
     """A scalar node in a computation graph.
 
@@ -122,13 +133,7 @@ class Value:
             raise ValueError(f"**: negative base {base!r}{_named(self)} to fractional power {k!r}")
         if base == 0.0 and k < 0.0:
             raise ValueError(f"**: zero base{_named(self)} to negative power {k!r}")
-        try:
-            out = base**k
-        except OverflowError:  # Python's bare "(34, 'Numerical result out of range')"
-            raise OverflowError(
-                f"**: {base!r}{_named(self)} to power {k!r} overflows a float "
-                f"(|result| > {sys.float_info.max:.6g})"
-            ) from None
+        out = _power(base, k, f"{base!r}{_named(self)} to power {k!r}")
         # d(a^k)/da = k·a^(k-1); at a = 0 with 0 < k < 1 that is +∞ (as for √a)
         if k == 0.0:
             local = 0.0
@@ -161,13 +166,7 @@ class Value:
             raise ValueError(
                 f"**: number ** Value needs a positive base, got {base!r}{_named(self)}"
             )
-        try:
-            out = c**self.data
-        except OverflowError:
-            raise OverflowError(
-                f"**: {base!r} to power {self.data!r}{_named(self)} overflows a float "
-                f"(|result| > {sys.float_info.max:.6g})"
-            ) from None
+        out = _power(c, self.data, f"{base!r} to power {self.data!r}{_named(self)}")
         # d(c^a)/da = c^a·ln c
         return self._result(out, (self,), f"{base}**", (out * math.log(c),))
 
