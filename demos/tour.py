@@ -25,7 +25,7 @@ from tinybn import Value
 from tinybn import functional as F
 from tinybn.autograd import topological_order
 from tinybn.viz import GraphvizNotFoundError, render
-from tinybn.viz.nodes import index, role
+from tinybn.viz.nodes import index, stage
 
 # the seed notes' worked example (lecture 003): two features of ten samples
 X1 = [33, 72, 40, 104, 52, 56, 89, 24, 52, 73]
@@ -47,7 +47,7 @@ class WorkedExample:
 
     def nodes_of_role(self, name: str) -> list[list[Value]]:
         """The graph's nodes labelled ``name[i,j]``, as rows × features."""
-        found = [n for n in topological_order(self.loss) if role(n) == name and index(n)]
+        found = [n for n in topological_order(self.loss) if stage(n) == name and index(n)]
         rows = 1 + max(index(n)[0] for n in found)
         table: list[list[Value]] = [[] for _ in range(rows)]
         for node in sorted(found, key=index):

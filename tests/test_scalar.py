@@ -213,9 +213,31 @@ def test_backward_twice_accumulates_like_pytorch():
     d.backward()
     first = (a.grad, b.grad, c.grad, d.grad)
     assert first == (4.0, 2.0, 1.0, 1.0)
-    d.backward()
+    with pytest.warns(UserWarning, match=r"backward\(\) ran again .* without zero_grad\(\)"):
+        d.backward()
     # PyTorch (retain_graph, retain_grad): every grad is the sum of both passes
     assert (a.grad, b.grad, c.grad, d.grad) == tuple(2 * g for g in first)
+
+
+def test_repeated_backward_warns_once_and_not_when_meant_or_zeroed():
+    import warnings
+
+    a = Value(2.0)
+    d = a * a + a
+    d.backward()
+    with pytest.warns(UserWarning, match="zero_grad"):
+        d.backward()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        d.backward()  # warned once per graph already
+        meant = a * 3.0
+        meant.backward(retain_graph=True)
+        meant.backward()  # the first call said the repeat is meant
+        zeroed = a * 5.0
+        zeroed.backward()
+        zeroed.zero_grad()
+        zeroed.backward()  # zero_grad in between: nothing doubles
+    assert a.grad == 5.0
 
 
 def test_backward_with_seed_scales_every_grad():

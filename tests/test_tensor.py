@@ -304,7 +304,8 @@ def test_backward_twice_accumulates_and_zero_grad_resets():
     loss.backward()
     np.testing.assert_array_equal(a.grad, [6.0, 12.0])
     np.testing.assert_array_equal(hidden.grad, [1.0, 2.0])
-    loss.backward()
+    with pytest.warns(UserWarning, match="without zero_grad"):
+        loss.backward()
     np.testing.assert_array_equal(a.grad, [12.0, 24.0])  # leaf grads add up
     np.testing.assert_array_equal(hidden.grad, [2.0, 4.0])  # so do interior grads
     loss.zero_grad()
@@ -328,10 +329,11 @@ def test_first_grads_are_never_shared_between_tensors():
     from tinybn.tensor import _made_for_one
 
     g, other, incoming = np.ones(2), np.ones(2), np.ones(2)
-    assert _made_for_one(g, incoming, (g, other))
-    assert not _made_for_one(g, incoming, (g, g))  # one array handed to two parents
-    assert not _made_for_one(incoming, incoming, (incoming, other))
-    assert not _made_for_one(g[:1], incoming, (g[:1], other))  # a view of another array
+    assert _made_for_one(g, incoming, [(a, g), (b, other)])
+    assert not _made_for_one(g, incoming, [(a, g), (b, g)])  # one array handed to two parents
+    assert not _made_for_one(incoming, incoming, [(a, incoming), (b, other)])
+    view = g[:1]
+    assert not _made_for_one(view, incoming, [(a, view), (b, other)])  # a view of another array
 
 
 def test_first_grad_takes_the_leaf_dtype():

@@ -36,8 +36,9 @@ def test_tour_prints_the_worked_example_and_writes_its_files(tmp_path, capsys):
     source = (tmp_path / "bn_graph.gv").read_text(encoding="utf-8")
     assert "darkorange" in source and "royalblue" in source
     steps = (tmp_path / "backward_steps.txt").read_text(encoding="utf-8")
-    assert steps.count("step ") == int(steps.split("/")[1].split(":")[0])
-    assert "d(a·b)/db = a" in steps and "d(mean vᵢ)/dvᵢ = 1/n = 1/10" in steps
+    total = int(steps.split(" of ")[1].split(":")[0])
+    assert steps.count("\nstep ") + 1 == total  # every step, each opening with "step k of n"
+    assert "∂(u·v)/∂v = u" in steps and "∂(mean uᵢ)/∂uᵢ = 1/n = 1/10" in steps
     tree = (tmp_path / "tree.txt").read_text(encoding="utf-8")
     assert tree.startswith("L  data") and "x[3,0]  data 104" in tree
     for name in ("backward_steps.txt", "tree.txt", "bn_graph.svg", "bn_graph.gv"):

@@ -13,7 +13,7 @@ from tinybn import Tensor, Value
 from tinybn import functional as F
 from tinybn.autograd import topological_order
 from tinybn.viz import GraphTooLargeError, GraphvizNotFoundError, render
-from tinybn.viz.nodes import BN_ROLES, index, role
+from tinybn.viz.nodes import BN_STAGES, index, stage
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 EPS = 1e-5
@@ -117,7 +117,7 @@ def test_batch_norm_stages_are_clusters_named_by_role():
     for _, body in clusters:
         found = re.search(r'\blabel=(?:"([^"]*)"|(\S+))', body)
         labels[found.group(1) or found.group(2)] = body
-    assert set(labels) == set(BN_ROLES)
+    assert set(labels) == set(BN_STAGES)
     # every x̂ element sits in the x̂ box, and only there
     assert len(boxes(labels["x̂"])) == n * c
     assert len(boxes(labels["μ"])) == c
@@ -384,7 +384,7 @@ def test_backward_steps_end_with_exactly_the_grads_of_backward():
     loss.zero_grad()
     loss.backward()
     assert stepped == all_grads(loss)  # the same arithmetic: equal, not just close
-    interior = [node for node in topological_order(loss) if node._parents]
+    interior = [node for node in topological_order(loss) if node.parents]
     assert [s.node for s in steps] == interior[::-1]
     assert [s.number for s in steps] == list(range(1, len(interior) + 1))
 
@@ -395,10 +395,12 @@ def test_backward_steps_accumulate_like_backward():
     once = all_grads(loss)
     for _ in tb.backward_steps(loss):
         pass
+    stepped_twice = all_grads(loss)
     loss.zero_grad()
-    loss.backward()
+    loss.backward(retain_graph=True)
     loss.backward()
     assert all_grads(loss) == pytest.approx([2 * g for g in once])
+    assert stepped_twice == pytest.approx(all_grads(loss))
 
 
 def test_each_step_shows_the_rule_and_what_it_added():
@@ -408,11 +410,13 @@ def test_each_step_shows_the_rule_and_what_it_added():
     first, second = tb.backward_steps(d)
     assert first.node is d and first.grad == 1.0
     assert [p.parent for p in first.pushes] == [c, a]
-    assert "d(a + b)/da = 1" in str(first)
+    assert "d = u + v   with u = c, v = a" in str(first)
+    assert "→ c (u): ∂(u + v)/∂u = 1" in str(first) and "→ a (v): ∂(u + v)/∂v = 1" in str(first)
     assert second.node is c and second.grad == 1.0
     text = str(second)
-    assert "d(a·b)/da = b = -3" in text and "adds -3 × 1 = -3" in text
-    assert "d(a·b)/db = a = 2" in text and "adds 2 × 1 = 2" in text
+    assert "c = u × v   with u = a, v = b" in text
+    assert "→ a (u): ∂(u·v)/∂u = v = -3" in text and "adds -3 × 1 = -3" in text
+    assert "→ b (v): ∂(u·v)/∂v = u = 2" in text and "adds 2 × 1 = 2" in text
     assert second.pushes[0].added == -3.0 and second.pushes[0].grad_after == 1.0 - 3.0
     assert (a.grad, b.grad) == (-2.0, 2.0)  # d(ab + a)/da = b + 1, d/db = a
 
@@ -420,10 +424,10 @@ def test_each_step_shows_the_rule_and_what_it_added():
 def test_steps_of_powers_name_their_rule():
     a = Value(3.0, label="a")
     (square,) = tb.backward_steps(a**2)
-    assert "d(a^2)/da = 2·a^(2 − 1)" in str(square) and square.pushes[0].added == 6.0
+    assert "∂(u^2)/∂u = 2·u^(2 − 1) = 6" in str(square) and square.pushes[0].added == 6.0
     a.zero_grad()
     (power_of_two,) = tb.backward_steps(2**a)
-    assert "d(2^a)/da = 2^a·ln 2" in str(power_of_two)
+    assert "∂(2^u)/∂u = 2^u·ln 2" in str(power_of_two)
     assert power_of_two.pushes[0].added == pytest.approx(8 * math.log(2))
 
 
@@ -432,7 +436,7 @@ def test_step_text_lists_wide_reductions_briefly_and_fully_on_request():
     m = Value.mean(xs)
     (step,) = tb.backward_steps(m)
     assert "1/n = 1/20" in str(step) and "… and 12 more input(s)" in str(step)
-    assert len(step.text(max_parents=None).splitlines()) == 21
+    assert len(step.text(max_parents=None).splitlines()) == 22  # header, formula, 20 inputs
     assert all(push.added == pytest.approx(0.05) for push in step.pushes)
 
 
@@ -445,7 +449,7 @@ def test_backward_steps_on_tensors_match_backward():
     for got, want in zip(stepped, [x.grad, gamma.grad, beta.grad]):
         np.testing.assert_array_equal(got, want)
     texts = [str(s) for s in steps]
-    assert any("d(mean aᵢ)/daᵢ = 1/n" in t for t in texts)
+    assert any("∂(mean uᵢ)/∂uᵢ = 1/n" in t for t in texts)
     assert any("(8, 3)" in t for t in texts)
     with pytest.raises(ValueError, match="single-element"):
         next(tb.backward_steps(x * 2.0))
@@ -520,7 +524,7 @@ def test_direct_contributions_are_one_per_consumer_edge():
     _, gamma, *_, loss = scalar_bn(n, c)
     loss.backward()
     routes = tb.contributions(gamma[1], loss)
-    assert [role(r.via) for r in routes.routes] == ["γ·x̂"] * n
+    assert [stage(r.via) for r in routes.routes] == ["γ·x̂"] * n
     assert sorted(index(r.via) for r in routes.routes) == [(i, 1) for i in range(n)]
     assert routes.total == pytest.approx(gamma[1].grad)
     a = Value(3.0, label="a")
@@ -542,7 +546,7 @@ def test_tensor_contributions_split_x_grad_into_the_three_routes():
     mu_route = routes.by_role()["μ"]
     np.testing.assert_allclose(mu_route, np.broadcast_to(mu_route[0], mu_route.shape))
     x2, *_, loss2 = tensor_bn()
-    with pytest.raises(ValueError, match="no grad yet"):
+    with pytest.raises(ValueError, match="backward has not run on loss"):
         tb.contributions(x2, loss2)
 
 
@@ -566,8 +570,8 @@ def test_steps_explain_the_fused_batch_norm_node():
     y, _, _ = F.batch_norm_with_stats(x, gamma, beta, fused=True)
     loss = (y * Tensor(np.arange(24.0).reshape(8, 3))).sum()
     texts = [str(step) for step in tb.backward_steps(loss)]
-    fused = next(text for text in texts if "made by batch_norm" in text)
-    assert "v1 = x: closed form" in fused and "Σ over the batch of G·x̂" in fused
+    fused = next(text for text in texts if "= batch_norm(u₁, u₂, u₃)   with u₁ = x" in text)
+    assert "→ x (u₁): closed form" in fused and "Σ over the batch of G·x̂" in fused
     assert "Σ over the batch of G;" in fused
 
 

@@ -1,17 +1,24 @@
 """The autodiff core shared by both engines.
 
-A graph node (a scalar ``Value`` or a ``Tensor``) needs only two things here:
+A graph node (a scalar ``Value`` or a ``Tensor``) answers one question, by its own
+local rule — the chain rule, written once per engine beside the ops:
 
-* ``node._parents`` — the tuple of nodes it was computed from (empty for a leaf);
-* ``node._backward()`` — push ``node.grad`` into its parents' grads, by the chain rule.
+* ``node.parents`` — the nodes it was computed from (empty for a leaf);
+* ``node.pushes(grad)`` — given dL/d(node), what it sends to each parent:
+  ``(parent, ∂node/∂parent · grad)`` for every parent that takes a gradient;
+* ``node.push_grad()`` — one chain-rule step: ``node.pushes(node.grad)``, each amount
+  added to its parent's grad.
 
-Everything else — the order in which nodes are visited, accumulating gradients over
-repeated ``backward()`` calls, switching gradient recording off — lives here, once.
+``backward()``, ``tinybn.backward_steps`` (one step at a time), ``contributions`` (the
+routes of a gradient), ``draw`` and the explorer all use these; none has a backward rule of
+its own. Everything else — the order in which nodes are visited, accumulating gradients
+over repeated ``backward()`` calls, switching gradient recording off — lives here, once.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -134,37 +141,90 @@ def chain_order(root: Any) -> list[Any] | None:
     return path
 
 
-def run_backward(root: Any, seed: Any, order: list[Any] | None = None) -> None:
-    """Backpropagate ``seed`` (dL/droot) through the graph of ``root``.
+class BackwardPass:
+    """One backward pass through the graph of ``root``: the nodes in the order they push.
 
-    Gradients accumulate, as in PyTorch: a second call adds to the grads of the first.
+    Gradients accumulate, as in PyTorch: a second pass adds to the grads of the first.
     Interior nodes are zeroed for the duration of the pass, so that what they push to
-    their parents is this pass's gradient only, and then get their earlier grad back
-    added — without that, a second call would push the first pass's gradient twice.
+    their parents is this pass's gradient only; ``finish()`` adds their earlier grad back
+    (without that, a second pass would push the first pass's gradient twice).
+
+    ``backward()`` runs all of it at once; ``tinybn.backward_steps`` one node at a time.
     """
-    if order is not None:
-        interior = [node for node in order if node._parents]
-    elif not root._parents:
-        interior = []
-    else:
-        interior = chain_order(root) or topological_order(root, leaves=False)
-    # Speed: only the nodes that already hold a grad (from an earlier call) are set aside;
-    # on a fresh Tensor graph — the common case — there are none
-    held = [node for node in interior if node.grad is not None]
-    earlier = [node.grad for node in held]
-    for node in held:
-        node._zero_grad()
+
+    def __init__(self, root: Any, seed: Any, order: list[Any] | None = None) -> None:
+        if order is not None:
+            interior = [node for node in order if node._parents]
+        elif not root._parents:
+            interior = []
+        else:
+            interior = chain_order(root) or topological_order(root, leaves=False)
+        interior.reverse()
+        self.root = root
+        self.nodes = interior  # the root first, then towards the inputs
+        # Speed: only the nodes that already hold a grad (from an earlier pass) are set
+        # aside; on a fresh Tensor graph — the common case — there are none
+        self._held = [node for node in interior if node.grad is not None]
+        self._earlier = [node.grad for node in self._held]
+        for node in self._held:
+            node._zero_grad()
+        root._accumulate_grad(seed)
+
+    def finish(self) -> None:
+        """Give the interior nodes their grads from earlier passes back (added)."""
+        for node, grad in zip(self._held, self._earlier):
+            node._accumulate_grad(grad)
+        self._held, self._earlier = [], []
+
+
+def run_backward(root: Any, seed: Any, order: list[Any] | None = None) -> None:
+    """Backpropagate ``seed`` (dL/droot) through the graph of ``root``: every interior node,
+    from the root towards the inputs, takes one chain-rule step (``node.push_grad()``)."""
+    _warn_if_repeated(root)
+    backward = BackwardPass(root, seed, order)
     if _detect_anomaly:  # checked once per call: outside the context the loop below is bare
-        _check_forward(interior)
-    root._accumulate_grad(seed)
-    if _detect_anomaly:
-        for node in reversed(interior):
+        _check_forward(list(reversed(backward.nodes)))
+        for node in backward.nodes:
             _backward_checked(node)
     else:
-        for node in reversed(interior):
-            node._backward()
-    for node, grad in zip(held, earlier):
-        node._accumulate_grad(grad)
+        for node in backward.nodes:
+            node.push_grad()
+    backward.finish()
+
+
+def _warn_if_repeated(root: Any) -> None:
+    """Warn once per graph when its root's backward runs again over grads it already filled.
+
+    PyTorch's semantics are kept — grads accumulate — but a second ``backward()`` without
+    ``zero_grad()`` in between is micrograd's most-asked question ("why did my gradient
+    double?"), so it is named, with the fix. ``backward(retain_graph=True)`` on the first
+    call says the repeat is meant, as in PyTorch.
+    """
+    runs = root._backward_runs
+    root._backward_runs = runs + 1 if runs >= 0 else runs
+    if runs <= 0 or runs > 1:  # first pass, opted out (negative), or warned already
+        return
+    leaves = [node for node in topological_order(root) if not node._parents]
+    if not any(_holds_grad(leaf.grad) for leaf in leaves):  # zeroed in between: nothing doubles
+        root._backward_runs = 1
+        return
+    name = root.label or root.op or "this node"
+    warnings.warn(
+        f"backward() ran again on {name!r} without zero_grad(): gradients accumulate (they "
+        "add to the grads of the last backward(), as in PyTorch), so every .grad now holds "
+        "the sum of both passes. Call zero_grad() (on the optimizer, the model or the root) "
+        "between passes, or pass retain_graph=True to the first backward() if the sum is "
+        "what you want.",
+        stacklevel=4,
+    )
+
+
+def _holds_grad(grad: Any) -> bool:
+    if grad is None:
+        return False
+    if isinstance(grad, float):
+        return grad != 0.0
+    return bool(np.any(grad))
 
 
 def _is_finite(grad: Any) -> bool:
@@ -192,13 +252,13 @@ def _check_forward(interior: list[Any]) -> None:
 
 
 def _backward_checked(node: Any) -> None:
-    """``node._backward()``, then name the node if its rule made a parent's grad NaN/inf.
+    """``node.push_grad()``, then name the node if its rule made a parent's grad NaN/inf.
 
     As PyTorch's anomaly mode ("Function 'MulBackward0' returned nan values in its 0th
     output"). A grad that was already NaN/inf before this step is not blamed on it.
     """
     finite_before = [_is_finite(parent.grad) for parent in node._parents]
-    node._backward()
+    node.push_grad()
     for i, (parent, was_finite) in enumerate(zip(node._parents, finite_before)):
         if was_finite and not _is_finite(parent.grad):
             name = parent.label or parent.op or "leaf"
@@ -210,6 +270,8 @@ def _backward_checked(node: Any) -> None:
 
 
 def zero_grad_graph(root: Any) -> None:
-    """Reset the grad of every node in the graph of ``root``."""
+    """Reset the grad of every node in the graph of ``root`` (and its repeat-warning count)."""
     for node in topological_order(root):
         node._zero_grad()
+    if root._backward_runs > 0:
+        root._backward_runs = 0

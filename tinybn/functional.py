@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from tinybn import fused as fused_kernels
+from tinybn.scalar import Value
 from tinybn.scalar_array import ValueArray
 from tinybn.tensor import Tensor
 
@@ -82,6 +83,35 @@ def _back_to_input_form(result: Any, original: Any) -> Any:
 # -- normalization -----------------------------------------------------------------------
 
 
+# The stages of the normalizing transform, in the order of Ioffe & Szegedy's Algorithm 1:
+# role → (the label the stage's nodes get, the same name in ASCII). ``_normalize`` sets both
+# on the nodes it builds; drawings, ``backward_steps`` and ``tinybn.nodes`` read them there.
+NORM_STAGES: dict[str, tuple[str, str]] = {
+    "mean": ("μ", "mu"),
+    "centered": ("x − μ", "x - mu"),
+    "squared": ("(x − μ)²", "(x - mu)^2"),
+    "var": ("σ²", "var"),
+    "eps": ("ε", "eps"),
+    "var_eps": ("σ² + ε", "var + eps"),
+    "std": ("√(σ² + ε)", "sqrt(var + eps)"),
+    "xhat": ("x̂", "xhat"),
+    "scaled": ("γ·x̂", "gamma*xhat"),
+    "shifted": ("y", "y"),
+}
+
+
+def _stage(node: Any, role: str) -> Any:
+    """Name ``node`` (a Tensor or ValueArray) as the stage ``role`` of the transform."""
+    return node.named(NORM_STAGES[role][0], role=role)
+
+
+def _epsilon(eps: float, x: Tensor | ValueArray) -> Tensor | Value:
+    """ε as one named constant node of x's engine (and dtype), shared by every feature."""
+    if isinstance(x, Tensor):
+        return Tensor(np.asarray(eps, dtype=x.dtype)).named("ε", role="eps")
+    return Value(float(eps)).named("ε", role="eps")
+
+
 def _normalize(
     x: Tensor | ValueArray,
     axes: tuple[int, ...],
@@ -100,16 +130,17 @@ def _normalize(
     the statistics of x. Returns (y, μ, σ²).
     """
     if mean is None:
-        mean = x.mean(axis=axes, keepdims=True).named("μ")
-    centered = (x - mean).named("x − μ")
+        mean = _stage(x.mean(axis=axes, keepdims=True), "mean")
+    centered = _stage(x - mean, "centered")
     if var is None:
-        var = (centered**2).named("(x − μ)²").mean(axis=axes, keepdims=True).named("σ²")
-    std = (var + eps).named("σ² + ε").sqrt().named("√(σ² + ε)")
-    y = (centered / std).named("x̂")
+        squared = _stage(centered**2, "squared")
+        var = _stage(squared.mean(axis=axes, keepdims=True), "var")
+    std = _stage(_stage(var + _epsilon(eps, x), "var_eps").sqrt(), "std")
+    y = _stage(centered / std, "xhat")
     if gamma is not None:
-        y = (gamma * y).named("γ·x̂")
+        y = _stage(gamma * y, "scaled")
     if beta is not None:
-        y = (y + beta).named("y")
+        y = _stage(y + beta, "shifted")
     return y, mean, var
 
 

@@ -68,7 +68,7 @@ def batch_norm(
     saved = (centered, inv_std, scale, training, gamma is not None, beta is not None)
     out = x._make(y, parents, "batch_norm", _batch_norm_backward, saved)
     if training:
-        return out, Tensor(mu, label="μ"), Tensor(variance, label="σ²")
+        return out, Tensor(mu).named("μ", role="mean"), Tensor(variance).named("σ²", role="var")
     return out, mean, var
 
 

@@ -2,7 +2,7 @@
 
 Each operation computes its result AND its local derivatives ∂out/∂input right there,
 beside the forward formula, and stores the derivatives on the new node. Backward is
-then the same one line for every op — the chain rule:
+then the same one line for every op — the chain rule (``pushes`` and ``push_grad``):
 
     parent.grad += (∂out/∂parent) · out.grad
 
@@ -67,9 +67,20 @@ class Value:
         grad: dL/d(this node) after ``backward()``; starts at 0.0.
         label: a name for drawings and reprs (settable).
         op: the operation that produced this node ("" for a leaf).
+        role: the stage of a normalization this node is ("mean", "xhat", ...; see
+            ``tinybn.functional.NORM_STAGES``), set where that formula builds it; else None.
     """
 
-    __slots__ = ("data", "grad", "label", "op", "_parents", "_local_grads")
+    __slots__ = (
+        "data",
+        "grad",
+        "label",
+        "op",
+        "role",
+        "_parents",
+        "_local_grads",
+        "_backward_runs",
+    )
 
     def __init__(
         self,
@@ -83,8 +94,10 @@ class Value:
         self.grad = 0.0
         self.label = label
         self.op = op
+        self.role: str | None = None
         self._parents = _parents
         self._local_grads = _local_grads
+        self._backward_runs = 0  # see autograd._warn_if_repeated
 
     # -- building blocks -------------------------------------------------------------
 
@@ -239,10 +252,19 @@ class Value:
 
     # -- autograd ---------------------------------------------------------------------
 
-    def _backward(self) -> None:
-        grad = self.grad
-        for parent, local in zip(self._parents, self._local_grads):
-            parent.grad += local * grad
+    def pushes(self, grad: float | None = None) -> list[tuple[Value, float]]:
+        """What ``grad`` = dL/d(self) (default: ``self.grad``) sends to each parent:
+        ``(parent, ∂self/∂parent · grad)`` — the chain rule, for every op at once."""
+        if grad is None:
+            grad = self.grad
+        return [(parent, local * grad) for parent, local in zip(self._parents, self._local_grads)]
+
+    def push_grad(self) -> list[tuple[Value, float]]:
+        """One step of backpropagation: add ``self.pushes()`` to the parents' grads."""
+        pushes = self.pushes()
+        for parent, amount in pushes:
+            parent.grad += amount
+        return pushes
 
     def _accumulate_grad(self, grad: float) -> None:
         self.grad += grad
@@ -250,17 +272,25 @@ class Value:
     def _zero_grad(self) -> None:
         self.grad = 0.0
 
-    def backward(self, grad: Number = 1.0) -> None:
-        """Fill ``.grad`` of every node this one depends on with d(self)/d(node)."""
+    def backward(self, grad: Number = 1.0, *, retain_graph: bool = False) -> None:
+        """Fill ``.grad`` of every node this one depends on with d(self)/d(node).
+
+        Grads accumulate over calls, as in PyTorch; a second call on the same root without
+        ``zero_grad()`` warns once, unless this first call said ``retain_graph=True``.
+        """
+        if retain_graph:
+            self._backward_runs = -1
         autograd.run_backward(self, float(grad))
 
     def zero_grad(self) -> None:
         """Set the grad of every node in this graph to 0."""
         autograd.zero_grad_graph(self)
 
-    def named(self, label: str) -> Value:
-        """Set the label and return self, for chaining: ``(a * b).named("ab")``."""
+    def named(self, label: str, role: str | None = None) -> Value:
+        """Set the label (and the role) and return self, for chaining: ``(a * b).named("ab")``."""
         self.label = label
+        if role is not None:
+            self.role = role
         return self
 
     @property

@@ -168,13 +168,16 @@ class ValueArray:
 
     # -- labels -----------------------------------------------------------------------
 
-    def named(self, label: str) -> ValueArray:
-        """Label every element ``label[i,j,...]`` (its role in a formula and its index)."""
+    def named(self, label: str, role: str | None = None) -> ValueArray:
+        """Label every element ``label[i,j,...]`` (its name in a formula and its index), and
+        give each the ``role`` (its stage in a normalization), if one is given."""
         if not self.shape:
-            self.values[()].label = label
+            self.values[()].named(label, role)
             return self
         for index, value in zip(_index_strings(self.shape), self.values.flat):
             value.label = f"{label}[{index}]"
+            if role is not None:
+                value.role = role
         return self
 
     def __repr__(self) -> str:

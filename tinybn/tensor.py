@@ -92,7 +92,7 @@ def _unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return grad
 
 
-def _made_for_one(grad: np.ndarray, incoming: np.ndarray, grads: tuple) -> bool:
+def _made_for_one(grad: np.ndarray, incoming: np.ndarray, pushes: list) -> bool:
     """True if a backward rule made ``grad`` just now for one parent alone: it owns its memory
     (not a view), is not the grad that came in, and is not also handed to another parent.
     (Rules return the incoming grad, views of it, or arrays they have just computed.)"""
@@ -100,7 +100,7 @@ def _made_for_one(grad: np.ndarray, incoming: np.ndarray, grads: tuple) -> bool:
         return False
     # a plain loop: sum() over a generator costs three times as much for two or three grads
     count = 0
-    for g in grads:
+    for _, g in pushes:
         if g is grad:
             count += 1
     return count == 1
@@ -137,7 +137,18 @@ class Tensor:
         op: the operation that produced this tensor ("" for a leaf).
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "label", "op", "_parents", "_rule", "_saved")
+    __slots__ = (
+        "data",
+        "grad",
+        "requires_grad",
+        "label",
+        "op",
+        "role",
+        "_parents",
+        "_rule",
+        "_saved",
+        "_backward_runs",
+    )
     __array_priority__ = 1000  # numpy array (op) Tensor → our reflected op, not numpy's
 
     def __init__(self, data: Any, requires_grad: bool = False, label: str = "") -> None:
@@ -152,9 +163,11 @@ class Tensor:
         self.requires_grad = requires_grad
         self.label = label
         self.op = ""
+        self.role: str | None = None
         self._parents: tuple[Tensor, ...] = ()
         self._rule: Callable | None = None
         self._saved: Any = None
+        self._backward_runs = 0  # see autograd._warn_if_repeated
 
     # -- building blocks -------------------------------------------------------------
 
@@ -220,6 +233,8 @@ class Tensor:
         out.grad = None
         out.label = ""
         out.op = op
+        out.role = None
+        out._backward_runs = 0
         # a plain loop, not any(generator): this runs for every op, and for one or two
         # parents the generator's setup costs more than the test
         needs_grad = False
@@ -445,23 +460,42 @@ class Tensor:
 
     # -- autograd ----------------------------------------------------------------------
 
-    def _backward(self) -> None:
-        incoming = self.grad
-        grads = self._rule(self, incoming)
-        for parent, grad in zip(self._parents, grads):
-            if grad is None or not parent.requires_grad:
+    def pushes(self, grad: np.ndarray | None = None) -> list[tuple[Tensor, np.ndarray]]:
+        """What ``grad`` = dL/d(self) (default: ``self.grad``) sends to each parent that
+        requires grad: ``(parent, amount)``, the amount in the parent's shape.
+
+        The op's rule maps the incoming gradient to one per parent, in the output's shape;
+        where broadcasting stretched a parent, that is summed back to the parent's shape.
+        """
+        if grad is None:
+            grad = self.grad
+        if grad is None or self._rule is None:
+            return []
+        amounts = self._rule(self, grad)
+        pushes = []
+        for parent, amount in zip(self._parents, amounts):
+            if amount is None or not parent.requires_grad:
                 continue
-            if grad.shape != parent.data.shape:
-                grad = _unbroadcast(grad, parent.data.shape)
-            if parent.grad is None and (parent._parents or _made_for_one(grad, incoming, grads)):
+            if amount.shape != parent.data.shape:
+                amount = _unbroadcast(amount, parent.data.shape)
+            pushes.append((parent, amount))
+        return pushes
+
+    def push_grad(self) -> list[tuple[Tensor, np.ndarray]]:
+        """One step of backpropagation: add ``self.pushes()`` to the parents' grads."""
+        incoming = self.grad
+        pushes = self.pushes(incoming)
+        for parent, amount in pushes:
+            if parent.grad is None and (parent._parents or _made_for_one(amount, incoming, pushes)):
                 # Speed: a first grad that nothing else will modify is taken as it is: an
                 # interior node's (only its own rule reads it), or an array the rule has just
                 # made for this leaf alone (a leaf's grad is otherwise copied: a 784×256 copy
                 # saved). Done here rather than in _accumulate_grad: one call fewer per edge.
                 dtype = parent.data.dtype
-                parent.grad = grad if grad.dtype == dtype else grad.astype(dtype)
+                parent.grad = amount if amount.dtype == dtype else amount.astype(dtype)
             else:
-                parent._accumulate_grad(grad)
+                parent._accumulate_grad(amount)
+        return pushes
 
     def _accumulate_grad(self, grad: np.ndarray) -> None:
         if self._parents:
@@ -482,8 +516,12 @@ class Tensor:
     def _zero_grad(self) -> None:
         self.grad = None
 
-    def backward(self, grad: Any = None) -> None:
-        """Fill ``.grad`` of every tensor that requires grad in this graph."""
+    def backward(self, grad: Any = None, *, retain_graph: bool = False) -> None:
+        """Fill ``.grad`` of every tensor that requires grad in this graph.
+
+        Grads accumulate over calls, as in PyTorch; a second call on the same root without
+        ``zero_grad()`` warns once, unless this first call said ``retain_graph=True``.
+        """
         if not self.requires_grad:
             raise ValueError("backward: this tensor does not require grad and has no graph")
         if grad is None:
@@ -503,6 +541,8 @@ class Tensor:
                     f"backward: grad shape {_shape_str(grad.shape)} != output shape "
                     f"{_shape_str(self.shape)}"
                 )
+        if retain_graph:
+            self._backward_runs = -1
         autograd.run_backward(self, grad)
 
     def zero_grad(self) -> None:
@@ -519,9 +559,11 @@ class Tensor:
         self.requires_grad = flag
         return self
 
-    def named(self, label: str) -> Tensor:
-        """Set the label and return self."""
+    def named(self, label: str, role: str | None = None) -> Tensor:
+        """Set the label (and the role, see ``Value.role``) and return self."""
         self.label = label
+        if role is not None:
+            self.role = role
         return self
 
     @property

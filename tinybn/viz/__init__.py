@@ -3,15 +3,16 @@
 tb.draw(loss)                        # graphviz.Digraph (value boxes, op ellipses)
 tb.viz.render(loss, "out/bn.png")    # the picture, with the DOT source beside it
 print(tb.tree(loss))                 # the same graph as text
-for step in tb.backward_steps(loss): print(step)
+st = tb.backward_steps(loss)         # a Stepper: next(st), st.run(k), st.goto(k), st.draw()
+tb.nodes(loss)["xhat[3,0]"]          # a node by its label (Unicode or ASCII)
 print(tb.contributions(x[0][0], loss))   # ∂L/∂x through x̂, μ and σ²
 """
 
 from tinybn.viz.graph import GraphTooLargeError, draw
-from tinybn.viz.nodes import name_parameters
+from tinybn.viz.nodes import GraphNodes, name_parameters, nodes
 from tinybn.viz.picture import GraphvizNotFoundError, render
 from tinybn.viz.routes import Contributions, Route, contributions
-from tinybn.viz.steps import BackwardStep, Push, backward_steps
+from tinybn.viz.steps import BackwardStep, Push, Stepper, backward_steps
 from tinybn.viz.text import tree
 
 __all__ = [
@@ -21,6 +22,9 @@ __all__ = [
     "backward_steps",
     "contributions",
     "name_parameters",
+    "nodes",
+    "GraphNodes",
+    "Stepper",
     "BackwardStep",
     "Push",
     "Contributions",

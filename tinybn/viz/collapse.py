@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from tinybn.viz.nodes import index, op_symbol, parameter_kind, role
+from tinybn.viz.nodes import index, op_symbol, parameter_kind, stage
 
 Lane = tuple[int, tuple[int, ...]]  # (sample, rest of the index: the feature)
 GroupKey = tuple[tuple[int, ...], str]  # (feature, stage)
@@ -32,7 +32,8 @@ class HiddenGroup:
     """The folded samples of one feature at one stage (e.g. x̂[3,0] ... x̂[63,0])."""
 
     feature: tuple[int, ...]
-    stage: str  # the role ("x̂"), or for unlabelled nodes what made them ("× results")
+    stage: str  # the stage's name ("x̂"), or for unlabelled nodes what made them ("× results")
+    role: str | None = None  # the normalization role of the nodes folded ("xhat"), if any
     samples: set[int] = field(default_factory=set)
     nodes: int = 0
 
@@ -62,9 +63,9 @@ class Folded:
 
 
 def stage_of(node: Any) -> str:
-    """The column a hidden node is folded into: its role, else the op that made it."""
+    """The column a hidden node is folded into: its stage, else the op that made it."""
     if node.label:
-        return role(node)
+        return stage(node)
     return f"{op_symbol(node.op)} results" if node.op else "leaves"
 
 
@@ -74,18 +75,18 @@ def sample_lanes(order: list[Any], consumers: dict[int, list[tuple[Any, int]]]) 
     for node in order:
         idx = index(node)
         if idx is not None and len(idx) >= 2 and parameter_kind(node) is None:
-            first_indices.setdefault(role(node), set()).add(idx[0])
+            first_indices.setdefault(stage(node), set()).add(idx[0])
     batched = {name for name, firsts in first_indices.items() if len(firsts) > 1}
 
     lanes: dict[int, Lane] = {}
     for node in order:
-        if node.label and role(node) in batched and parameter_kind(node) is None:
+        if node.label and stage(node) in batched and parameter_kind(node) is None:
             idx = index(node)
             lanes[id(node)] = (idx[0], idx[1:])
     # unlabelled nodes inherit a lane their neighbours agree on: parents first, then users
     for node in order:
         if not node.label and id(node) not in lanes:
-            agreed = _agreed({lanes.get(id(p)) for p in node._parents})
+            agreed = _agreed({lanes.get(id(p)) for p in node.parents})
             if agreed is not None:
                 lanes[id(node)] = agreed
     for node in reversed(order):
@@ -137,10 +138,10 @@ def fold_samples(
             shown.append(node)
             continue
         key = group_key(node)
-        group = groups.setdefault(key, HiddenGroup(*key))
+        group = groups.setdefault(key, HiddenGroup(*key, role=node.role))
         group.samples.add(lanes[id(node)][0])
         group.nodes += 1
-        for parent in node._parents:
+        for parent in node.parents:
             if id(parent) in in_order and not hidden(parent):
                 into.add((id(parent), key))
         for user, _ in consumers[id(node)]:

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import html
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import graphviz
 
 from tinybn.autograd import topological_order
+from tinybn.functional import NORM_STAGES
 from tinybn.viz.collapse import Folded, HiddenGroup, fold_samples
 from tinybn.viz.nodes import (
     BN_ROLES,
@@ -25,8 +27,8 @@ from tinybn.viz.nodes import (
     is_tensor,
     op_symbol,
     parameter_kind,
-    role,
     shape_text,
+    stage,
     summarize,
 )
 
@@ -90,6 +92,8 @@ def draw(
     samples_shown: int = 3,
     clusters: bool = True,
     precision: int = 4,
+    highlight: Any = None,
+    grads_filled: set[int] | None = None,
 ) -> graphviz.Digraph:
     """The graph that ``root`` was computed from, as a ``graphviz.Digraph``.
 
@@ -108,6 +112,9 @@ def draw(
         samples_shown: how many samples per feature to keep when folding.
         clusters: group batch-norm stages into boxes named by role.
         precision: significant digits of the numbers shown.
+        highlight: a node to outline in red (``Stepper.draw``: the node that just pushed).
+        grads_filled: ids of the nodes whose grad to show; the others show "grad ·"
+            (``Stepper.draw``: the grads backward has not reached yet). None shows all.
     Returns:
         a graphviz.Digraph: ``.source`` is the DOT text, ``.render(path, format="png")``
         writes a picture (see also ``tinybn.viz.render``).
@@ -135,7 +142,8 @@ def draw(
             "Draw part of it with between=[node, ...], raise max_nodes, or print "
             "tinybn.tree(root, depth=...) instead."
         )
-    return _build(order, folded, rankdir, clusters, precision)
+    look = _Look(precision, rankdir, highlight, grads_filled)
+    return _build(order, folded, clusters, look)
 
 
 def nodes_between(order: list[Any], start: Any, with_inputs: bool = False) -> list[Any]:
@@ -148,21 +156,21 @@ def nodes_between(order: list[Any], start: Any, with_inputs: bool = False) -> li
             raise ValueError(f"between: {node!r} is not in the graph of the root being drawn")
     reached = {id(node) for node in chosen}
     for node in order:  # parents come first, so one pass finds every descendant
-        if any(id(parent) in reached for parent in node._parents):
+        if any(id(parent) in reached for parent in node.parents):
             reached.add(id(node))
     if with_inputs:
         on_paths = [node for node in order if id(node) in reached]
-        reached |= {id(parent) for node in on_paths for parent in node._parents}
+        reached |= {id(parent) for node in on_paths for parent in node.parents}
     return [node for node in order if id(node) in reached]
 
 
 def _is_node(item: Any) -> bool:
-    return hasattr(item, "_parents")
+    return hasattr(item, "parents")
 
 
 def _count(nodes: list[Any]) -> int:
     """Boxes plus op ellipses."""
-    return len(nodes) + sum(1 for node in nodes if node._parents)
+    return len(nodes) + sum(1 for node in nodes if node.parents)
 
 
 def _gradient_routes(order: list[Any]) -> dict[int, set[str]]:
@@ -170,7 +178,7 @@ def _gradient_routes(order: list[Any]) -> dict[int, set[str]]:
     routes: dict[int, set[str]] = {}
     for node in order:
         kinds = {parameter_kind(node)} - {None}
-        for parent in node._parents:
+        for parent in node.parents:
             kinds |= routes.get(id(parent), set())
         routes[id(node)] = kinds
     return routes
@@ -183,9 +191,28 @@ def _edge_style(kinds: set[str]) -> dict[str, str]:
     return {"color": colors, "penwidth": "2.5"}
 
 
-def _fields(node: Any, precision: int) -> list[str]:
-    """The texts of a value box: label, (shape,) data, grad."""
-    label = node.label or ("" if node._parents else "leaf")
+@dataclass
+class _Look:
+    """How the value boxes are drawn (see ``draw``'s arguments of the same names)."""
+
+    precision: int
+    rankdir: str
+    highlight: Any = None
+    grads_filled: set[int] | None = None
+
+
+def _fields(node: Any, look: _Look) -> list[str]:
+    """The texts of a value box: label, (shape,) data, grad ("·" where not yet filled)."""
+    precision = look.precision
+    label = node.label or ("" if node.parents else "leaf")
+    if look.grads_filled is not None and id(node) not in look.grads_filled:
+        data = summarize(node.data, precision) if is_tensor(node) else f"{node.data:.{precision}g}"
+        shape = [shape_text(node)] if is_tensor(node) else []
+        return [
+            field
+            for field in [label or op_symbol(node.op), *shape, f"data {data}", "grad ·"]
+            if field
+        ]
     if is_tensor(node):
         grad = summarize(node.grad, precision) if node.grad is not None else "None"
         fields = [
@@ -218,12 +245,10 @@ def _table(fields: list[str], rankdir: str) -> str:
     )
 
 
-def _build(
-    order: list[Any], folded: Folded, rankdir: str, clusters: bool, precision: int
-) -> graphviz.Digraph:
+def _build(order: list[Any], folded: Folded, clusters: bool, look: _Look) -> graphviz.Digraph:
     graph = Drawing(
         name="tinybn",
-        graph_attr={"rankdir": rankdir, "nodesep": "0.15", "ranksep": "0.3"},
+        graph_attr={"rankdir": look.rankdir, "nodesep": "0.15", "ranksep": "0.3"},
         node_attr={"fontname": "Helvetica", "fontsize": "10"},
         edge_attr={"arrowsize": "0.6"},
     )
@@ -236,29 +261,33 @@ def _build(
     summaries: dict[str, list[Any]] = {}  # stage → its folded groups
 
     for node in folded.shown:
-        stage = role(node)
-        if clusters and stage in BN_ROLES:
-            stages.setdefault(stage, []).append(node)
+        if clusters and node.role in BN_ROLES:
+            stages.setdefault(node.role, []).append(node)
         else:
-            _add_node(graph, node, names, precision, rankdir, routes)
+            _add_node(graph, node, names, look, routes)
     for group in folded.groups.values():
-        if clusters and group.stage in BN_ROLES:
-            summaries.setdefault(group.stage, []).append(group)
+        if clusters and group.role in BN_ROLES:
+            summaries.setdefault(group.role, []).append(group)
         else:
             _add_summary(graph, group, names, folded.beside.get((group.feature, group.stage)))
 
-    for stage in BN_ROLES:  # one box per batch-norm stage, named by its role
-        if stage not in stages and stage not in summaries:
+    for position, role in enumerate(BN_ROLES):  # one box per normalization stage, named
+        if role not in stages and role not in summaries:
             continue
-        with graph.subgraph(name=f"cluster_{BN_ROLES.index(stage)}") as box:
-            box.attr(label=stage, style="rounded,filled", fillcolor=STAGE_FILL, color="gray70")
-            for node in stages.get(stage, []):
-                _add_node(box, node, names, precision, rankdir, routes)
-            for group in summaries.get(stage, []):
-                _add_summary(box, group, names, folded.beside.get((group.feature, stage)))
+        with graph.subgraph(name=f"cluster_{position}") as box:
+            box.attr(
+                label=NORM_STAGES[role][0],
+                style="rounded,filled",
+                fillcolor=STAGE_FILL,
+                color="gray70",
+            )
+            for node in stages.get(role, []):
+                _add_node(box, node, names, look, routes)
+            for group in summaries.get(role, []):
+                _add_summary(box, group, names, folded.beside.get((group.feature, group.stage)))
 
     for node in folded.shown:
-        for parent in node._parents:
+        for parent in node.parents:
             if id(parent) in shown:
                 graph.edge(
                     names[id(parent)], names[id(node)] + "op", **_edge_style(routes[id(parent)])
@@ -285,8 +314,8 @@ def _legend(order: list[Any]) -> str:
     names: dict[str, list[str]] = {"γ": [], "β": []}
     for node in order:
         kind = parameter_kind(node)
-        if kind and role(node) not in names[kind]:
-            names[kind].append(role(node))
+        if kind and stage(node) not in names[kind]:
+            names[kind].append(stage(node))
     parts = []
     for kind, found in names.items():
         if found:
@@ -299,17 +328,18 @@ def _add_node(
     graph: graphviz.Digraph,
     node: Any,
     names: dict[int, str],
-    precision: int,
-    rankdir: str,
+    look: _Look,
     routes: dict[int, set[str]],
 ) -> None:
     kind = parameter_kind(node)
     style = {"style": "filled", "fillcolor": PARAMETER_FILL[kind], "penwidth": "2"} if kind else {}
-    label = _table(_fields(node, precision), rankdir)
+    if node is look.highlight:
+        style.update(color="red", penwidth="3")
+    label = _table(_fields(node, look), look.rankdir)
     name = names[id(node)]
     graph.node(name, label, shape="box", margin="0", **style)
     # the op ellipse, unless none of the node's inputs is part of this drawing
-    if any(id(parent) in routes for parent in node._parents):
+    if any(id(parent) in routes for parent in node.parents):
         symbol = op_symbol(node.op).replace("\\", "\\\\")  # a plain label: only \ escapes
         graph.node(name + "op", symbol, shape="ellipse", width="0.3")
         graph.edge(name + "op", name, **_edge_style(routes[id(node)]))

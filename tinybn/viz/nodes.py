@@ -1,25 +1,29 @@
 """What the viz tools need to know about one graph node, for either engine.
 
 A node is a scalar ``Value`` or a ``Tensor``. Both have ``data``, ``grad``, ``label``,
-``op`` and ``_parents``; this module turns those into the words and numbers that the
-drawings, trees and step-by-step printouts show, and answers two questions about
-a node's name: which batch-norm stage it belongs to (its *role*) and whether it is a
-learnable scale/shift parameter (γ/β).
+``op``, ``role`` and ``parents``; this module turns those into the words and numbers that
+the drawings, trees and step-by-step printouts show: the *stage* a node stands for (its
+normalization role's name, as ``functional.NORM_STAGES`` gives it, else the name part of
+its label) and whether it is a learnable scale/shift parameter (γ/β).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
 
+from tinybn.autograd import topological_order
+from tinybn.functional import NORM_STAGES
 from tinybn.scalar import Value
 from tinybn.tensor import Tensor
 
-# The labels functional.batch_norm gives its intermediates, in the order of
-# Ioffe & Szegedy's Algorithm 1. On scalars each element is labelled "role[i,j]".
-BN_ROLES = ("μ", "x − μ", "(x − μ)²", "σ²", "σ² + ε", "√(σ² + ε)", "x̂", "γ·x̂", "y")
+# The normalization stages a drawing boxes, in the order of Ioffe & Szegedy's Algorithm 1
+# (ε, one constant shared by all, is drawn loose). On scalars each element is "name[i,j]".
+BN_ROLES = tuple(role for role in NORM_STAGES if role != "eps")
+BN_STAGES = tuple(NORM_STAGES[role][0] for role in BN_ROLES)
 
 # Pretty op names for drawings: what a learner writes on paper.
 OP_SYMBOLS = {"*": "×", "/": "÷", "-": "−", "neg": "−x", "sum": "Σ", "@": "@", "sqrt": "√"}
@@ -39,8 +43,11 @@ def check_node(node: Any, caller: str) -> None:
         )
 
 
-def role(node: Any) -> str:
-    """The label before "[": "x̂[3,1]" → "x̂"; an unindexed label is its own role."""
+def stage(node: Any) -> str:
+    """What a node stands for: its normalization role's name ("x̂" for role "xhat"), else
+    its label before "[" ("x[3,1]" → "x"; an unindexed label is its own stage)."""
+    if node.role is not None:
+        return NORM_STAGES[node.role][0] if node.role in NORM_STAGES else node.role
     match = _INDEX.match(node.label or "")
     return match.group("role") if match else (node.label or "")
 
@@ -59,8 +66,10 @@ def parameter_kind(node: Any) -> str | None:
     Recognised by name: labels starting with γ / β (but not the batch-norm stage
     "γ·x̂"), or whose last dotted part is gamma/beta/weight/bias ("1.weight").
     """
-    name = role(node)
-    if not name or name in BN_ROLES:
+    if node.role is not None:  # a stage of a normalization (γ·x̂, ...), not a parameter
+        return None
+    name = stage(node)
+    if not name:
         return None
     last = name.rsplit(".", 1)[-1].lower()
     if name.startswith("γ") or last in ("gamma", "weight"):
@@ -112,6 +121,8 @@ def name(node: Any) -> str:
         return node.label
     if node.op:
         return f"({node.op})"
+    if not is_tensor(node):  # a constant, e.g. a Python number lifted into the graph
+        return f"{node.data:g}"
     return "leaf"
 
 
@@ -129,6 +140,85 @@ def consumers_of(order: list[Any]) -> dict[int, list[tuple[Any, int]]]:
     """For each node id: the (consumer, parent position) pairs that use it."""
     using: dict[int, list[tuple[Any, int]]] = {id(node): [] for node in order}
     for node in order:
-        for position, parent in enumerate(node._parents):
+        for position, parent in enumerate(node.parents):
             using[id(parent)].append((node, position))
     return using
+
+
+# Unicode in labels → what a keyboard types; applied in this order ("σ²" before "σ")
+_ASCII = (
+    ("x̂", "xhat"),
+    ("\u0302", "hat"),
+    ("μ", "mu"),
+    ("σ²", "var"),
+    ("σ", "sigma"),
+    ("ε", "eps"),
+    ("γ", "gamma"),
+    ("β", "beta"),
+    ("√", "sqrt"),
+    ("−", "-"),
+    ("·", "*"),
+    ("×", "*"),
+    ("²", "^2"),
+    ("Σ", "sum"),
+)
+
+
+def ascii_label(label: str) -> str:
+    """A label as typed on a plain keyboard, without spaces: "√(σ² + ε)[0,1]" →
+    "sqrt(var+eps)[0,1]", "x − μ[3,0]" → "x-mu[3,0]", "x̂[3,0]" → "xhat[3,0]"."""
+    for unicode, typed in _ASCII:
+        label = label.replace(unicode, typed)
+    return "".join(label.split())
+
+
+class GraphNodes(Mapping):
+    """The labelled nodes of a graph by label; a label may be typed in Unicode as shown
+    ("x̂[3,0]", "x − μ[0,0]") or in ASCII ("xhat[3,0]", "x - mu[0,0]", "x-mu[0,0]")."""
+
+    def __init__(self, order: list[Any]) -> None:
+        self._by_label: dict[str, Any] = {}
+        self._by_key: dict[str, list[Any]] = {}
+        for node in order:
+            if node.label:
+                self._by_label.setdefault(node.label, node)
+                self._by_key.setdefault(ascii_label(node.label), []).append(node)
+
+    def __getitem__(self, label: str) -> Any:
+        if not isinstance(label, str):
+            raise TypeError(f"nodes: a label is a str, got {type(label).__name__}")
+        found = self._by_key.get(ascii_label(label))
+        if not found:
+            near = [key for key in self._by_label if ascii_label(key)[:2] == ascii_label(label)[:2]]
+            hint = f"; labels like it: {', '.join(near[:6])}" if near else ""
+            raise KeyError(f"no node labelled {label!r} in this graph{hint}")
+        if len(found) > 1:
+            raise KeyError(
+                f"{len(found)} nodes are labelled {label!r}; use nodes.all({label!r}) for all"
+            )
+        return found[0]
+
+    def all(self, label: str) -> list[Any]:
+        """Every node with this label (Unicode or ASCII), in topological order."""
+        return list(self._by_key.get(ascii_label(label), []))
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._by_label)
+
+    def __len__(self) -> int:
+        return len(self._by_label)
+
+    def __repr__(self) -> str:
+        shown = ", ".join(list(self._by_label)[:8])
+        more = f", … {len(self) - 8} more" if len(self) > 8 else ""
+        return f"<GraphNodes: {len(self)} labelled nodes: {shown}{more}>"
+
+
+def nodes(root: Any) -> GraphNodes:
+    """The labelled nodes of ``root``'s graph as a mapping from label to node.
+
+    ``tb.nodes(loss)["xhat[3,0]"] is tb.nodes(loss)["x̂[3,0]"]``: labels can be typed in
+    ASCII (mu, var, eps, xhat, gamma, beta, sqrt, -, *, ^2; spaces ignored).
+    """
+    check_node(root, "nodes")
+    return GraphNodes(topological_order(root))

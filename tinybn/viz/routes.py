@@ -21,10 +21,9 @@ from typing import Any
 import numpy as np
 
 from tinybn.autograd import topological_order
-from tinybn.tensor import _unbroadcast
-from tinybn.viz.nodes import check_node, consumers_of, is_tensor, name, role, summarize
+from tinybn.viz.nodes import check_node, consumers_of, is_tensor, name, stage, summarize
 
-BATCH_NORM_ROUTES = ("x̂", "μ", "σ²")
+BATCH_NORM_ROUTES = ("xhat", "mean", "var")  # roles (functional.NORM_STAGES)
 ROUTE_MEANING = {
     "x̂": "∂L/∂x̂ᵢ · 1/√(σ² + ε)   (directly through x̂)",
     "σ²": "∂L/∂σ² · 2(xᵢ − μ)/m   (through the variance)",
@@ -41,7 +40,8 @@ class Route:
 
     @property
     def role(self) -> str:
-        return role(self.via) or f"({self.via.op})"
+        """The stage the route passes through ("x̂", "μ", "σ²"), else the op of its node."""
+        return stage(self.via) or f"({self.via.op})"
 
 
 @dataclass
@@ -82,8 +82,9 @@ def contributions(node: Any, root: Any, through: Any = "auto") -> Contributions:
         root: the node backward() was called on (the loss).
         through: which nodes count as routes —
             None: each direct use of ``node`` (one route per consumer edge);
-            a list of roles (label before "["): the first node of one of these roles
-            on each path to the root (paths meeting none end at the root);
+            a list of stages ("x̂", or the role "xhat"; else a label before "["): the
+            first node of one of these on each path to the root (paths meeting none end
+            at the root);
             "auto": the batch-norm routes ("x̂", "μ", "σ²") when ``node`` is a batch-norm
             input, else None.
     Returns:
@@ -95,11 +96,16 @@ def contributions(node: Any, root: Any, through: Any = "auto") -> Contributions:
     consumers = consumers_of(order)
     if id(node) not in consumers:
         raise ValueError(f"contributions: {name(node)} is not in the graph of {name(root)}")
+    if root.grad is None or (not is_tensor(root) and root.grad == 0.0):
+        raise ValueError(
+            f"contributions: backward has not run on {name(root)} (its grad is "
+            f"{root.grad}), so every route would be 0. Call {name(root)}.backward() first."
+        )
     if is_tensor(node) and node.grad is None:
         raise ValueError(f"contributions: {name(node)} has no grad yet; call backward() first")
     if through == "auto":
-        uses = {role(user) for user, _ in consumers[id(node)]}
-        through = BATCH_NORM_ROUTES if uses & {"x − μ", "μ"} else None
+        uses = {user.role for user, _ in consumers[id(node)]}
+        through = BATCH_NORM_ROUTES if uses & {"centered", "mean"} else None
     if through is None:
         return Contributions(node, _direct(node, consumers[id(node)]))
     if isinstance(through, str) or not isinstance(through, Iterable):
@@ -108,23 +114,23 @@ def contributions(node: Any, root: Any, through: Any = "auto") -> Contributions:
 
 
 def _direct(node: Any, uses: list[tuple[Any, int]]) -> list[Route]:
-    routes = []
-    for user, position in uses:
-        if is_tensor(user):
-            amount = _unbroadcast(user._rule(user, user.grad)[position], node.shape)
-        else:
-            amount = user._local_grads[position] * user.grad
-        routes.append(Route(user, amount))
+    """One route per use of ``node``: what that user pushed to it (``user.pushes()``)."""
+    routes, done = [], set()
+    for user, _ in uses:
+        if id(user) in done:  # a user of node twice (x·x) pushes to it twice: both listed
+            continue
+        done.add(id(user))
+        routes += [Route(user, amount) for parent, amount in user.pushes() if parent is node]
     return routes
 
 
-def _through_roles(node: Any, root: Any, order: list[Any], roles: set[str]) -> list[Route]:
+def _through_roles(node: Any, root: Any, order: list[Any], stops_at: set[str]) -> list[Route]:
     # walk forward from node; stop at the first route node on every path
     start = next(i for i, n in enumerate(order) if n is node)
     between, stops = {id(node)}, []
     for candidate in order[start + 1 :]:
-        if any(id(parent) in between for parent in candidate._parents):
-            if role(candidate) in roles or candidate is root:
+        if any(id(parent) in between for parent in candidate.parents):
+            if stage(candidate) in stops_at or candidate.role in stops_at or candidate is root:
                 stops.append(candidate)
             else:
                 between.add(id(candidate))
@@ -133,24 +139,13 @@ def _through_roles(node: Any, root: Any, order: list[Any], roles: set[str]) -> l
 
 
 def _carry_back(stop: Any, inner: list[Any], node: Any, between: set[int]) -> Any:
-    """Backpropagate stop.grad to node through the ``inner`` nodes only."""
+    """Backpropagate stop.grad to node through the ``inner`` nodes only (``pushes``)."""
     pending: dict[int, Any] = {id(stop): stop.grad}
     for current in [stop, *reversed(inner)]:
         grad = pending.pop(id(current), None)
         if grad is None:
             continue
-        for parent, pushed in _pushes(current, grad):
+        for parent, pushed in current.pushes(grad):
             if id(parent) in between:
                 pending[id(parent)] = pending.get(id(parent), 0.0) + pushed
     return pending.get(id(node), np.zeros(node.shape) if is_tensor(node) else 0.0)
-
-
-def _pushes(node: Any, grad: Any) -> list[tuple[Any, Any]]:
-    if is_tensor(node):
-        grads = node._rule(node, grad)
-        return [
-            (parent, _unbroadcast(g, parent.shape))
-            for parent, g in zip(node._parents, grads)
-            if g is not None and parent.requires_grad
-        ]
-    return [(parent, local * grad) for parent, local in zip(node._parents, node._local_grads)]

@@ -1,11 +1,17 @@
 """``backward_steps``: backpropagation one node at a time, each step explained.
 
-It does what ``root.backward()`` does — the same order, the same arithmetic — but
-pauses after each node has pushed its gradient to its parents and hands you a
-``BackwardStep`` saying which node, its grad, the local derivative rule used for each
-parent, and how much that added to the parent's grad:
+It does what ``root.backward()`` does — the same order, the same arithmetic (each node's
+``push_grad()``) — but pauses after each node has pushed its gradient to its parents and
+hands you a ``BackwardStep`` saying which node, its grad, the local derivative rule used
+for each parent, and how much that added to the parent's grad:
 
     parent.grad += (∂node/∂parent) · node.grad
+
+In a REPL::
+
+    >>> st = tb.backward_steps(loss)
+    >>> st                      # <Stepper: step 0 of 129, next: L (Σ of 20 inputs)>
+    >>> next(st); st.run(5); st.goto(3); st.reset(); st.current; st.draw()
 """
 
 from __future__ import annotations
@@ -16,10 +22,10 @@ from typing import Any
 
 import numpy as np
 
+from tinybn import autograd
 from tinybn.autograd import topological_order
-from tinybn.tensor import _unbroadcast
-from tinybn.viz.nodes import check_node, describe, is_tensor, name, op_symbol, summarize
-from tinybn.viz.rules import local_rule, operand_name
+from tinybn.viz.nodes import check_node, describe, is_tensor, name, op_symbol, stage, summarize
+from tinybn.viz.rules import local_rule, operand_name, symbols_for
 
 
 @dataclass
@@ -27,8 +33,8 @@ class Push:
     """What one step added to one parent's grad."""
 
     parent: Any
-    operand: str  # how the rule calls this input: "a", "b", "v3"
-    rule: str  # the local derivative in math, e.g. "d(a·b)/da = b"
+    operand: str  # how the rule calls this input: "u", "v", "u₃"
+    rule: str  # the local derivative in math, e.g. "∂(u·v)/∂u = v"
     local: float | None  # its value (scalars only; for Tensors the rule maps G directly)
     added: Any  # the amount added to parent.grad
     grad_after: Any  # parent.grad after the addition
@@ -43,15 +49,15 @@ class BackwardStep:
     node: Any
     grad: Any  # dL/d(node) when it pushed
     pushes: list[Push] = field(default_factory=list)
+    symbols: tuple[str, str] = ("u", "v")  # the letters the rules use for the inputs
 
     def text(self, max_parents: int | None = 8, precision: int = 4) -> str:
         """The step as lines of text; ``max_parents=None`` lists every parent."""
         node = self.node
-        header = (
-            f"step {self.number}/{self.total}: {describe(node, precision)}  "
-            f"(made by {op_symbol(node.op)} from {len(node._parents)} input(s))"
-        )
-        lines = [header]
+        lines = [
+            f"step {self.number} of {self.total}: {describe(node, precision)}",
+            f"    {name(node)} = {_formula(node, self.symbols)}",
+        ]
         shown = self.pushes if max_parents is None else self.pushes[:max_parents]
         for push in shown:
             lines.append("    " + _push_text(push, self.grad, precision))
@@ -68,8 +74,35 @@ class BackwardStep:
         return self.text()
 
 
+def _formula(node: Any, symbols: tuple[str, str]) -> str:
+    """How the node was made, in the rule's letters, and which input each letter is."""
+    n = len(node.parents)
+    names = [f"{operand_name(i, n, symbols)} = {name(p)}" for i, p in enumerate(node.parents)]
+    listed = ", ".join(names[:4]) + (f", … ({n} inputs)" if n > 4 else "")
+    return f"{_expression(node, symbols)}   with {listed}"
+
+
+def _expression(node: Any, symbols: tuple[str, str]) -> str:
+    """The op applied to its inputs' letters: "u × v", "u^2", "tanh(u)", "Σ(u₁, …, u₂₀)"."""
+    n, op, (u, v) = len(node.parents), node.op, symbols
+    symbol = op_symbol(op)
+    if n == 2 and len(symbol) == 1:
+        return f"{u} {symbol} {v}"
+    if n == 1 and op.startswith("**"):
+        return f"{u}^{op[2:]}"
+    if n == 1 and op.endswith("**"):
+        return f"{op[:-2]}^{u}"
+    if n <= 3:
+        return f"{symbol}({', '.join(operand_name(i, n, symbols) for i in range(n))})"
+    return f"{symbol}({u}₁, …, {u}{_sub(n)})"
+
+
+def _sub(number: int) -> str:
+    return str(number).translate(str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉"))
+
+
 def _push_text(push: Push, grad: Any, precision: int) -> str:
-    target = f"{push.operand} = {name(push.parent)}"
+    target = f"→ {name(push.parent)} ({push.operand})"
     if push.local is None:
         return (
             f"{target}: {push.rule};  adds {summarize(push.added, precision)}  "
@@ -92,33 +125,153 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def backward_steps(root: Any, grad: Any = None) -> Iterator[BackwardStep]:
-    """Run ``root.backward(grad)`` one node at a time, yielding a step after each node.
+class Stepper:
+    """``root.backward(grad)``, one chain-rule step at a time, with a place you can see.
 
-    Gradients accumulate exactly as in ``backward()``: after the last step every grad
-    in the graph is what ``root.backward(grad)`` would have made it.
+    ``next(st)`` / ``st.step()`` runs one node and returns its ``BackwardStep``;
+    ``st.run(k)`` runs k steps; ``st.goto(k)`` replays from the start to step k;
+    ``st.reset()`` zeroes the graph's grads and goes back to step 0; ``st.current`` is the
+    last step run; ``st.draw()`` draws the graph as of now; iterating runs the rest.
+
+    Gradients accumulate exactly as in ``backward()``: after the last step every grad in
+    the graph is what ``root.backward(grad)`` would have made it.
+    """
+
+    def __init__(self, root: Any, grad: Any = None) -> None:
+        check_node(root, "backward_steps")
+        self.root = root
+        self._seed = _seed(root, grad)
+        order = topological_order(root)
+        self._order = order
+        self._interior = [node for node in reversed(order) if node.parents]
+        self.symbols = symbols_for(_label_words(order))
+        self._pass: autograd.BackwardPass | None = None
+        self.position = 0  # steps run so far
+        self.current: BackwardStep | None = None
+        self.filled: set[int] = set()  # ids of the nodes whose grad this pass has set
+
+    @property
+    def total(self) -> int:
+        """How many steps the pass has: one per node with inputs."""
+        return len(self._interior)
+
+    @property
+    def done(self) -> bool:
+        return self.position >= self.total
+
+    @property
+    def next_node(self) -> Any | None:
+        """The node that pushes at the next step (None when done)."""
+        return None if self.done else self._interior[self.position]
+
+    def step(self) -> BackwardStep:
+        """Run one node's chain-rule step; StopIteration when every node has pushed."""
+        if self.done:
+            raise StopIteration
+        if self._pass is None:  # the root is seeded at the first step, not before
+            self._pass = autograd.BackwardPass(self.root, self._seed, self._order)
+            self.filled.add(id(self.root))
+        node = self._interior[self.position]
+        grad = _copy(node.grad)
+        n = len(node.parents)
+        positions = _positions(node)
+        pushes = []
+        for parent, added in node.push_grad():
+            position = positions[id(parent)].pop(0)
+            self.filled.add(id(parent))
+            pushes.append(
+                Push(
+                    parent,
+                    operand_name(position, n, self.symbols),
+                    local_rule(node.op, position, n, is_tensor(node), self.symbols),
+                    None if is_tensor(node) else node.local_grads[position],
+                    _copy(added),
+                    _copy(parent.grad),
+                )
+            )
+        self.position += 1
+        self.current = BackwardStep(self.position, self.total, node, grad, pushes, self.symbols)
+        if self.done:
+            self._pass.finish()
+        return self.current
+
+    def __next__(self) -> BackwardStep:
+        return self.step()
+
+    def __iter__(self) -> Iterator[BackwardStep]:
+        return self
+
+    def run(self, k: int | None = None) -> BackwardStep | None:
+        """Run ``k`` more steps (all the rest if None); returns the last one run."""
+        if k is not None and k < 0:
+            raise ValueError(f"run: k must be >= 0, got {k}")
+        remaining = self.total - self.position if k is None else min(k, self.total - self.position)
+        for _ in range(remaining):
+            self.step()
+        return self.current
+
+    def reset(self) -> Stepper:
+        """Zero every grad of the graph and go back to step 0."""
+        autograd.zero_grad_graph(self.root)
+        self._pass, self.position, self.current = None, 0, None
+        self.filled = set()
+        return self
+
+    def goto(self, k: int) -> BackwardStep | None:
+        """Be at step ``k`` (0 … total): from the start (grads zeroed), run k steps."""
+        if not 0 <= k <= self.total:
+            raise ValueError(f"goto: step must be between 0 and {self.total}, got {k}")
+        self.reset()
+        return self.run(k)
+
+    def draw(self, **draw_options: Any) -> Any:
+        """The graph as of now: the node that just pushed outlined in red, grads this pass
+        has filled shown, the others blank (·). Options as ``tinybn.draw``."""
+        from tinybn.viz.graph import draw
+
+        current = self.current.node if self.current is not None else None
+        return draw(self.root, highlight=current, grads_filled=self.filled, **draw_options)
+
+    def __repr__(self) -> str:
+        following = self.next_node
+        if following is None:
+            where = "done"
+        else:
+            n = len(following.parents)
+            made = f"{op_symbol(following.op)} of {n} inputs" if n > 2 else op_symbol(following.op)
+            where = f"next: {stage(following) or name(following)} ({made})"
+        return f"<Stepper: step {self.position} of {self.total}, {where}>"
+
+
+def backward_steps(root: Any, grad: Any = None) -> Stepper:
+    """Run ``root.backward(grad)`` one node at a time: a ``Stepper`` (iterate it, or step).
 
     Args:
         root: a Value, or a Tensor that requires grad (usually the loss).
         grad: dL/droot; defaults to 1 (a Tensor root must then hold one element).
-    Yields:
-        BackwardStep for each node that has parents, from the root towards the inputs.
+    Returns:
+        a Stepper; iterating it yields a BackwardStep for each node that has parents, from
+        the root towards the inputs.
     """
-    check_node(root, "backward_steps")
-    seed = _seed(root, grad)
-    order = topological_order(root)
-    interior = [node for node in order if node._parents]
-    # as autograd.run_backward: this pass's gradient only, then add back earlier grads
-    earlier = [node.grad for node in interior]
-    for node in interior:
-        node._zero_grad()
-    root._accumulate_grad(seed)
-    for number, node in enumerate(reversed(interior), start=1):
-        pushes = _tensor_pushes(node) if is_tensor(node) else _value_pushes(node)
-        yield BackwardStep(number, len(interior), node, _copy(node.grad), pushes)
-    for node, old in zip(interior, earlier):
-        if old is not None:
-            node._accumulate_grad(old)
+    return Stepper(root, grad)
+
+
+def _label_words(order: list[Any]) -> set[str]:
+    """The names a graph's labels use ("x[0,1]" → "x"), which the rules' letters avoid."""
+    words = set()
+    for node in order:
+        if node.label:
+            words.add(node.label)
+            words.add(stage(node))
+    return words
+
+
+def _positions(node: Any) -> dict[int, list[int]]:
+    """parent id → its positions among node's inputs (a parent used twice, x·x, has two)."""
+    positions: dict[int, list[int]] = {}
+    for position, parent in enumerate(node.parents):
+        positions.setdefault(id(parent), []).append(position)
+    return positions
 
 
 def _seed(root: Any, grad: Any) -> Any:
@@ -137,33 +290,6 @@ def _seed(root: Any, grad: Any) -> Any:
     if seed.shape != root.shape:
         raise ValueError(f"backward_steps: grad shape {seed.shape} != output shape {root.shape}")
     return seed
-
-
-def _value_pushes(node: Any) -> list[Push]:
-    pushes, grad, n = [], node.grad, len(node._parents)
-    for position, (parent, local) in enumerate(zip(node._parents, node._local_grads)):
-        added = local * grad
-        parent.grad += added  # the same arithmetic as Value._backward
-        rule = local_rule(node.op, position, n)
-        pushes.append(Push(parent, operand_name(position, n), rule, local, added, parent.grad))
-    return pushes
-
-
-def _tensor_pushes(node: Any) -> list[Push]:
-    if node.grad is None:
-        return []
-    pushes, n = [], len(node._parents)
-    grads = node._rule(node, node.grad)
-    for position, (parent, grad) in enumerate(zip(node._parents, grads)):
-        if not parent.requires_grad or grad is None:
-            continue
-        added = _unbroadcast(grad, parent.shape)  # the same as Tensor._backward
-        parent._accumulate_grad(added)
-        rule = local_rule(node.op, position, n, tensor=True)
-        pushes.append(
-            Push(parent, operand_name(position, n), rule, None, np.array(added), _copy(parent.grad))
-        )
-    return pushes
 
 
 def _copy(grad: Any) -> Any:

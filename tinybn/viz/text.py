@@ -44,19 +44,19 @@ def tree(
             continue
         node = item
         text = describe(node, precision)
-        if node._parents:
+        if node.parents:
             text += f"  ← {op_symbol(node.op)}"
             if id(node) in expanded:
                 text += "  (inputs shown above)"
             elif level >= depth:
-                text += f"  ({len(node._parents)} input(s) deeper than depth={depth})"
+                text += f"  ({len(node.parents)} input(s) deeper than depth={depth})"
         lines.append(branch + text)
-        if not node._parents or id(node) in expanded or level >= depth:
+        if not node.parents or id(node) in expanded or level >= depth:
             continue
         expanded.add(id(node))
-        children: list[Any] = list(node._parents[:max_children])
-        if len(node._parents) > max_children:
-            children.append(f"… {len(node._parents) - max_children} more input(s)")
+        children: list[Any] = list(node.parents[:max_children])
+        if len(node.parents) > max_children:
+            children.append(f"… {len(node.parents) - max_children} more input(s)")
         for i in reversed(range(len(children))):
             last = i == len(children) - 1
             child_branch = indent + ("└─ " if last else "├─ ")
