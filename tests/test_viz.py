@@ -13,7 +13,8 @@ from tinybn import Tensor, Value
 from tinybn import functional as F
 from tinybn.autograd import topological_order
 from tinybn.viz import GraphTooLargeError, GraphvizNotFoundError, render
-from tinybn.viz.nodes import BN_STAGES, index, stage
+from tinybn.viz.nodes import BN_STAGES, index
+from tinybn.viz.nodes import stage as stage_of
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 EPS = 1e-5
@@ -524,7 +525,7 @@ def test_direct_contributions_are_one_per_consumer_edge():
     _, gamma, *_, loss = scalar_bn(n, c)
     loss.backward()
     routes = tb.contributions(gamma[1], loss)
-    assert [stage(r.via) for r in routes.routes] == ["γ·x̂"] * n
+    assert [stage_of(r.via) for r in routes.routes] == ["γ·x̂"] * n
     assert sorted(index(r.via) for r in routes.routes) == [(i, 1) for i in range(n)]
     assert routes.total == pytest.approx(gamma[1].grad)
     a = Value(3.0, label="a")
