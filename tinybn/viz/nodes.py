@@ -219,6 +219,27 @@ def nodes(root: Any) -> GraphNodes:
 
     ``tb.nodes(loss)["xhat[3,0]"] is tb.nodes(loss)["x̂[3,0]"]``: labels can be typed in
     ASCII (mu, var, eps, xhat, gamma, beta, sqrt, -, *, ^2; spaces ignored).
+
+    Args:
+        root: a Value or Tensor, or nested lists of them (e.g. the rows y of a scalar
+            ``batch_norm``): the graphs of all of them.
     """
-    check_node(root, "nodes")
-    return GraphNodes(topological_order(root))
+    roots = _flatten(root)
+    if not roots:
+        raise ValueError("nodes: no Value or Tensor given")
+    order, seen = [], set()
+    for each in roots:
+        check_node(each, "nodes")
+        for node in topological_order(each):
+            if id(node) not in seen:
+                seen.add(id(node))
+                order.append(node)
+    return GraphNodes(order)
+
+
+def _flatten(item: Any) -> list[Any]:
+    if isinstance(item, (list, tuple)):
+        return [node for sub in item for node in _flatten(sub)]
+    if hasattr(item, "tolist") and not isinstance(item, (Value, Tensor)):  # a ValueArray
+        return _flatten(item.tolist())
+    return [item]
