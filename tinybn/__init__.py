@@ -1,7 +1,7 @@
 """tinybn: a small autograd framework that teaches Batch Normalization by building it."""
 
 from tinybn import check, data, functional, keras, nn, optim
-from tinybn.autograd import detect_anomaly, enable_grad, is_grad_enabled, no_grad
+from tinybn.autograd import detect_anomaly, enable_grad, grad, is_grad_enabled, no_grad
 from tinybn.scalar import Value, values
 from tinybn.scalar_array import ValueArray
 from tinybn.serialization import load, save
@@ -32,6 +32,7 @@ __all__ = [
     "enable_grad",
     "is_grad_enabled",
     "detect_anomaly",
+    "grad",
     "concatenate",
     "stack",
     "get_default_dtype",

@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 import numpy as np
@@ -177,19 +177,193 @@ class BackwardPass:
         self._held, self._earlier = [], []
 
 
-def run_backward(root: Any, seed: Any, order: list[Any] | None = None) -> None:
+def run_backward(root: Any, seed: Any, create_graph: bool = False) -> None:
     """Backpropagate ``seed`` (dL/droot) through the graph of ``root``: every interior node,
-    from the root towards the inputs, takes one chain-rule step (``node.push_grad()``)."""
+    from the root towards the inputs, takes one chain-rule step (``node.push_grad()``).
+
+    ``create_graph``: ``seed`` is a node, and so is every grad made (recorded as a graph,
+    also inside ``no_grad``); each accumulated grad is named after its node ("∂L/∂x̂[3,0]").
+    """
     _warn_if_repeated(root)
-    backward = BackwardPass(root, seed, order)
-    if _detect_anomaly:  # checked once per call: outside the context the loop below is bare
-        _check_forward(list(reversed(backward.nodes)))
-        for node in backward.nodes:
-            _backward_checked(node)
-    else:
-        for node in backward.nodes:
-            node.push_grad()
+    backward = BackwardPass(root, seed)
+    with enable_grad() if create_graph else nullcontext():
+        if _detect_anomaly:  # checked once per call: outside the context the loop is bare
+            _check_forward(list(reversed(backward.nodes)))
+            for node in backward.nodes:
+                _backward_checked(node)
+        else:
+            for node in backward.nodes:
+                node.push_grad()
     backward.finish()
+    if create_graph:
+        name_grads(root)
+
+
+def name_grads(root: Any) -> None:
+    """Label each grad node of a create_graph pass after the node it is the gradient of:
+    ``x.grad.label == "∂L/∂x"`` (L is the root's label)."""
+    top = root.label or "L"
+    for node in topological_order(root):
+        grad = node.grad
+        if node.label and hasattr(grad, "parents") and not grad.label:
+            grad.label = f"∂{top}/∂{node.label}"
+
+
+def grad(
+    outputs: Any,
+    inputs: Any,
+    grad_outputs: Any = None,
+    create_graph: bool = False,
+    retain_graph: bool | None = None,
+    allow_unused: bool = False,
+) -> tuple[Any, ...]:
+    """d(outputs)/d(inputs), returned instead of accumulated into ``.grad`` — PyTorch's
+    ``torch.autograd.grad``, on either engine.
+
+    Args:
+        outputs: a Value or Tensor, or a sequence of them (their gradients add up).
+        inputs: a node or a sequence of nodes to differentiate with respect to.
+        grad_outputs: dL/d(output) for each output; None means 1 (one-element outputs).
+        create_graph: the returned gradients are nodes with graphs of their own, so they can
+            be differentiated again (second derivatives, Hessian-vector products).
+        retain_graph: accepted for PyTorch's signature; tinybn never frees a graph.
+        allow_unused: an input the outputs do not depend on gives None instead of an error.
+    Returns:
+        one gradient per input: a float / numpy array, or a Value / Tensor with create_graph.
+        Every ``.grad`` in the graph is left as it was.
+    """
+    del retain_graph  # graphs are kept as long as their nodes are referenced
+    outputs = _as_nodes(outputs, "outputs")
+    inputs = _as_nodes(inputs, "inputs")
+    seeds = [None] * len(outputs) if grad_outputs is None else _as_list(grad_outputs)
+    if len(seeds) != len(outputs):
+        raise ValueError(f"grad: {len(outputs)} output(s) but {len(seeds)} grad_outputs")
+    order: dict[int, Any] = {}
+    for output in outputs:
+        order.update((id(node), node) for node in topological_order(output))
+    for position, node in enumerate(inputs):
+        if getattr(node, "requires_grad", True) is False:
+            raise ValueError(f"grad: input {position} does not require grad")
+    kept = [(node, node.grad) for node in order.values()]
+    for node in order.values():
+        node._zero_grad()
+    try:
+        with enable_grad() if create_graph else nullcontext():
+            for output, seed in zip(outputs, seeds):
+                backward = BackwardPass(output, output._backward_seed(seed, create_graph))
+                for node in backward.nodes:
+                    node.push_grad()
+                backward.finish()
+        found = []
+        for position, node in enumerate(inputs):
+            if id(node) not in order:
+                if not allow_unused:
+                    raise ValueError(
+                        f"grad: input {position} ({node.label or node.op or 'a leaf'}) is not "
+                        "used by the outputs; pass allow_unused=True to get None for it"
+                    )
+                found.append(None)
+            else:
+                found.append(node.grad)
+        if create_graph:
+            for output in outputs:
+                name_grads(output)
+    finally:
+        for node, earlier in kept:
+            node.grad = earlier
+    return tuple(found)
+
+
+def _as_list(items: Any) -> list[Any]:
+    return list(items) if isinstance(items, (list, tuple)) else [items]
+
+
+def _as_nodes(items: Any, what: str) -> list[Any]:
+    nodes = _as_list(items)
+    if not nodes:
+        raise ValueError(f"grad: {what} is empty")
+    for node in nodes:
+        if not hasattr(node, "push_grad"):
+            raise TypeError(f"grad: {what} must be Values or Tensors, got {type(node).__name__}")
+    return nodes
+
+
+def hvp(loss: Any, params: Any, vector: Any) -> list[np.ndarray]:
+    """The Hessian of ``loss`` times ``vector``, H·v, by double backward (Tensor engine).
+
+    H·v = ∂/∂θ (∇L(θ) · v): the gradient is made with create_graph, dotted with v, and
+    differentiated again — no Hessian is ever formed.
+
+    Args:
+        loss: a one-element Tensor.
+        params: the Tensors θ (e.g. ``model.parameters()``).
+        vector: one array per parameter, each of its parameter's shape.
+    Returns:
+        one array per parameter: the matching block of H·v.
+    """
+    params = _as_list(list(params) if not isinstance(params, (list, tuple)) else params)
+    vector = _as_list(vector)
+    if len(vector) != len(params):
+        raise ValueError(f"hvp: {len(params)} parameter(s) but {len(vector)} vector part(s)")
+    for position, (param, part) in enumerate(zip(params, vector)):
+        if np.shape(part) != param.shape:
+            raise ValueError(
+                f"hvp: vector part {position} has shape {np.shape(part)}, its parameter "
+                f"{param.shape}"
+            )
+    grads = grad(loss, params, create_graph=True, allow_unused=True)
+    dot = None
+    for g, part in zip(grads, vector):
+        if g is None or not g.requires_grad:
+            continue
+        term = (g * np.asarray(part, dtype=g.dtype)).sum()
+        dot = term if dot is None else dot + term
+    if dot is None:  # the gradient does not depend on the parameters: H = 0
+        return [np.zeros(p.shape, dtype=p.dtype) for p in params]
+    second = grad(dot, params, allow_unused=True)
+    return [np.zeros(p.shape, dtype=p.dtype) if s is None else s for p, s in zip(params, second)]
+
+
+def top_hessian_eigenvalue(
+    loss: Any, params: Any, iterations: int = 20, seed: int = 0, tol: float = 1e-6
+) -> tuple[float, list[np.ndarray]]:
+    """The eigenvalue of the loss's Hessian largest in magnitude, by power iteration on H·v.
+
+    v ← H·v / ‖H·v‖ repeated; λ = v·H·v (the Rayleigh quotient). The gradient's graph is
+    built once and differentiated again at every iteration.
+
+    Returns:
+        (λ, v): the eigenvalue and its unit eigenvector (one array per parameter).
+    """
+    params = list(params)
+    if iterations < 1:
+        raise ValueError(f"top_hessian_eigenvalue: iterations must be >= 1, got {iterations}")
+    rng = np.random.default_rng(seed)
+    grads = grad(loss, params, create_graph=True, allow_unused=True)
+    pairs = [(p, g) for p, g in zip(params, grads) if g is not None and g.requires_grad]
+    if not pairs:
+        return 0.0, [np.zeros(p.shape) for p in params]
+    vector = [rng.normal(size=p.shape) for p, _ in pairs]
+    eigenvalue = 0.0
+    for _ in range(iterations):
+        norm = math.sqrt(sum(float((v * v).sum()) for v in vector))
+        vector = [v / norm for v in vector]
+        dot = None
+        for (_, g), v in zip(pairs, vector):
+            term = (g * v.astype(g.dtype)).sum()
+            dot = term if dot is None else dot + term
+        product = [np.asarray(h, dtype=float) for h in grad(dot, [p for p, _ in pairs])]
+        previous, eigenvalue = (
+            eigenvalue,
+            sum(float((v * h).sum()) for v, h in zip(vector, product)),
+        )
+        vector = product
+        if abs(eigenvalue - previous) <= tol * max(1.0, abs(eigenvalue)):
+            break
+    norm = math.sqrt(sum(float((v * v).sum()) for v in vector)) or 1.0
+    unit = iter([v / norm for v in vector])
+    chosen = {id(p) for p, _ in pairs}
+    return eigenvalue, [next(unit) if id(p) in chosen else np.zeros(p.shape) for p in params]
 
 
 def _warn_if_repeated(root: Any) -> None:
@@ -231,6 +405,7 @@ def _is_finite(grad: Any) -> bool:
     """No NaN/inf in a grad: a float (Value), an array or None (Tensor)."""
     if grad is None:
         return True
+    grad = getattr(grad, "data", grad)  # a grad with a graph (create_graph): its value
     if isinstance(grad, float):
         return math.isfinite(grad)
     return bool(np.isfinite(grad).all())

@@ -19,7 +19,19 @@ from typing import Any
 
 import numpy as np
 
-from tinybn.tensor import Tensor, _scalar
+from tinybn import autograd
+from tinybn.tensor import Tensor, _graph_mode, _scalar
+
+
+def _through_composed(out: Tensor, grad: Tensor, composed: Any) -> tuple:
+    """A fused node's rule when a graph of the gradient is wanted (create_graph): rebuild the
+    node's output from its inputs with the composed source, ``composed(*inputs)``, and
+    differentiate that — so second derivatives follow the formula the kernel computes."""
+    with autograd.enable_grad():
+        rebuilt = composed(*out._parents)
+    wanted = [parent for parent in out._parents if parent.requires_grad]
+    found = iter(autograd.grad(rebuilt, wanted, grad, create_graph=True, allow_unused=True))
+    return tuple(next(found) if parent.requires_grad else None for parent in out._parents)
 
 
 def batch_norm(
@@ -65,7 +77,8 @@ def batch_norm(
     if beta is not None:
         add(y, beta.data.reshape(per_channel), out=y)
     parents = tuple(p for p in (x, gamma, beta) if p is not None)
-    saved = (centered, inv_std, scale, training, gamma is not None, beta is not None)
+    given = None if training else (mean, var)
+    saved = (centered, inv_std, scale, training, gamma is not None, beta is not None, eps, given)
     out = x._make(y, parents, "batch_norm", _batch_norm_backward, saved)
     if training:
         return out, Tensor(mu).named("μ", role="mean"), Tensor(variance).named("σ²", role="var")
@@ -160,8 +173,27 @@ def _dot_per_channel(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.einsum(subscripts, a, b).reshape((1, -1) + (1,) * (a.ndim - 2))
 
 
+def _batch_norm_composed(out: Tensor) -> Any:
+    """The composed source of a fused batch-norm node: ``functional._normalize``."""
+    from tinybn.functional import _normalize
+
+    *_, has_gamma, has_beta, eps, given = out._saved
+    mean, var = given if given is not None else (None, None)
+    axes = (0,) if out.ndim == 2 else (0, *range(2, out.ndim))
+    per_channel = (1, -1) + (1,) * (out.ndim - 2)
+
+    def composed(x: Tensor, *affine: Tensor) -> Tensor:
+        gamma = affine[0].reshape(per_channel) if has_gamma else None
+        beta = affine[-1].reshape(per_channel) if has_beta else None
+        return _normalize(x, axes, gamma, beta, eps, mean, var)[0]
+
+    return composed
+
+
 def _batch_norm_backward(out: Tensor, dy: np.ndarray) -> tuple:
-    centered, inv_std, scale, training, has_gamma, has_beta = out._saved
+    if _graph_mode(dy):
+        return _through_composed(out, dy, _batch_norm_composed(out))
+    centered, inv_std, scale, training, has_gamma, has_beta, _, _ = out._saved
     x = out._parents[0]
     gamma = out._parents[1] if has_gamma else None
     need_beta = has_beta and out._parents[-1].requires_grad
@@ -209,7 +241,15 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     return x._make(y, parents, "linear", _linear_backward)
 
 
+def _linear_composed(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """The composed source of a fused linear node: x Wᵀ (+ b)."""
+    y = x @ weight.T
+    return y if bias is None else y + bias
+
+
 def _linear_backward(out: Tensor, dy: np.ndarray) -> tuple:
+    if _graph_mode(dy):
+        return _through_composed(out, dy, _linear_composed)
     x, weight = out._parents[0], out._parents[1]
     # batch axes flattened, so that 1-d and (N, in) and (B, N, in) inputs take one path
     # (an (N, in) input already is rows: the check costs less than two reshapes)
@@ -251,7 +291,14 @@ def binary_cross_entropy(p: Tensor, y: Tensor) -> Tensor:
     return p._make(loss, (p, y), "bce", _bce_backward)
 
 
+def _bce_composed(p: Tensor, y: Tensor) -> Tensor:
+    """The composed source of a fused BCE node: mean(−[y·log p + (1 − y)·log(1 − p)])."""
+    return -(y * p.log() + (1.0 - y) * (1.0 - p).log()).mean()
+
+
 def _bce_backward(out: Tensor, grad: np.ndarray) -> tuple:
+    if _graph_mode(grad):
+        return _through_composed(out, grad, _bce_composed)
     p, y = out._parents
     pd, yd = p.data, y.data
     scale = grad / pd.size
@@ -284,7 +331,16 @@ def binary_cross_entropy_with_logits(z: Tensor, y: Tensor) -> Tensor:
     return z._make(loss, (z, y), "bce_with_logits", _bce_with_logits_backward, softplus)
 
 
+def _bce_with_logits_composed(z: Tensor, y: Tensor) -> Tensor:
+    """The composed source of a fused BCE-with-logits node: mean(softplus(z) − z·y), with
+    softplus(z) = max(z, 0) + log(1 + e^(−|z|))."""
+    softplus = z.relu() + ((-z.abs()).exp() + 1.0).log()
+    return (softplus - z * y).mean()
+
+
 def _bce_with_logits_backward(out: Tensor, grad: np.ndarray) -> tuple:
+    if _graph_mode(grad):
+        return _through_composed(out, grad, _bce_with_logits_composed)
     z, y = out._parents
     scale = grad / z.data.size
     dz = dy = None
@@ -325,6 +381,11 @@ def cross_entropy(logits: Tensor, classes: np.ndarray) -> Tensor:
 
 
 def _cross_entropy_backward(out: Tensor, grad: np.ndarray) -> tuple:
+    if _graph_mode(grad):
+        from tinybn.functional import log_softmax
+
+        _, rows, classes = out._saved
+        return _through_composed(out, grad, lambda z: -log_softmax(z, axis=1)[rows, classes].mean())
     softmax, rows, classes = out._saved
     scale = grad / len(classes)
     dz = softmax * scale  # a new array: softmax stays intact for another backward()

@@ -1,14 +1,19 @@
 """Value: one float, its gradient, the op that made it and the values it came from.
 
-Each operation computes its result AND its local derivatives ∂out/∂input right there,
-beside the forward formula, and stores the derivatives on the new node. Backward is
-then the same one line for every op — the chain rule (``pushes`` and ``push_grad``):
+Each operation computes its result, and names its local derivatives ∂out/∂input: a
+small rule function right below the class, ``rule(out, inputs) -> (∂out/∂input, ...)``,
+whose formula sits beside the op's in a comment. Backward is then the same one line for
+every op — the chain rule (``pushes`` and ``push_grad``):
 
     parent.grad += (∂out/∂parent) · out.grad
 
-Storing numbers instead of a per-node closure (as micrograd does) means a node holds
-no reference to itself, so graphs are freed by reference counting alone, never by the
-cycle collector, and each node costs a fraction of the memory.
+A rule computes with whatever it is given: the floats ``out.data`` and the inputs' data in a
+plain backward pass, or the Values themselves in ``backward(create_graph=True)``, where its
+arithmetic builds a graph of the gradient that can be drawn and differentiated again.
+
+Storing a plain function instead of a per-node closure (as micrograd does) means a node
+holds no reference to itself, so graphs are freed by reference counting alone, never by
+the cycle collector, and each node costs a fraction of the memory.
 
 Bad input raises before a node is made: a ValueError/TypeError naming the op and the
 value (log of a non-positive number, ...). A result too large for a float: ``+ - * /``
@@ -20,9 +25,10 @@ the result does not fit) whose message names the op and the operands.
 
 from __future__ import annotations
 
+import functools
 import math
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from numbers import Real
 
 from tinybn import autograd
@@ -78,7 +84,7 @@ class Value:
         "op",
         "role",
         "_parents",
-        "_local_grads",
+        "_rule",
         "_backward_runs",
     )
 
@@ -87,7 +93,7 @@ class Value:
         data: Number,
         _parents: tuple[Value, ...] = (),
         op: str = "",
-        _local_grads: tuple[float, ...] = (),
+        _rule: Callable | None = None,
         label: str = "",
     ) -> None:
         self.data = data if type(data) is float else _check_number(data, "Value")
@@ -96,7 +102,7 @@ class Value:
         self.op = op
         self.role: str | None = None
         self._parents = _parents
-        self._local_grads = _local_grads
+        self._rule = _rule
         self._backward_runs = 0  # see autograd._warn_if_repeated
 
     # -- building blocks -------------------------------------------------------------
@@ -105,10 +111,10 @@ class Value:
     def _lift(other: Value | Number, op: str) -> Value:
         return other if isinstance(other, Value) else Value(_check_number(other, op))
 
-    def _result(self, data: float, parents: tuple[Value, ...], op: str, local: tuple) -> Value:
+    def _result(self, data: float, parents: tuple[Value, ...], op: str, rule: Callable) -> Value:
         """A new node; records the graph edge only while gradients are being recorded."""
         if autograd._grad_enabled:
-            return Value(data, parents, op, local)
+            return Value(data, parents, op, rule)
         return Value(data)
 
     # -- arithmetic: forward value and local derivatives side by side ------------------
@@ -116,26 +122,25 @@ class Value:
     def __add__(self, other: Value | Number) -> Value:
         other = self._lift(other, "+")
         # d(a+b)/da = 1, d(a+b)/db = 1
-        return self._result(self.data + other.data, (self, other), "+", (1.0, 1.0))
+        return self._result(self.data + other.data, (self, other), "+", _add_rule)
 
     def __sub__(self, other: Value | Number) -> Value:
         other = self._lift(other, "-")
         # d(a-b)/da = 1, d(a-b)/db = -1
-        return self._result(self.data - other.data, (self, other), "-", (1.0, -1.0))
+        return self._result(self.data - other.data, (self, other), "-", _sub_rule)
 
     def __mul__(self, other: Value | Number) -> Value:
         other = self._lift(other, "*")
         # d(a·b)/da = b, d(a·b)/db = a
-        return self._result(self.data * other.data, (self, other), "*", (other.data, self.data))
+        return self._result(self.data * other.data, (self, other), "*", _mul_rule)
 
     def __truediv__(self, other: Value | Number) -> Value:
         other = self._lift(other, "/")
         if other.data == 0.0:
             raise ValueError(f"/: division by zero ({self.data!r} / 0.0{_named(other)})")
-        inverse = 1.0 / other.data
-        out = self.data * inverse
-        # d(a/b)/da = 1/b, d(a/b)/db = -a/b²
-        return self._result(out, (self, other), "/", (inverse, -out * inverse))
+        out = self.data * (1.0 / other.data)
+        # d(a/b)/da = 1/b, d(a/b)/db = -a/b² = -out/b
+        return self._result(out, (self, other), "/", _div_rule)
 
     def __pow__(self, exponent: Number) -> Value:
         if isinstance(exponent, Value):
@@ -148,17 +153,11 @@ class Value:
             raise ValueError(f"**: zero base{_named(self)} to negative power {k!r}")
         out = _power(base, k, f"{base!r}{_named(self)} to power {k!r}")
         # d(a^k)/da = k·a^(k-1); at a = 0 with 0 < k < 1 that is +∞ (as for √a)
-        if k == 0.0:
-            local = 0.0
-        elif base == 0.0 and k < 1.0:
-            local = math.inf
-        else:
-            local = _pow_derivative(base, k)
-        return self._result(out, (self,), f"**{exponent}", (local,))
+        return self._result(out, (self,), f"**{exponent}", functools.partial(_pow_rule, k))
 
     def __neg__(self) -> Value:
         # d(-a)/da = -1
-        return self._result(-self.data, (self,), "neg", (-1.0,))
+        return self._result(-self.data, (self,), "neg", _neg_rule)
 
     def __radd__(self, other: Number) -> Value:
         return self._lift(other, "+") + self
@@ -181,26 +180,26 @@ class Value:
             )
         out = _power(c, self.data, f"{base!r} to power {self.data!r}{_named(self)}")
         # d(c^a)/da = c^a·ln c
-        return self._result(out, (self,), f"{base}**", (out * math.log(c),))
+        return self._result(out, (self,), f"{base}**", functools.partial(_rpow_rule, math.log(c)))
 
     # -- elementary functions ---------------------------------------------------------
 
     def relu(self) -> Value:
         positive = self.data > 0.0
         # d relu(a)/da = 1 if a > 0 else 0
-        return self._result(self.data if positive else 0.0, (self,), "relu", (float(positive),))
+        return self._result(self.data if positive else 0.0, (self,), "relu", _relu_rule)
 
     def tanh(self) -> Value:
         t = math.tanh(self.data)
         # d tanh(a)/da = 1 - tanh(a)²
-        return self._result(t, (self,), "tanh", (1.0 - t * t,))
+        return self._result(t, (self,), "tanh", _tanh_rule)
 
     def sigmoid(self) -> Value:
         a = self.data
         # two forms so that exp never overflows
         s = 1.0 / (1.0 + math.exp(-a)) if a >= 0 else math.exp(a) / (1.0 + math.exp(a))
         # d σ(a)/da = σ(a)·(1 - σ(a))
-        return self._result(s, (self,), "sigmoid", (s * (1.0 - s),))
+        return self._result(s, (self,), "sigmoid", _sigmoid_rule)
 
     def exp(self) -> Value:
         try:
@@ -208,20 +207,20 @@ class Value:
         except OverflowError:
             e = math.inf
         # d e^a/da = e^a
-        return self._result(e, (self,), "exp", (e,))
+        return self._result(e, (self,), "exp", _exp_rule)
 
     def log(self) -> Value:
         if self.data <= 0.0:
             raise ValueError(f"log: argument must be positive, got {self.data!r}{_named(self)}")
         # d ln(a)/da = 1/a
-        return self._result(math.log(self.data), (self,), "log", (1.0 / self.data,))
+        return self._result(math.log(self.data), (self,), "log", _log_rule)
 
     def sqrt(self) -> Value:
         if self.data < 0.0:
             raise ValueError(f"sqrt: argument must be >= 0, got {self.data!r}{_named(self)}")
         s = math.sqrt(self.data)
         # d √a/da = 1 / (2√a)
-        return self._result(s, (self,), "sqrt", (0.5 / s if s > 0.0 else math.inf,))
+        return self._result(s, (self,), "sqrt", _sqrt_rule)
 
     # -- n-ary reductions: ONE node with n parents -------------------------------------
 
@@ -235,7 +234,7 @@ class Value:
             total = math.fsum(p.data for p in parents)
         except (OverflowError, ValueError) as error:
             total = _fsum_fallback(parents, "sum", error)
-        return parents[0]._result(total, parents, "sum", (1.0,) * len(parents))
+        return parents[0]._result(total, parents, "sum", _sum_rule)
 
     @staticmethod
     def mean(values: Iterable[Value | Number]) -> Value:
@@ -248,39 +247,70 @@ class Value:
             mean = math.fsum(p.data for p in parents) / n
         except (OverflowError, ValueError) as error:
             mean = _fsum_fallback(parents, "mean", error, n)
-        return parents[0]._result(mean, parents, "mean", (1.0 / n,) * n)
+        return parents[0]._result(mean, parents, "mean", _mean_rule)
 
     # -- autograd ---------------------------------------------------------------------
 
-    def pushes(self, grad: float | None = None) -> list[tuple[Value, float]]:
+    def pushes(self, grad: float | Value | None = None) -> list[tuple[Value, float | Value]]:
         """What ``grad`` = dL/d(self) (default: ``self.grad``) sends to each parent:
-        ``(parent, ∂self/∂parent · grad)`` — the chain rule, for every op at once."""
+        ``(parent, ∂self/∂parent · grad)`` — the chain rule, for every op at once.
+
+        A float grad (a plain backward pass) gives floats; a Value grad (create_graph)
+        gives Values, computed by the same rule from the Values themselves.
+        """
         if grad is None:
             grad = self.grad
-        return [(parent, local * grad) for parent, local in zip(self._parents, self._local_grads)]
+        parents = self._parents
+        if type(grad) is float:
+            locals_ = self._rule(self.data, [parent.data for parent in parents])
+            return [(parent, local * grad) for parent, local in zip(parents, locals_)]
+        locals_ = self._rule(self, parents)
+        return [(parent, _times(local, grad)) for parent, local in zip(parents, locals_)]
 
-    def push_grad(self) -> list[tuple[Value, float]]:
+    def push_grad(self) -> list[tuple[Value, float | Value]]:
         """One step of backpropagation: add ``self.pushes()`` to the parents' grads."""
         pushes = self.pushes()
-        for parent, amount in pushes:
-            parent.grad += amount
+        if type(self.grad) is float:
+            for parent, amount in pushes:
+                parent.grad += amount
+        else:
+            for parent, amount in pushes:
+                parent._accumulate_grad(amount)
         return pushes
 
-    def _accumulate_grad(self, grad: float) -> None:
-        self.grad += grad
+    def _accumulate_grad(self, grad: float | Value) -> None:
+        if type(self.grad) is float and self.grad == 0.0 and isinstance(grad, Value):
+            self.grad = grad  # create_graph: the first grad is the pushed Value itself
+        else:
+            self.grad += grad
 
     def _zero_grad(self) -> None:
         self.grad = 0.0
 
-    def backward(self, grad: Number = 1.0, *, retain_graph: bool = False) -> None:
+    def backward(
+        self,
+        grad: Number | Value = 1.0,
+        *,
+        retain_graph: bool = False,
+        create_graph: bool = False,
+    ) -> None:
         """Fill ``.grad`` of every node this one depends on with d(self)/d(node).
 
         Grads accumulate over calls, as in PyTorch; a second call on the same root without
         ``zero_grad()`` warns once, unless this first call said ``retain_graph=True``.
+        ``create_graph=True``: every grad is a Value with a graph of its own (built by the
+        same local rules), so it can be drawn, stepped and differentiated again.
         """
         if retain_graph:
             self._backward_runs = -1
-        autograd.run_backward(self, float(grad))
+        autograd.run_backward(self, self._backward_seed(grad, create_graph), create_graph)
+
+    def _backward_seed(self, grad: Number | Value | None, create_graph: bool) -> float | Value:
+        """dL/d(self) to start backward from: a float, or a Value under create_graph."""
+        if isinstance(grad, Value):
+            return grad if create_graph else grad.data
+        seed = 1.0 if grad is None else _check_number(grad, "backward")
+        return Value(seed) if create_graph else seed
 
     def zero_grad(self) -> None:
         """Set the grad of every node in this graph to 0."""
@@ -300,8 +330,10 @@ class Value:
 
     @property
     def local_grads(self) -> tuple[float, ...]:
-        """∂self/∂parent for each parent, as computed in the forward pass."""
-        return self._local_grads
+        """∂self/∂parent for each parent, at the values of this graph."""
+        if self._rule is None:
+            return ()
+        return tuple(self._rule(self.data, [parent.data for parent in self._parents]))
 
     def __repr__(self) -> str:
         name = f"label={self.label!r}, " if self.label else ""
@@ -311,6 +343,95 @@ class Value:
         from tinybn.viz.graph import jupyter_svg
 
         return jupyter_svg(self)
+
+
+# -- local derivatives: rule(out, inputs) -> ∂out/∂input for each input -------------------
+# ``out`` and ``inputs`` are floats in a plain backward pass and Values under create_graph:
+# each formula is written once, with operations both understand. A comparison (relu, the
+# special points of √ and powers) reads the float; the result there is a constant.
+
+
+def _data(v: float | Value) -> float:
+    return v.data if isinstance(v, Value) else v
+
+
+def _times(local: float | Value, grad: Value) -> Value:
+    """local · grad in a gradient graph, without a node for a factor of ±1."""
+    if type(local) is float:
+        if local == 1.0:
+            return grad
+        if local == -1.0:
+            return -grad
+    return local * grad
+
+
+def _add_rule(out, inputs):  # d(a+b)/da = 1, d(a+b)/db = 1
+    return (1.0, 1.0)
+
+
+def _sub_rule(out, inputs):  # d(a-b)/da = 1, d(a-b)/db = -1
+    return (1.0, -1.0)
+
+
+def _mul_rule(out, inputs):  # d(a·b)/da = b, d(a·b)/db = a
+    a, b = inputs
+    return (b, a)
+
+
+def _div_rule(out, inputs):  # d(a/b)/da = 1/b, d(a/b)/db = -a/b² = -out/b
+    inverse = 1.0 / inputs[1]
+    return (inverse, -out * inverse)
+
+
+def _neg_rule(out, inputs):  # d(-a)/da = -1
+    return (-1.0,)
+
+
+def _pow_rule(k, out, inputs):  # d(a^k)/da = k·a^(k-1)
+    (a,) = inputs
+    if k == 0.0:
+        return (0.0,)
+    if _data(a) == 0.0 and k < 1.0:  # +∞ at 0 for 0 < k < 1, as for √a
+        return (math.inf,)
+    if isinstance(a, Value):
+        return (k * a ** (k - 1.0),)
+    return (_pow_derivative(a, k),)
+
+
+def _rpow_rule(log_c, out, inputs):  # d(c^a)/da = c^a·ln c
+    return (out * log_c,)
+
+
+def _relu_rule(out, inputs):  # d relu(a)/da = 1 if a > 0 else 0
+    return (1.0 if _data(inputs[0]) > 0.0 else 0.0,)
+
+
+def _tanh_rule(out, inputs):  # d tanh(a)/da = 1 - tanh(a)²
+    return (1.0 - out * out,)
+
+
+def _sigmoid_rule(out, inputs):  # d σ(a)/da = σ(a)·(1 - σ(a))
+    return (out * (1.0 - out),)
+
+
+def _exp_rule(out, inputs):  # d e^a/da = e^a
+    return (out,)
+
+
+def _log_rule(out, inputs):  # d ln(a)/da = 1/a
+    return (1.0 / inputs[0],)
+
+
+def _sqrt_rule(out, inputs):  # d √a/da = 1/(2√a); +∞ at a = 0
+    return (0.5 / out if _data(out) > 0.0 else math.inf,)
+
+
+def _sum_rule(out, inputs):  # d Σ/d vᵢ = 1
+    return (1.0,) * len(inputs)
+
+
+def _mean_rule(out, inputs):  # d mean/d vᵢ = 1/n
+    return (1.0 / len(inputs),) * len(inputs)
 
 
 def _named(value: Value) -> str:

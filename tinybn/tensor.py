@@ -485,6 +485,10 @@ class Tensor:
         """One step of backpropagation: add ``self.pushes()`` to the parents' grads."""
         incoming = self.grad
         pushes = self.pushes(incoming)
+        if isinstance(incoming, Tensor):  # create_graph: grads are Tensors, never changed in place
+            for parent, amount in pushes:
+                parent.grad = amount if parent.grad is None else parent.grad + amount
+            return pushes
         for parent, amount in pushes:
             if parent.grad is None and (parent._parents or _made_for_one(amount, incoming, pushes)):
                 # Speed: a first grad that nothing else will modify is taken as it is: an
@@ -498,6 +502,9 @@ class Tensor:
         return pushes
 
     def _accumulate_grad(self, grad: np.ndarray) -> None:
+        if isinstance(grad, Tensor) or isinstance(self.grad, Tensor):  # create_graph
+            self.grad = grad if self.grad is None else self.grad + grad
+            return
         if self._parents:
             # An interior node: only its own backward rule reads this grad. The first
             # contribution is kept without a copy (it may be shared with another node, or
@@ -516,34 +523,48 @@ class Tensor:
     def _zero_grad(self) -> None:
         self.grad = None
 
-    def backward(self, grad: Any = None, *, retain_graph: bool = False) -> None:
+    def backward(
+        self, grad: Any = None, *, retain_graph: bool = False, create_graph: bool = False
+    ) -> None:
         """Fill ``.grad`` of every tensor that requires grad in this graph.
 
         Grads accumulate over calls, as in PyTorch; a second call on the same root without
         ``zero_grad()`` warns once, unless this first call said ``retain_graph=True``.
+        ``create_graph=True``: every grad is a Tensor with a graph of its own (built by the
+        same backward rules), so it can be drawn and differentiated again.
         """
+        seed = self._backward_seed(grad, create_graph)
+        if retain_graph:
+            self._backward_runs = -1
+        autograd.run_backward(self, seed, create_graph)
+
+    def _backward_seed(self, grad: Any, create_graph: bool) -> np.ndarray | Tensor:
+        """dL/d(self) to start backward from: an array, or a Tensor under create_graph (a
+        given Tensor keeps its own graph there, as in PyTorch)."""
+        seed = self._seed(grad, "backward")
+        if not create_graph:
+            return seed
+        return grad if isinstance(grad, Tensor) else Tensor(seed)
+
+    def _seed(self, grad: Any, caller: str) -> np.ndarray:
+        """dL/d(self) as an array of self's shape and dtype: 1 for one element, else ``grad``."""
         if not self.requires_grad:
-            raise ValueError("backward: this tensor does not require grad and has no graph")
+            raise ValueError(f"{caller}: this tensor does not require grad and has no graph")
         if grad is None:
             if self.data.size != 1:
                 raise ValueError(
-                    f"backward: grad can be implied only for a single-element output, this one "
+                    f"{caller}: grad can be implied only for a single-element output, this one "
                     f"has shape {_shape_str(self.shape)}; pass grad= of that shape"
                 )
             # a one of the output's shape; np.ones and np.ones_like are Python-level wrappers
-            grad = np.array(1, dtype=self.data.dtype).reshape(self.data.shape)
-        else:
-            grad = np.asarray(
-                grad.data if isinstance(grad, Tensor) else grad, dtype=self.data.dtype
+            return np.array(1, dtype=self.data.dtype).reshape(self.data.shape)
+        seed = np.asarray(grad.data if isinstance(grad, Tensor) else grad, dtype=self.data.dtype)
+        if seed.shape != self.shape:
+            raise ValueError(
+                f"{caller}: grad shape {_shape_str(seed.shape)} != output shape "
+                f"{_shape_str(self.shape)}"
             )
-            if grad.shape != self.shape:
-                raise ValueError(
-                    f"backward: grad shape {_shape_str(grad.shape)} != output shape "
-                    f"{_shape_str(self.shape)}"
-                )
-        if retain_graph:
-            self._backward_runs = -1
-        autograd.run_backward(self, grad)
+        return seed
 
     def zero_grad(self) -> None:
         """Set grad to None for every tensor in this graph."""
@@ -623,172 +644,238 @@ class Tensor:
 
 
 # -- backward rules: rule(out, grad) -> one grad per parent (None = no grad) -----------------
-# Each returns gradients in the output's shape; Tensor._backward sums them back to each
+# Each returns gradients in the output's shape; ``Tensor.pushes`` sums them back to each
 # parent's shape when broadcasting stretched it.
+#
+# Each rule is written ONCE and runs on either kind of value. In a plain backward pass the
+# incoming ``grad`` is a numpy array and the rule reads its inputs as numpy arrays
+# (``_inputs``). In ``backward(create_graph=True)`` the incoming grad is a Tensor, and the
+# rule reads its inputs (and the output) as the Tensors themselves: the same arithmetic then
+# builds a graph of the gradient, which can be drawn and differentiated again. Masks (which
+# entries were positive, which was the maximum) are constants either way: their derivative
+# is zero almost everywhere.
 
 
-def _add_backward(out: Tensor, grad: np.ndarray) -> tuple:
+def _graph_mode(grad: Any) -> bool:
+    """True when the rule is building a graph of the gradient (create_graph=True): the
+    incoming grad is a Tensor, not a numpy array (or a numpy scalar, from a 0-d result)."""
+    return isinstance(grad, Tensor)
+
+
+def _inputs(out: Tensor, grad: Any) -> Sequence[Any]:
+    """The node's inputs as the rule computes with them: arrays, or (graph mode) Tensors."""
+    if isinstance(grad, Tensor):
+        return out._parents
+    return [parent.data for parent in out._parents]
+
+
+def _output(out: Tensor, grad: Any) -> Any:
+    """The node's output as the rule computes with it: an array, or (graph mode) the node."""
+    return out if isinstance(grad, Tensor) else out.data
+
+
+def _add_backward(out: Tensor, grad: Any) -> tuple:
     return grad, grad
 
 
-def _sub_backward(out: Tensor, grad: np.ndarray) -> tuple:
+def _sub_backward(out: Tensor, grad: Any) -> tuple:
     return grad, -grad
 
 
-def _mul_backward(out: Tensor, grad: np.ndarray) -> tuple:
-    a, b = out._parents
-    return (grad * b.data if a.requires_grad else None, grad * a.data if b.requires_grad else None)
+def _mul_backward(out: Tensor, grad: Any) -> tuple:
+    a, b = _inputs(out, grad)
+    need_a, need_b = (parent.requires_grad for parent in out._parents)
+    return (grad * b if need_a else None, grad * a if need_b else None)
 
 
-def _div_backward(out: Tensor, grad: np.ndarray) -> tuple:
-    a, b = out._parents
-    grad_a = grad / b.data
-    return grad_a, (-grad_a * out.data if b.requires_grad else None)
+def _div_backward(out: Tensor, grad: Any) -> tuple:
+    _, b = _inputs(out, grad)
+    grad_a = grad / b
+    return grad_a, (-grad_a * _output(out, grad) if out._parents[1].requires_grad else None)
 
 
-def _neg_backward(out: Tensor, grad: np.ndarray) -> tuple:
+def _neg_backward(out: Tensor, grad: Any) -> tuple:
     return (-grad,)
 
 
-def _pow_backward(out: Tensor, grad: np.ndarray) -> tuple:
-    (a,), k = out._parents, out._saved
+def _pow_backward(out: Tensor, grad: Any) -> tuple:
+    (a,), k = _inputs(out, grad), out._saved
     # d(a^k)/da = k·a^(k-1); for k = 0 that is 0 everywhere, also at a = 0 (not 0·∞)
     if k == 0:
-        return (np.zeros_like(grad),)
-    return (grad * (k * a.data if k == 2 else k * a.data ** (k - 1)),)
+        return (grad * 0.0,)
+    return (grad * (k * a if k == 2 else k * a ** (k - 1)),)
 
 
-def _astype_backward(out: Tensor, grad: np.ndarray) -> tuple:
+def _astype_backward(out: Tensor, grad: Any) -> tuple:
     return (grad.astype(out._parents[0].data.dtype),)
 
 
-def _rpow_backward(out: Tensor, grad: np.ndarray) -> tuple:
+def _rpow_backward(out: Tensor, grad: Any) -> tuple:
     # d(c^x)/dx = c^x·ln c; out._saved holds ln c
-    return (grad * out.data * out._saved,)
+    return (grad * _output(out, grad) * out._saved,)
 
 
-def _matmul_backward(out: Tensor, grad: np.ndarray) -> tuple:
-    a, b = out._parents
+def _swap_last_two(x: Any) -> Any:
+    """x with its last two axes swapped (a matrix transposed, batch axes kept)."""
+    order = list(range(x.ndim))
+    order[-2], order[-1] = order[-1], order[-2]
+    return x.transpose(*order)
+
+
+def _matmul_backward(out: Tensor, grad: Any) -> tuple:
+    a, b = _inputs(out, grad)
+    need_a, need_b = (parent.requires_grad for parent in out._parents)
     if a.ndim == 1 and b.ndim == 1:  # dot product: a scalar output
-        return (grad * b.data, grad * a.data)
-    a_data, b_data, g = a.data, b.data, grad
+        return (grad * b if need_a else None, grad * a if need_b else None)
+    a_ndim, b_ndim, g = a.ndim, b.ndim, grad
     # treat 1-d operands as a row (a) or column (b) matrix, as numpy's matmul does
-    if a_data.ndim == 1:
-        a_data, g = a_data[None, :], g[..., None, :]
-    if b_data.ndim == 1:
-        b_data, g = b_data[:, None], g[..., None]
-    grad_a = g @ np.swapaxes(b_data, -1, -2) if a.requires_grad else None
-    grad_b = np.swapaxes(a_data, -1, -2) @ g if b.requires_grad else None
-    if grad_a is not None and a.ndim == 1:
-        grad_a = grad_a.reshape(-1, a.shape[0]).sum(axis=0)
-    if grad_b is not None and b.ndim == 1:
-        grad_b = grad_b.reshape(-1, b.shape[0]).sum(axis=0)
-    if grad_b is not None and grad_b.ndim > b.ndim:  # b was broadcast over batch dims
-        grad_b = grad_b.reshape(-1, *b.shape).sum(axis=0)
+    if a_ndim == 1:
+        a, g = a.reshape(1, a.shape[0]), g.reshape(*g.shape[:-1], 1, g.shape[-1])
+    if b_ndim == 1:
+        b, g = b.reshape(b.shape[0], 1), g.reshape(*g.shape, 1)
+    grad_a = g @ _swap_last_two(b) if need_a else None
+    grad_b = _swap_last_two(a) @ g if need_b else None
+    # sums over the axes that are not the operand's, written so that a length-0 axis works
+    # (reshape(-1, 0) cannot infer the -1)
+    if grad_a is not None and a_ndim == 1:  # (..., 1, n) → (n,)
+        grad_a = grad_a.sum(axis=tuple(range(grad_a.ndim - 1)))
+    if grad_b is not None and b_ndim == 1:  # (..., n, 1) → (n,)
+        grad_b = grad_b[..., 0].sum(axis=tuple(range(grad_b.ndim - 2)))
+    if grad_b is not None and grad_b.ndim > b_ndim:  # b was broadcast over batch dims
+        grad_b = grad_b.sum(axis=tuple(range(grad_b.ndim - b_ndim)))
     return grad_a, grad_b
 
 
-def _exp_backward(out: Tensor, grad: np.ndarray) -> tuple:
-    return (grad * out.data,)
+def _exp_backward(out: Tensor, grad: Any) -> tuple:
+    return (grad * _output(out, grad),)
 
 
-def _log_backward(out: Tensor, grad: np.ndarray) -> tuple:
-    return (grad / out._parents[0].data,)
+def _log_backward(out: Tensor, grad: Any) -> tuple:
+    return (grad / _inputs(out, grad)[0],)
 
 
-def _sqrt_backward(out: Tensor, grad: np.ndarray) -> tuple:
-    return (grad / (2.0 * out.data),)
+def _sqrt_backward(out: Tensor, grad: Any) -> tuple:
+    return (grad / (2.0 * _output(out, grad)),)
 
 
-def _tanh_backward(out: Tensor, grad: np.ndarray) -> tuple:
-    return (grad * (1.0 - out.data * out.data),)
+def _tanh_backward(out: Tensor, grad: Any) -> tuple:
+    tanh = _output(out, grad)
+    return (grad * (1.0 - tanh * tanh),)
 
 
-def _relu_backward(out: Tensor, grad: np.ndarray) -> tuple:
-    # the 0/1 mask in grad's dtype (a float × bool product takes numpy's slower mixed-type
-    # loop), multiplied in place: it is a new array, so no second one is needed
+def _relu_backward(out: Tensor, grad: Any) -> tuple:
     x = out._parents[0].data
-    mask = (x > _scalar(0, x.dtype)).astype(grad.dtype)
-    mask *= grad
+    mask = (x > _scalar(0, x.dtype)).astype(x.dtype)  # 0/1 in grad's dtype: numpy's fast loop
+    if _graph_mode(grad):
+        return (grad * mask,)
+    mask *= grad  # a new array: multiplied in place, so no second one is needed
     return (mask,)
 
 
-def _sigmoid_backward(out: Tensor, grad: np.ndarray) -> tuple:
-    return (grad * out.data * (1.0 - out.data),)
+def _sigmoid_backward(out: Tensor, grad: Any) -> tuple:
+    sigmoid = _output(out, grad)
+    return (grad * sigmoid * (1.0 - sigmoid),)
 
 
-def _abs_backward(out: Tensor, grad: np.ndarray) -> tuple:
+def _abs_backward(out: Tensor, grad: Any) -> tuple:
     return (grad * np.sign(out._parents[0].data),)
 
 
-def _clip_backward(out: Tensor, grad: np.ndarray) -> tuple:
+def _clip_backward(out: Tensor, grad: Any) -> tuple:
     x, (low, high) = out._parents[0].data, out._saved
-    inside = np.ones(x.shape, dtype=bool)
+    inside = np.ones(x.shape, dtype=x.dtype)
     if low is not None:
-        inside &= x >= low
+        inside *= x >= low
     if high is not None:
-        inside &= x <= high
+        inside *= x <= high
     return (grad * inside,)
 
 
-def _sum_backward(out: Tensor, grad: np.ndarray) -> tuple:
+def _broadcast_to(grad: Any, shape: tuple[int, ...]) -> Any:
+    """grad repeated to ``shape`` (numpy's broadcast_to; a graph op in graph mode)."""
+    if not _graph_mode(grad):
+        return np.broadcast_to(grad, shape)
+    return grad._make(np.broadcast_to(grad.data, shape), (grad,), "broadcast_to", _unbroadcast_rule)
+
+
+def _unbroadcast_rule(out: Tensor, grad: Any) -> tuple:
+    # broadcast_to's backward: sum back over the stretched axes (Tensor.pushes does it)
+    return (grad,)
+
+
+def _sum_backward(out: Tensor, grad: Any) -> tuple:
     (a,), (axes, keepdims) = out._parents, out._saved
     if not keepdims:
         grad = _expand_reduced(grad, a.shape, axes)
-    return (np.broadcast_to(grad, a.shape),)
+    return (_broadcast_to(grad, a.shape),)
 
 
-def _mean_backward(out: Tensor, grad: np.ndarray) -> tuple:
+def _mean_backward(out: Tensor, grad: Any) -> tuple:
     (a,), (axes, keepdims) = out._parents, out._saved
     count = int(np.prod([a.shape[i] for i in axes], dtype=int))
     if not keepdims:
         grad = _expand_reduced(grad, a.shape, axes)
-    return (np.broadcast_to(grad / count, a.shape),)
+    return (_broadcast_to(grad / count, a.shape),)
 
 
-def _var_backward(out: Tensor, grad: np.ndarray) -> tuple:
-    (a,), (axes, keepdims, ddof) = out._parents, out._saved
+def _var_backward(out: Tensor, grad: Any) -> tuple:
+    (a,), (axes, keepdims, ddof) = _inputs(out, grad), out._saved
     count = int(np.prod([a.shape[i] for i in axes], dtype=int))
     if not keepdims:
         grad = _expand_reduced(grad, a.shape, axes)
-    centered = a.data - a.data.mean(axis=axes, keepdims=True)
+    centered = a - a.mean(axis=axes, keepdims=True)
     # d var/d xᵢ = 2 (xᵢ - mean) / (n - ddof)
     return (grad * centered * (2.0 / (count - ddof)),)
 
 
-def _max_backward(out: Tensor, grad: np.ndarray) -> tuple:
+def _max_backward(out: Tensor, grad: Any) -> tuple:
     (a,), (axes, keepdims) = out._parents, out._saved
     maxima = out.data if keepdims else _expand_reduced(out.data, a.shape, axes)
     if not keepdims:
         grad = _expand_reduced(grad, a.shape, axes)
     is_max = a.data == maxima
     share = is_max / is_max.sum(axis=axes, keepdims=True)
-    return (grad * share,)
+    return (grad * share.astype(a.data.dtype),)
 
 
-def _reshape_backward(out: Tensor, grad: np.ndarray) -> tuple:
+def _reshape_backward(out: Tensor, grad: Any) -> tuple:
     return (grad.reshape(out._parents[0].shape),)
 
 
-def _transpose_backward(out: Tensor, grad: np.ndarray) -> tuple:
-    return (grad.transpose(np.argsort(out._saved)),)
+def _transpose_backward(out: Tensor, grad: Any) -> tuple:
+    return (grad.transpose(*np.argsort(out._saved).tolist()),)
 
 
-def _index_backward(out: Tensor, grad: np.ndarray) -> tuple:
+def _index_backward(out: Tensor, grad: Any) -> tuple:
     (a,), index = out._parents, out._saved
-    full = np.zeros(a.shape, dtype=grad.dtype)
+    if _graph_mode(grad):
+        full = _scatter(grad.data, a.shape, index)
+        return (grad._make(full, (grad,), "scatter", _gather_rule, index),)
+    return (_scatter(grad, a.shape, index),)
+
+
+def _scatter(grad: np.ndarray, shape: tuple[int, ...], index: Any) -> np.ndarray:
+    full = np.zeros(shape, dtype=grad.dtype)
     np.add.at(full, index, grad)  # scatter-add: repeated indices each add their share
-    return (full,)
+    return full
 
 
-def _concat_backward(out: Tensor, grad: np.ndarray) -> tuple:
+def _gather_rule(out: Tensor, grad: Any) -> tuple:
+    # scatter's backward: read the scattered entries back (the index op)
+    return (grad[out._saved],)
+
+
+def _concat_backward(out: Tensor, grad: Any) -> tuple:
     axis, sizes = out._saved
-    return tuple(np.split(grad, np.cumsum(sizes)[:-1], axis=axis))
+    edges = np.cumsum([0, *sizes]).tolist()
+    before = (slice(None),) * axis
+    return tuple(grad[(*before, slice(lo, hi))] for lo, hi in zip(edges, edges[1:]))
 
 
-def _stack_backward(out: Tensor, grad: np.ndarray) -> tuple:
+def _stack_backward(out: Tensor, grad: Any) -> tuple:
     axis = out._saved
-    return tuple(np.moveaxis(grad, axis, 0))
+    before = (slice(None),) * axis
+    return tuple(grad[(*before, i)] for i in range(len(out._parents)))
 
 
 def _as_tensors(tensors: Sequence[Any], op: str) -> list[Tensor]:
