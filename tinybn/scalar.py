@@ -337,7 +337,8 @@ class Value:
 
     def __repr__(self) -> str:
         name = f"label={self.label!r}, " if self.label else ""
-        return f"Value({name}data={round(self.data, 6)!r}, grad={round(self.grad, 6)!r})"
+        grad = _data(self.grad)  # a grad with a graph (create_graph) shows its value
+        return f"Value({name}data={round(self.data, 6)!r}, grad={round(grad, 6)!r})"
 
     def _repr_svg_(self) -> str | None:  # Jupyter shows a Value as its graph
         from tinybn.viz.graph import jupyter_svg

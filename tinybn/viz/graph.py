@@ -30,6 +30,7 @@ from tinybn.viz.nodes import (
     shape_text,
     stage,
     summarize,
+    value_of,
 )
 
 PARAMETER_FILL = {"γ": "#ffd591", "β": "#bcd7ff"}
@@ -222,7 +223,8 @@ def _fields(node: Any, look: _Look) -> list[str]:
             f"grad {grad}",
         ]
     else:
-        fields = [label, f"data {node.data:.{precision}g}", f"grad {node.grad:.{precision}g}"]
+        grad = value_of(node.grad)
+        fields = [label, f"data {node.data:.{precision}g}", f"grad {grad:.{precision}g}"]
     return [field for field in fields if field]
 
 

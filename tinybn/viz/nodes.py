@@ -92,10 +92,16 @@ def op_symbol(op: str) -> str:
     return OP_SYMBOLS.get(op, op)
 
 
+def value_of(item: Any) -> Any:
+    """A number or array as is; a node (e.g. a grad made with create_graph) by its data."""
+    return item.data if isinstance(item, (Value, Tensor)) else item
+
+
 def summarize(array: Any, precision: int = 4) -> str:
     """A short text for a number or an array: all entries if few, else mean and range."""
     if array is None:
         return "None"
+    array = value_of(array)
     values = np.asarray(array, dtype=float)
     if values.size == 1:
         return f"{values.item():.{precision}g}"
@@ -133,7 +139,7 @@ def describe(node: Any, precision: int = 4) -> str:
         return (
             f"{name(node)} {shape_text(node)}  data {summarize(node.data, precision)}  grad {grad}"
         )
-    return f"{name(node)}  data {node.data:.{precision}g}  grad {node.grad:.{precision}g}"
+    return f"{name(node)}  data {node.data:.{precision}g}  grad {value_of(node.grad):.{precision}g}"
 
 
 def consumers_of(order: list[Any]) -> dict[int, list[tuple[Any, int]]]:
