@@ -13,6 +13,10 @@ initial weights, batches and learning rate for every variant.
 (c) Internal covariate shift as the paper defines it: for layer i, G = ∇_{W_i}L at the
     current weights, G' = the same gradient after the layers BEFORE i took their SGD step
     on the same batch; ICS = ‖G − G'‖₂ and cos(G, G'). Claim: BN does not reduce it.
+(d) The curvature itself: the top eigenvalue λ_max of the loss's Hessian (on a fixed probe
+    batch) along training, with and without BN, over 3 seeds — the quantity behind (b)'s
+    β-smoothness (a function is β-smooth where ‖∇²L‖ ≤ β). Found by power iteration on
+    Hessian-vector products, each a double backward (``tinybn.autograd.hvp``).
 
 Run: ``tinybn demo santurkar [--quick|--full] [--out DIR] [--seed S]``.
 """
@@ -38,6 +42,7 @@ from demos._common import (
 from demos._mlp import build_mlp, digits_split, endless_batches, evaluate, state_restored
 from tinybn import Tensor, nn, optim
 from tinybn import functional as F
+from tinybn.autograd import top_hessian_eigenvalue
 
 HIDDEN = [100, 100, 100]
 BATCH_SIZE = 64
@@ -46,6 +51,9 @@ NOISE_MEAN_RANGE = 1.0  # m_j ~ U(−1, 1)
 NOISE_SCALE_RANGE = 1.0  # s_j ~ U(0, 1)
 STEP_SIZE_MULTIPLIERS = np.geomspace(0.25, 4.0, 7)  # η / learning rate along the gradient
 VARIANTS = ("no BN", "BN", "noisy BN")
+HESSIAN_SEEDS = 3  # seeds of part (d): seed, seed + 1, seed + 2
+HESSIAN_PROBE = 256  # training samples in the fixed batch whose Hessian is measured
+HESSIAN_ITERATIONS = 30  # power-iteration steps (stops earlier at 0.1% change)
 COLORS = {"no BN": "C3", "BN": "C0", "noisy BN": "C2"}
 
 
@@ -227,6 +235,111 @@ def train_variant(
     return history
 
 
+# -- (d): the top Hessian eigenvalue along training ---------------------------------------------
+
+
+def top_eigenvalue(model: nn.Sequential, xb: np.ndarray, yb: np.ndarray, seed: int) -> float:
+    """λ_max of ∇²L at the current weights, L the training-mode loss on (xb, yb)."""
+    with state_restored(model):  # the probe's forward pass must not move the running stats
+        loss = F.cross_entropy(forward(model, xb)[0], yb)
+        value, _ = top_hessian_eigenvalue(
+            loss, list(model.parameters()), iterations=HESSIAN_ITERATIONS, seed=seed, tol=1e-3
+        )
+    return value
+
+
+def hessian_along_training(
+    data: tuple, args: argparse.Namespace, steps: int, measure_every: int
+) -> dict[str, Any]:
+    """Train no BN and BN with SGD from HESSIAN_SEEDS seeds; λ_max every ``measure_every``."""
+    (X_train, y_train), _ = data
+    probe_x, probe_y = X_train[:HESSIAN_PROBE], y_train[:HESSIAN_PROBE]
+    curves: dict[str, list[list[float]]] = {"no BN": [], "BN": []}
+    measure_steps = list(range(0, steps + 1, measure_every))
+    for variant in curves:
+        for seed in range(args.seed, args.seed + HESSIAN_SEEDS):
+            model = build_mlp(
+                [X_train.shape[1], *HIDDEN, 10],
+                activation="relu",
+                bn=None if variant == "no BN" else "before",
+                rng=np.random.default_rng(seed),
+            )
+            optimizer = optim.SGD(list(model.parameters()), lr=args.lr)
+            batches = endless_batches(X_train, y_train, BATCH_SIZE, seed)
+            model.train()
+            values = []
+            for step in progress(range(steps + 1), desc=f"λ_max {variant}, seed {seed}"):
+                if step % measure_every == 0:
+                    values.append(top_eigenvalue(model, probe_x, probe_y, seed))
+                if step == steps:
+                    break
+                xb, yb = next(batches)
+                loss = F.cross_entropy(model(xb), yb.data)
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+            curves[variant].append(values)
+    return {"measure_step": measure_steps, "curves": curves}
+
+
+def hessian_summary(hessian: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """Per variant: the median λ_max over training, its mean and spread over the seeds."""
+    summary = {}
+    for variant, runs in hessian["curves"].items():
+        medians = [float(np.median(values)) for values in runs]
+        summary[variant] = {
+            "median_lambda_max_mean": float(np.mean(medians)),
+            "median_lambda_max_std": float(np.std(medians)),
+            "per_seed": medians,
+        }
+    return summary
+
+
+def plot_hessian(hessian: dict[str, Any], path: Any) -> Any:
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    steps = hessian["measure_step"]
+    for variant, runs in hessian["curves"].items():
+        values = np.array(runs)
+        mean, low, high = values.mean(axis=0), values.min(axis=0), values.max(axis=0)
+        ax.plot(steps, mean, "o-", ms=3, color=COLORS[variant], label=f"{variant} (mean)")
+        ax.fill_between(steps, low, high, color=COLORS[variant], alpha=0.25)
+    ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel("top Hessian eigenvalue λ_max")
+    ax.set_title(
+        f"(d) curvature along training: λ_max of ∇²L on {HESSIAN_PROBE} samples\n"
+        f"band: min–max over {HESSIAN_SEEDS} seeds"
+    )
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def verdicts(summary_bn: dict[str, float], summary_none: dict[str, float], hessian: dict) -> dict:
+    """Reproduced / not, for the finite-step β-smoothness of (b) and λ_max of (d)."""
+    beta_ratio = summary_bn["beta_smoothness"] / summary_none["beta_smoothness"]
+    hess = hessian_summary(hessian)
+    per_seed = zip(hess["BN"]["per_seed"], hess["no BN"]["per_seed"])
+    smaller_every_seed = all(bn < none for bn, none in per_seed)
+    lambda_ratio = hess["BN"]["median_lambda_max_mean"] / hess["no BN"]["median_lambda_max_mean"]
+    return {
+        "beta_smoothness (b)": {
+            "BN / no BN": beta_ratio,
+            "verdict": "reproduced" if beta_ratio < 1 else "NOT reproduced",
+        },
+        "lambda_max (d)": {
+            "BN / no BN": lambda_ratio,
+            "verdict": (
+                "reproduced"
+                if smaller_every_seed
+                else ("partly reproduced" if lambda_ratio < 1 else "NOT reproduced")
+            ),
+        },
+    }
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     steps = pick(args, 60, 1500, 6000)
     measure_every = pick(args, 20, 50, 200)
@@ -235,6 +348,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         v: train_variant(v, data, args, steps, measure_every) for v in VARIANTS
     }
     result["lr"] = args.lr
+    hessian_steps = pick(args, 40, 600, 2000)
+    result["hessian"] = hessian_along_training(data, args, hessian_steps, pick(args, 20, 100, 250))
     return result
 
 
@@ -364,9 +479,24 @@ def main(argv: list[str] | None = None) -> int:
             row.update(summarize(h))
         rows.append(row)
     print_table(rows, list(rows[1]))
+    hessian = hessian_summary(result["hessian"])
+    print("\n(d) top Hessian eigenvalue λ_max, median over training; mean ± std over seeds:")
+    for variant, found in hessian.items():
+        seeds = ", ".join(f"{v:.3g}" for v in found["per_seed"])
+        print(
+            f"  {variant:6s} {found['median_lambda_max_mean']:.4g} ± "
+            f"{found['median_lambda_max_std']:.2g}   (per seed: {seeds})"
+        )
+    found_verdicts = verdicts(
+        summarize(result["BN"]), summarize(result["no BN"]), result["hessian"]
+    )
+    print("\nSmoother with BN (the paper's claim), BN / no BN:")
+    for name, verdict in found_verdicts.items():
+        print(f"  {name:22s} ×{verdict['BN / no BN']:.3g}   {verdict['verdict']}")
     figures = [
         plot_noisy(result, out / "santurkar_noisy_bn.png"),
         plot_landscape(result, out / "santurkar_landscape.png"),
+        plot_hessian(result["hessian"], out / "santurkar_hessian.png"),
     ]
     results = {
         "demo": "santurkar",
@@ -376,6 +506,8 @@ def main(argv: list[str] | None = None) -> int:
         "batch_size": BATCH_SIZE,
         "step_size_multipliers": STEP_SIZE_MULTIPLIERS,
         "summary": {row["variant"]: row for row in rows},
+        "hessian": {**result["hessian"], "summary": hessian},
+        "verdicts": found_verdicts,
         "curves": {
             v: {
                 k: result[v][k]

@@ -228,6 +228,48 @@ def batch_norm(
     return batch_norm_with_stats(x, gamma, beta, eps, mean=mean, var=var, fused=fused)[0]
 
 
+def batch_norm_backward(dy: Any, x: Any, gamma: Any = None, eps: float = 1e-5) -> tuple:
+    """The closed-form backward of batch norm (Ioffe & Szegedy 2015, section 3), composed
+    from the same primitives as ``batch_norm``, on either engine:
+
+        dβ = Σᵢ dyᵢ        dγ = Σᵢ dyᵢ·x̂ᵢ        dx = (γ/√(σ² + ε))·(dy − dβ/m − x̂·dγ/m)
+
+    with m values per channel. Autodiff through ``batch_norm`` gives the same numbers by
+    three routes (through x̂, σ² and μ); this is those routes added up by hand.
+
+    Args:
+        dy: ∂L/∂y, like x: a Tensor (N, C) or (N, C, L), or N rows of C numbers/Values.
+        x: the input batch norm was applied to, the same shape.
+        gamma: (C,) scale, or None for γ = 1.
+        eps: as in ``batch_norm``.
+    Returns:
+        (dx, dγ, dβ): dx in the form of x; dγ and dβ of shape (C,) (lists for scalars).
+    """
+    _check_eps(eps, "batch_norm_backward")
+    array = _as_array(x, "batch_norm_backward")
+    grad = _as_array(dy, "batch_norm_backward")
+    if grad.shape != array.shape:
+        raise ValueError(f"batch_norm_backward: dy has shape {grad.shape}, x {array.shape}")
+    axes, param_shape = _batch_axes(array)
+    engine = Tensor if isinstance(array, Tensor) else ValueArray
+    gamma = _param(gamma, "gamma", engine, param_shape)
+    m = int(np.prod([array.shape[a] for a in axes]))
+    xhat, _, var = _normalize(array, axes, None, None, eps)
+    dbeta = grad.sum(axis=axes, keepdims=True).named("Σ dy")
+    dgamma = (grad * xhat).sum(axis=axes, keepdims=True).named("Σ dy·x̂")
+    std = (var + _epsilon(eps, array)).sqrt()
+    inner = grad - dbeta * (1.0 / m) - xhat * dgamma * (1.0 / m)
+    dx = (inner / std if gamma is None else gamma * inner / std).named("dx")
+    flat = (-1,)
+    if engine is ValueArray:
+        return (
+            _back_to_input_form(dx, x),
+            dgamma.reshape(flat).tolist(),
+            dbeta.reshape(flat).tolist(),
+        )
+    return dx, dgamma.reshape(flat), dbeta.reshape(flat)
+
+
 def layer_norm(
     x: Any,
     gamma: Any = None,
