@@ -134,6 +134,18 @@ def graphs() -> None:
 # -- plots ----------------------------------------------------------------------------------------
 
 
+def gradient_graphs() -> None:
+    """∂L/∂x₀ as autodiff builds it (create_graph) and the closed form's dx₀, three samples."""
+    x = tb.values([[33.0], [72.0], [40.0]], "x")
+    gamma = tb.values([1.0], "γ")
+    y = F.batch_norm(x, gamma, tb.values([0.0], "β"))
+    loss = Value.sum((i + 1) * row[0] for i, row in enumerate(y)).named("L")
+    loss.backward(create_graph=True)
+    save_graph(tb.draw(x[0][0].grad, rankdir="TB", clusters=False), "bn_grad_graph.svg")
+    dx, _, _ = F.batch_norm_backward([[1.0], [2.0], [3.0]], x, gamma)
+    save_graph(tb.draw(dx[0][0], rankdir="TB", clusters=False), "bn_closed_form_graph.svg")
+
+
 def sigmoid_regime() -> None:
     """x̂ of the worked example on the sigmoid, before and after a scale and shift."""
     _, _, _, y, _ = worked_example(features=(0,))
@@ -274,6 +286,7 @@ def speed() -> None:
 
 
 def plots() -> None:
+    gradient_graphs()
     sigmoid_regime()
     gradient_routes()
     training_curves()
