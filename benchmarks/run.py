@@ -35,6 +35,7 @@ CASES = [
     "mlp_bn_step",
     "memory",
     "render",
+    "hvp",
     "demo_wall",
 ]
 
@@ -82,6 +83,10 @@ def run_case(name: str, settings: Settings, threads: int | None = None) -> list[
         from benchmarks.render import render_case
 
         return [render_case(settings, 8, 2), render_case(settings, 64, 4)]
+    if name == "hvp":
+        from benchmarks.higher_order import hvp_case
+
+        return [hvp_case(settings)]
     if name == "demo_wall":
         from benchmarks.demo_wall import demo_wall
 

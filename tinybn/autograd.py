@@ -238,19 +238,26 @@ def grad(
     seeds = [None] * len(outputs) if grad_outputs is None else _as_list(grad_outputs)
     if len(seeds) != len(outputs):
         raise ValueError(f"grad: {len(outputs)} output(s) but {len(seeds)} grad_outputs")
-    order: dict[int, Any] = {}
-    for output in outputs:
-        order.update((id(node), node) for node in topological_order(output))
+    orders = [topological_order(output) for output in outputs]
+    order = {id(node): node for nodes in orders for node in nodes}
     for position, node in enumerate(inputs):
         if getattr(node, "requires_grad", True) is False:
             raise ValueError(f"grad: input {position} does not require grad")
+    # only the nodes on a path from an input to an output need to push (as in PyTorch): the
+    # rest of the graph below — e.g. the whole network under one layer — is left alone
+    on_paths = {id(node) for node in inputs}
+    for nodes in orders:
+        for node in nodes:
+            if any(id(parent) in on_paths for parent in node._parents):
+                on_paths.add(id(node))
     kept = [(node, node.grad) for node in order.values()]
     for node in order.values():
         node._zero_grad()
     try:
         with enable_grad() if create_graph else nullcontext():
-            for output, seed in zip(outputs, seeds):
-                backward = BackwardPass(output, output._backward_seed(seed, create_graph))
+            for output, nodes, seed in zip(outputs, orders, seeds):
+                needed = [node for node in nodes if id(node) in on_paths]
+                backward = BackwardPass(output, output._backward_seed(seed, create_graph), needed)
                 for node in backward.nodes:
                     node.push_grad()
                 backward.finish()
