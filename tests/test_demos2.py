@@ -74,6 +74,40 @@ def test_santurkar_quick(tmp_path):
         for shifts in curves["ics"]:
             assert len(shifts) == 3  # Linear 2, 3, 4
             assert all(-1.0 - 1e-6 <= s["cosine"] <= 1.0 + 1e-6 for s in shifts)
+    # (d): λ_max per seed and measurement, a summary and a verdict for (b) and (d)
+    hessian = results["hessian"]
+    for variant in ("no BN", "BN"):
+        runs = hessian["curves"][variant]
+        assert len(runs) == santurkar.HESSIAN_SEEDS
+        assert all(len(values) == len(hessian["measure_step"]) for values in runs)
+        assert hessian["summary"][variant]["median_lambda_max_mean"] > 0
+    assert set(results["verdicts"]) == {"beta_smoothness (b)", "lambda_max (d)"}
+    assert all(v["verdict"].endswith("reproduced") for v in results["verdicts"].values())
+
+
+def test_top_eigenvalue_of_a_tiny_bn_mlp_equals_the_full_hessians():
+    """(d)'s probe: power iteration on H·v finds the Hessian's largest |eigenvalue|."""
+    from tinybn import Tensor
+    from tinybn import functional as F
+    from tinybn.autograd import hvp
+
+    model = _tiny_mlp(bn=True)
+    model.double()
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=(12, 5)), rng.integers(0, 3, size=12)
+    found = santurkar.top_eigenvalue(model, x, y, seed=0)
+    params = list(model.parameters())
+    sizes = [p.data.size for p in params]
+    columns = []  # the full Hessian, one H·eᵢ column at a time
+    for i in range(sum(sizes)):
+        unit = np.zeros(sum(sizes))
+        unit[i] = 1.0
+        parts = np.split(unit, np.cumsum(sizes)[:-1])
+        loss = F.cross_entropy(santurkar.forward(model, Tensor(x))[0], y)
+        product = hvp(loss, params, [p.reshape(q.shape) for p, q in zip(parts, params)])
+        columns.append(np.concatenate([h.ravel() for h in product]))
+    spectrum = np.linalg.eigvalsh((np.array(columns) + np.array(columns).T) / 2)
+    assert found == pytest.approx(spectrum[np.argmax(np.abs(spectrum))], rel=1e-3)
 
 
 def _tiny_mlp(bn):
