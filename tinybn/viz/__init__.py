@@ -5,8 +5,10 @@ tb.viz.render(loss, "out/bn.png")    # the picture, with the DOT source beside i
 print(tb.tree(loss))                 # the same graph as text
 for step in tb.backward_steps(loss): print(step)
 print(tb.contributions(x[0][0], loss))   # ∂L/∂x through x̂, μ and σ²
+tb.explore(loss).save("bn.html")     # one HTML page: step through backward in a browser
 """
 
+from tinybn.viz.explorer import Explorer, explore
 from tinybn.viz.graph import GraphTooLargeError, draw
 from tinybn.viz.nodes import name_parameters
 from tinybn.viz.picture import GraphvizNotFoundError, render
@@ -20,6 +22,8 @@ __all__ = [
     "tree",
     "backward_steps",
     "contributions",
+    "explore",
+    "Explorer",
     "name_parameters",
     "BackwardStep",
     "Push",
