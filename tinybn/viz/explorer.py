@@ -345,7 +345,8 @@ def _mark_grad_text(body: str) -> str:
     start = body.rindex("<text ")
     end = body.index("</text>", start)
     opening = body[start : body.index(">", start) + 1]
-    return body[:start] + opening.replace("<text ", '<text class="grad" ', 1) + "grad ·" + body[end:]
+    opening = opening.replace("<text ", '<text class="grad" ', 1)
+    return body[:start] + opening + "grad ·" + body[end:]
 
 
 def _summaries_on_paths(body: str, on_path: dict[str, set[int]]) -> dict[str, set[str]]:
