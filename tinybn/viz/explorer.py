@@ -314,7 +314,7 @@ def prepare_svg(svg: str, order: list[Any]) -> tuple[str, float, float, int]:
             both = set(kinds_of(tail)) & set(kinds_of(head))
             classes = " ".join(["edge", *(f"on-{_ascii(k)}" for k in sorted(both))])
             return f'<g class="{classes}">{body}</g>'
-        classes = ["node", *(f"on-{_ascii(k)}" for k in kinds_of(title))]
+        classes, paths = ["node"], [f"on-{_ascii(k)}" for k in kinds_of(title)]
         attributes = ""
         found = _NAME.match(title)
         if found and found.group(2):  # the op ellipse in front of value n<position>
@@ -329,7 +329,7 @@ def prepare_svg(svg: str, order: list[Any]) -> tuple[str, float, float, int]:
             body = _mark_grad_text(body)
         else:
             classes.append("summary")
-        return f'<g class="{" ".join(classes)}"{attributes}>{body}</g>'
+        return f'<g class="{" ".join(classes + paths)}"{attributes}>{body}</g>'
 
     body = _GROUP.sub(rewrite, body)
     body = body[: body.rindex("</svg>")]
