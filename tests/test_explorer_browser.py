@@ -117,8 +117,9 @@ def test_next_step_fills_exactly_the_reached_grads_and_reset_empties_them(opened
         expected = python_grads_after(k)
         shown = opened.grads()
         assert {node: grad for node, grad in shown.items() if grad} == expected
-        step_text = str(list(itertools.islice(tb.backward_steps(tour.worked_example().loss), k))[-1])
-        assert opened.page.locator("#step-text").text_content() == step_text
+        steps = tb.backward_steps(tour.worked_example().loss)
+        last = list(itertools.islice(steps, k))[-1]
+        assert opened.page.locator("#step-text").text_content() == str(last)
         assert opened.page.locator("#view g.node.current").count() >= 1
     opened.button("Previous step").click()
     assert opened.counter() == "step 11 / 129"
