@@ -35,6 +35,7 @@ CASES = [
     "mlp_bn_step",
     "memory",
     "render",
+    "explorer",
     "demo_wall",
 ]
 
@@ -82,6 +83,10 @@ def run_case(name: str, settings: Settings, threads: int | None = None) -> list[
         from benchmarks.render import render_case
 
         return [render_case(settings, 8, 2), render_case(settings, 64, 4)]
+    if name == "explorer":
+        from benchmarks.explorer import explorer_cases
+
+        return explorer_cases(settings)
     if name == "demo_wall":
         from benchmarks.demo_wall import demo_wall
 
@@ -121,6 +126,10 @@ def _target(result: CaseResult) -> tuple[str, bool | None]:
     if case.startswith("render 64"):
         seconds = result.seconds.get("tinybn")
         return "< 10 s", None if seconds is None else seconds < 10
+    if case.startswith("explorer") or case.startswith("draw refusal"):
+        limit = 2.0 if "64x16" in case else 1.0
+        seconds = result.seconds.get("tinybn")
+        return f"< {limit:g} s", None if seconds is None else seconds < limit
     return "", None
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from tinybn.viz.nodes import index, op_symbol, parameter_kind, role
+from tinybn.viz.nodes import _INDEX, op_symbol, parameter_kind, role
 
 Lane = tuple[int, tuple[int, ...]]  # (sample, rest of the index: the feature)
 GroupKey = tuple[tuple[int, ...], str]  # (feature, stage)
@@ -81,14 +81,13 @@ def sample_lanes(
     indexed: dict[int, tuple[str, tuple[int, ...]]] = {}
     not_parameter: dict[str, bool] = {}  # role → not γ/β (it depends on the role only)
     for node in order:
-        if node.label:
-            idx = index(node)
-            if idx is not None and len(idx) >= 2:
-                name = node.label[: node.label.rindex("[")]  # == role(node), without a regex
-                if name not in not_parameter:
-                    not_parameter[name] = parameter_kind(node) is None
-                if not_parameter[name]:
-                    indexed[id(node)] = (name, idx)
+        match = _INDEX.match(node.label) if node.label else None
+        if match is not None and "," in match["index"]:
+            name = match["role"]
+            if name not in not_parameter:
+                not_parameter[name] = parameter_kind(node) is None
+            if not_parameter[name]:
+                indexed[id(node)] = (name, tuple(map(int, match["index"].split(","))))
     first_indices: dict[str, set[int]] = {}
     for name, idx in indexed.values():
         first_indices.setdefault(name, set()).add(idx[0])
