@@ -155,6 +155,19 @@ def test_labels_are_escaped_in_the_svg_the_json_and_the_frame():
     assert html.unescape(re.search(r'srcdoc="([^"]*)"', frame).group(1)) == page
 
 
+def test_between_draws_part_and_the_boxes_still_name_their_nodes():
+    example = tour.worked_example()
+    order = topological_order(example.loss)
+    explorer = tb.explore(example.loss, between=example.gamma, with_inputs=True)
+    page = explorer.html
+    boxes = re.findall(r'<g class="node value[^"]*" data-node="(\d+)" data-label="([^"]*)"', page)
+    drawn = {order[int(p)].label for p, label in boxes}
+    assert all(html.unescape(label) == order[int(p)].label for p, label in boxes)
+    assert {"γ[0]", "γ·x̂[3,1]", "x̂[3,1]", "y[3,1]", "L"} <= drawn
+    assert "μ[0,0]" not in drawn and "x[3,1]" not in drawn
+    assert explorer.data["total"] == 129  # the steps still cover the whole graph
+
+
 def test_too_large_refuses_with_the_message_of_draw():
     example = tour.worked_example()
     with pytest.raises(GraphTooLargeError) as from_draw:

@@ -244,28 +244,35 @@ def _copy(grad: Any) -> Any:
 
 def _views(root: Any, order: list[Any], options: dict[str, Any]) -> tuple[list[View], str]:
     """The drawing ``draw(root, **options)`` makes, then the other one (folded or not)."""
+    # draw names the DOT nodes n<i> by position in the order it draws: with between=,
+    # the nodes on those paths only
+    drawn = order
+    if options.get("between") is not None:
+        drawn = _nodes_between(order, options["between"], options.get("with_inputs", False))
+    positions = {id(node): position for position, node in enumerate(order)}
+    global_positions = [positions[id(node)] for node in drawn]
     first = draw(root, **options)
     first_folded = "more_" in first.source
     other_options = {**options, "collapse": not first_folded}
-    views = [_view(first, first_folded, order)]
+    views = [_view(first, first_folded, order, global_positions)]
     try:
         other = draw(root, **other_options)
     except GraphTooLargeError as error:
         return views, f"Unfolded, the graph is too large to draw: {error}"
     if "more_" not in other.source and not first_folded:
         return views, "Nothing to fold: no per-sample structure (labels like x̂[i,j]) found."
-    views.append(_view(other, not first_folded, order))
+    views.append(_view(other, not first_folded, order, global_positions))
     return views, ""
 
 
-def _view(drawing: graphviz.Digraph, folded: bool, order: list[Any]) -> View:
+def _view(drawing: graphviz.Digraph, folded: bool, order: list[Any], positions: list[int]) -> View:
     try:
         svg = drawing.pipe(format="svg").decode("utf-8")
     except graphviz.ExecutableNotFound as error:
         raise GraphvizNotFoundError(
             f"{INSTALL_HINT} (The explorer embeds the SVG that `dot` lays out.)", None
         ) from error
-    prepared, width, height, boxes = prepare_svg(svg, order)
+    prepared, width, height, boxes = prepare_svg(svg, order, positions)
     return View(folded, prepared, width, height, boxes)
 
 
@@ -278,7 +285,9 @@ _GROUP = re.compile(
 _NAME = re.compile(r"^n(\d+)(op)?$")
 
 
-def prepare_svg(svg: str, order: list[Any]) -> tuple[str, float, float, int]:
+def prepare_svg(
+    svg: str, order: list[Any], positions: list[int] | None = None
+) -> tuple[str, float, float, int]:
     """Graphviz's SVG made ready for the page.
 
     The XML prolog, doctype and namespaces go (inline SVG in HTML needs none); the
@@ -287,8 +296,21 @@ def prepare_svg(svg: str, order: list[Any]) -> tuple[str, float, float, int]:
     and an empty ``data-grad``, and its grad text reads "grad ·" until its step runs;
     every node and edge gets the γ / β paths it lies on as classes.
 
+    Args:
+        svg: what ``draw(root, ...).pipe(format="svg")`` made.
+        order: ``topological_order(root)``.
+        positions: DOT node ``n<i>`` → its position in ``order`` (needed when draw drew
+            part of the graph, with ``between=``; default: the same position).
     Returns the markup, the drawing's width and height (points) and the value boxes.
     """
+    if positions is None:
+        positions = list(range(len(order)))
+
+    def position_of(title: str) -> tuple[int, bool] | None:
+        """ "n12" → (position, False), "n12op" → (position, True), a summary → None."""
+        match = _NAME.match(title)
+        return (positions[int(match.group(1))], bool(match.group(2))) if match else None
+
     size = _VIEWBOX.search(svg)
     width, height = (float(size.group(1)), float(size.group(2))) if size else (100.0, 100.0)
     body = svg[svg.index("<svg") :]
@@ -296,14 +318,13 @@ def prepare_svg(svg: str, order: list[Any]) -> tuple[str, float, float, int]:
     body = re.sub(r"<!--.*?-->\n?", "", body, flags=re.DOTALL)
     paths = _parameter_paths(order)
     on_path = {kind: set(positions) for kind, positions in paths.items()}
-    summaries = _summaries_on_paths(body, on_path)
+    summaries = _summaries_on_paths(body, on_path, position_of)
     boxes = 0
 
     def kinds_of(title: str) -> list[str]:
-        match = _NAME.match(title)
-        if match:
-            position = int(match.group(1))
-            return [k for k, found in on_path.items() if position in found]
+        found = position_of(title)
+        if found is not None:
+            return [k for k, on in on_path.items() if found[0] in on]
         return sorted(summaries.get(title, set()))
 
     def rewrite(match: re.Match[str]) -> str:
@@ -316,16 +337,15 @@ def prepare_svg(svg: str, order: list[Any]) -> tuple[str, float, float, int]:
             return f'<g class="{classes}">{body}</g>'
         classes, paths = ["node"], [f"on-{_ascii(k)}" for k in kinds_of(title)]
         attributes = ""
-        found = _NAME.match(title)
-        if found and found.group(2):  # the op ellipse in front of value n<position>
+        found = position_of(title)
+        if found is not None and found[1]:  # the op ellipse in front of a value box
             classes.append("op")
-            attributes = f' data-op-of="{found.group(1)}"'
-        elif found:  # a value box
+            attributes = f' data-op-of="{found[0]}"'
+        elif found is not None:  # a value box
             boxes += 1
-            node = order[int(found.group(1))]
             classes.append("value")
-            label = html.escape(node.label or "", quote=True)
-            attributes = f' data-node="{found.group(1)}" data-label="{label}" data-grad=""'
+            label = html.escape(order[found[0]].label or "", quote=True)
+            attributes = f' data-node="{found[0]}" data-label="{label}" data-grad=""'
             body = _mark_grad_text(body)
         else:
             classes.append("summary")
@@ -349,7 +369,9 @@ def _mark_grad_text(body: str) -> str:
     return body[:start] + opening + "grad ·" + body[end:]
 
 
-def _summaries_on_paths(body: str, on_path: dict[str, set[int]]) -> dict[str, set[str]]:
+def _summaries_on_paths(
+    body: str, on_path: dict[str, set[int]], position_of: Any
+) -> dict[str, set[str]]:
     """A "× k more samples" summary lies on γ's path when an edge from that path enters it."""
     edges = []
     for match in _GROUP.finditer(body):
@@ -359,9 +381,9 @@ def _summaries_on_paths(body: str, on_path: dict[str, set[int]]) -> dict[str, se
     found: dict[str, set[str]] = {}
 
     def kinds(title: str) -> set[str]:
-        match = _NAME.match(title)
-        if match:
-            return {k for k, positions in on_path.items() if int(match.group(1)) in positions}
+        position = position_of(title)
+        if position is not None:
+            return {k for k, on in on_path.items() if position[0] in on}
         return found.get(title, set())
 
     changed = True
