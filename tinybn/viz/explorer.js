@@ -189,7 +189,7 @@
   function zoom(factor, cx, cy) {
     const box = view.getBoundingClientRect();
     if (cx === undefined) { cx = box.width / 2; cy = box.height / 2; }
-    const k = Math.max(0.02, Math.min(40, transform.k * factor));
+    const k = Math.max(0.02, Math.min(20, transform.k * factor));
     transform.x = cx - (cx - transform.x) * (k / transform.k);
     transform.y = cy - (cy - transform.y) * (k / transform.k);
     transform.k = k;
@@ -216,8 +216,14 @@
     setTransform();
   });
   window.addEventListener("pointerup", () => { drag = null; view.classList.remove("dragging"); });
-  buttons["zoom-in"].addEventListener("click", () => zoom(1.25));
-  buttons["zoom-out"].addEventListener("click", () => zoom(0.8));
+  buttons["zoom-in"].addEventListener("click", () => zoom(1.5));
+  buttons["zoom-out"].addEventListener("click", () => zoom(1 / 1.5));
+  // one double-click makes the labels readable: 10-point text at 12.5 px, around the pointer
+  view.addEventListener("dblclick", (event) => {
+    const box = view.getBoundingClientRect();
+    const factor = transform.k < 1.25 ? 1.25 / transform.k : 2;
+    zoom(factor, event.clientX - box.left, event.clientY - box.top);
+  });
   buttons.fit.addEventListener("click", fit);
 
   // -- stepping ----------------------------------------------------------------------------------

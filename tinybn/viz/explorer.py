@@ -454,6 +454,8 @@ def _page(explorer: Explorer) -> str:
     <pre id="step-text"></pre>
     <h2>Node</h2>
     <div id="info"><p class="hint">Click a box in the graph.</p></div>
+    <p class="hint">Drag to pan; wheel, + / − or a double-click to zoom; → / ← step,
+    space plays.</p>
   </aside>
 </main>
 {templates}
