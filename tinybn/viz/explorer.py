@@ -60,7 +60,7 @@ class Explorer:
     """A self-contained explorer page for one graph. Make it with ``explore(root)``."""
 
     title: str
-    data: dict[str, Any]  # what the page's script reads: nodes, steps, views
+    data: dict[str, Any]  # what the page's script reads: nodes, steps, γ/β paths
     views: list[View] = field(default_factory=list)
     fold_note: str = ""  # why the fold toggle is disabled ("" when it works)
 
