@@ -16,7 +16,7 @@ from tinybn import Tensor, Value
 from tinybn import functional as F
 from tinybn.autograd import topological_order
 from tinybn.cli import main as cli_main
-from tinybn.viz.collapse import fold_samples, folded_size, sample_lanes
+from tinybn.viz.collapse import fold_samples, folded_size, sample_lanes, stage_of
 from tinybn.viz.explorer import grad_text
 from tinybn.viz.graph import GraphTooLargeError, GraphvizNotFoundError, _count
 from tinybn.viz.nodes import consumers_of
@@ -231,7 +231,11 @@ def test_the_quick_count_is_the_number_of_nodes_folding_draws(n, c, keep):
     lanes = sample_lanes(order, consumers)
     assert sample_lanes(order) == lanes  # users collected only where needed: same lanes
     folded = fold_samples(order, consumers, keep)
-    assert folded_size(order, lanes, keep) == _count(folded.shown) + len(folded.groups)
+    stages = {}
+    assert sample_lanes(order, None, stages) == lanes
+    assert all(stages[key] == stage_of(node) for node in order if (key := id(node)) in stages)
+    drawn = _count(folded.shown) + len(folded.groups)
+    assert folded_size(order, lanes, keep) == folded_size(order, lanes, keep, stages) == drawn
 
 
 def test_cli_explore_writes_the_worked_example(tmp_path, capsys):

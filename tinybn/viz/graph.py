@@ -17,7 +17,14 @@ from typing import Any
 import graphviz
 
 from tinybn.autograd import topological_order
-from tinybn.viz.collapse import Folded, HiddenGroup, fold_samples, folded_size, sample_lanes
+from tinybn.viz.collapse import (
+    Folded,
+    HiddenGroup,
+    collector_paused,
+    fold_samples,
+    folded_size,
+    sample_lanes,
+)
 from tinybn.viz.nodes import (
     BN_ROLES,
     check_node,
@@ -127,12 +134,14 @@ def draw(
     drawn = before = _count(order)
     if collapse is True or (collapse == "auto" and before > max_nodes):
         # users outside the drawn part count too, so between= needs all of them
-        consumers = None if between is None else consumers_of(whole)
-        lanes = sample_lanes(order, consumers)
-        drawn = folded_size(order, lanes, samples_shown)
-        if drawn <= max_nodes:
-            consumers = consumers or consumers_of(whole)
-            folded = fold_samples(order, consumers, samples_shown, lanes)
+        with collector_paused():
+            consumers = None if between is None else consumers_of(whole)
+            stages: dict[int, str] = {}
+            lanes = sample_lanes(order, consumers, stages)
+            drawn = folded_size(order, lanes, samples_shown, stages)
+            if drawn <= max_nodes:
+                consumers = consumers or consumers_of(whole)
+                folded = fold_samples(order, consumers, samples_shown, lanes)
     if drawn > max_nodes:
         raise GraphTooLargeError(
             f"draw: {drawn} nodes to draw ({before} before folding samples), more "
