@@ -168,6 +168,20 @@ def test_between_draws_part_and_the_boxes_still_name_their_nodes():
     assert explorer.data["total"] == 129  # the steps still cover the whole graph
 
 
+def test_precision_is_draws_for_every_number_on_the_page():
+    example = tour.worked_example()
+    data = tb.explore(example.loss, max_nodes=400, precision=7).data
+    fresh = tour.worked_example()
+    fresh.loss.backward()
+    order = topological_order(fresh.loss)
+    final = replay(data, data["total"])
+    assert all(final[i] == f"{node.grad:.7g}" for i, node in enumerate(order))
+    gamma = order.index(fresh.gamma[0])
+    assert data["nodes"][gamma]["grad"] == f"{fresh.gamma[0].grad:.7g}" == "2.081284"
+    svg = tb.draw(fresh.loss, max_nodes=400, precision=7).pipe(format="svg").decode()
+    assert ">grad 2.081284<" in svg  # the drawing prints the same text
+
+
 def test_too_large_refuses_with_the_message_of_draw():
     example = tour.worked_example()
     with pytest.raises(GraphTooLargeError) as from_draw:

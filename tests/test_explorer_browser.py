@@ -196,3 +196,23 @@ def test_a_label_with_markup_is_shown_as_text_and_runs_nothing(browser, tmp_path
         assert opened.requests == [opened.url]
     finally:
         opened.page.close()
+
+
+def test_the_jupyter_frame_runs_the_same_page(browser):
+    """_repr_html_ is the page in a sandboxed iframe's srcdoc: it steps there too."""
+    explorer = tb.explore((Value(2.0, label="a") * Value(-3.0, label="b")).named("L"))
+    page = browser.new_page()
+    page.set_default_timeout(5000)
+    errors = []
+    page.on("console", lambda m: m.type == "error" and errors.append(m.text))
+    try:
+        page.set_content(explorer._repr_html_())
+        frame = page.frame_locator("iframe")
+        assert frame.locator("#counter").text_content() == "step 0 / 1"
+        frame.get_by_role("button", name="Next step", exact=True).click()
+        assert frame.locator("#counter").text_content() == "step 1 / 1"
+        grads = frame.locator(BOXES).evaluate_all("gs => gs.map(g => g.dataset.grad)")
+        assert sorted(grads) == ["-3", "1", "2"]  # ∂L/∂a = b, ∂L/∂b = a, ∂L/∂L = 1
+        assert errors == []
+    finally:
+        page.close()
