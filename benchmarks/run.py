@@ -36,6 +36,7 @@ CASES = [
     "memory",
     "render",
     "hvp",
+    "explorer",
     "demo_wall",
 ]
 
@@ -87,6 +88,10 @@ def run_case(name: str, settings: Settings, threads: int | None = None) -> list[
         from benchmarks.higher_order import hvp_case
 
         return [hvp_case(settings)]
+    if name == "explorer":
+        from benchmarks.explorer import explorer_cases
+
+        return explorer_cases(settings)
     if name == "demo_wall":
         from benchmarks.demo_wall import demo_wall
 
@@ -126,6 +131,10 @@ def _target(result: CaseResult) -> tuple[str, bool | None]:
     if case.startswith("render 64"):
         seconds = result.seconds.get("tinybn")
         return "< 10 s", None if seconds is None else seconds < 10
+    if case.startswith("explorer") or case.startswith("draw refusal"):
+        limit = 2.0 if "64x16" in case else 1.0
+        seconds = result.seconds.get("tinybn")
+        return f"< {limit:g} s", None if seconds is None else seconds < limit
     return "", None
 
 

@@ -4,7 +4,8 @@ Ten samples of two features (the seed notes' x1 and x2) go through
 ``tinybn.functional.batch_norm`` on scalar Values, so every step of Ioffe & Szegedy's
 Algorithm 1 is a node. The tour prints μ, σ² and x̂ per feature, steps backward one
 node at a time, renders the graph with γ's and β's gradient paths highlighted, and
-splits one input's gradient into its three routes (through x̂, μ and σ²).
+splits one input's gradient into its three routes (through x̂, μ and σ²). It also writes
+``explorer.html``: the same graph in a web page that runs backward one step per click.
 
 The loss is a weighted sum L = Σᵢⱼ wᵢ·yᵢⱼ with wᵢ = i + 1. (A plain Σ y would make the
 grads of γ and x exactly zero, because Σᵢ x̂ᵢ = 0 for every feature.) Then, in closed
@@ -134,6 +135,19 @@ def render_bn_graph(out: Path, example: WorkedExample | None = None) -> dict[str
     return paths
 
 
+def write_explorer(path: Path, example: WorkedExample | None = None) -> Path | None:
+    """The worked example's explorer (``tinybn.explore``): one HTML page that steps through
+    backward in a browser. None (and the install hint printed) when ``dot`` is missing."""
+    if example is None:
+        example = worked_example()
+    try:
+        # 304 boxes and ops unfolded: above draw's default 300, so allow the whole graph
+        return tb.explore(example.loss, max_nodes=400).save(path)
+    except GraphvizNotFoundError as error:
+        print(f"\nnote: no explorer page: {error}")
+        return None
+
+
 def print_gradients(example: WorkedExample) -> None:
     """γ and β grads beside their closed forms: ∂L/∂βⱼ = Σ wᵢ, ∂L/∂γⱼ = Σ wᵢ x̂ᵢⱼ."""
     xhat = example.nodes_of_role("x̂")
@@ -168,9 +182,13 @@ def main(argv: list[str] | None = None) -> int:
     tree_path.write_text(tb.tree(example.loss, depth=12, max_lines=2000) + "\n", encoding="utf-8")
     paths = render_bn_graph(out, example)
 
+    explorer_path = write_explorer(out / "explorer.html", example)
+
     print("\nfiles:")
     for path in [*paths.values(), steps_path, tree_path]:
         print(f"  wrote {path}")
+    if explorer_path is not None:
+        print(f"  wrote {explorer_path}  <- open it in a browser: step through backward")
 
     from demos import placement  # Demos I: the seed's Keras model, with and without BN
 

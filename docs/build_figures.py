@@ -6,7 +6,9 @@
 Writes into docs/figures/:
 
 * graph renders of the seed's worked example, drawn by ``tinybn.draw`` (SVG, and one PNG
-  for the README);
+  for the README, small enough to read at README width);
+* ``docs/explorer/bn.html``: the worked example's explorer page (``tinybn.explore``), where
+  backward runs one step per click;
 * plots made here with matplotlib from tinybn computations (sigmoid regime, the three
   routes of the gradient, running statistics, a training run, speed);
 * the figures of the demos, by running each demo in ``DEMOS`` at its default scale and copying
@@ -45,6 +47,7 @@ from tinybn.autograd import topological_order  # noqa: E402
 from tinybn.check import batch_norm_backward  # noqa: E402
 
 FIGURES = Path(__file__).resolve().parent / "figures"
+EXPLORER = Path(__file__).resolve().parent / "explorer" / "bn.html"
 
 # The seed notes' worked example (seed 003): a batch of 10 samples, 2 features.
 X1 = [33, 72, 40, 104, 52, 56, 89, 24, 52, 73]
@@ -111,16 +114,34 @@ def worked_example(features: tuple[int, ...] = (0, 1)):
 # -- graphs drawn by tinybn.draw ------------------------------------------------------------
 
 
+def four_samples_loss() -> Value:
+    """The README's picture: batch norm of the first four samples of feature x1 (33, 72, 40,
+    104), L = Σ wᵢ·yᵢ with wᵢ = i + 1, after backward. Four columns, drawn top to bottom:
+    every label reads at README width (the full 10 × 2 graph is the explorer's job)."""
+    x = tb.values([[v] for v in X1[:4]], "x")
+    y = F.batch_norm(x, tb.values([1.0], "γ"), tb.values([0.0], "β"), eps=1e-5)
+    terms = (Value(WEIGHTS[i], label=f"w[{i}]") * row[0] for i, row in enumerate(y))
+    loss = Value.sum(terms).named("L")
+    loss.backward()
+    return loss
+
+
 def graphs() -> None:
     """The batch-norm graph of the worked example, before and after backward."""
+    # top to bottom, 3 of the 10 samples drawn: ~950 px wide instead of 2240, so the labels
+    # read in the docs' column (the whole graph is in the explorer)
     _, _, _, _, loss = worked_example(features=(0,))
-    save_graph(tb.draw(loss), "bn_forward_x1.svg")
+    save_graph(tb.draw(loss, rankdir="TB", collapse=True), "bn_forward_x1.svg")
     loss.backward()
-    save_graph(tb.draw(loss), "bn_backward_x1.svg")
+    save_graph(tb.draw(loss, rankdir="TB", collapse=True), "bn_backward_x1.svg")
+
+    save_graph(tb.draw(four_samples_loss(), rankdir="TB", collapse=False), "bn_graph.png")
 
     _, _, _, _, loss = worked_example()
-    loss.backward()
-    save_graph(tb.draw(loss, collapse=True, samples_shown=3), "bn_graph.png")
+    # the whole graph unfolded is 304 boxes and ops: above draw's default 300
+    EXPLORER.parent.mkdir(parents=True, exist_ok=True)
+    tb.explore(loss, max_nodes=400).save(EXPLORER)
+    print(f"wrote {EXPLORER.relative_to(ROOT)}")
 
     x = Tensor(np.array([X1, X2], dtype=np.float64).T, requires_grad=True).named("x")
     gamma = Tensor(np.ones(2), requires_grad=True).named("γ")
@@ -128,7 +149,7 @@ def graphs() -> None:
     weights = Tensor(np.repeat(np.array(WEIGHTS)[:, None], 2, axis=1)).named("w")
     loss = (F.batch_norm(x, gamma, beta) * weights).sum().named("L")
     loss.backward()
-    save_graph(tb.draw(loss), "bn_tensor_graph.svg")
+    save_graph(tb.draw(loss, rankdir="TB"), "bn_tensor_graph.svg")  # 465 pt wide, not 4970
 
 
 # -- plots ----------------------------------------------------------------------------------------

@@ -43,6 +43,9 @@ def test_tour_prints_the_worked_example_and_writes_its_files(tmp_path, capsys):
     assert tree.startswith("L  data") and "x[3,0]  data 104" in tree
     for name in ("backward_steps.txt", "tree.txt", "bn_graph.svg", "bn_graph.gv"):
         assert f"wrote {tmp_path / name}" in printed
+    explorer = (tmp_path / "explorer.html").read_text(encoding="utf-8")
+    assert f"wrote {tmp_path / 'explorer.html'}  <- open it in a browser" in printed
+    assert explorer.startswith("<!DOCTYPE html>") and "step 0 / 129" in explorer
 
 
 def test_the_loss_gives_gamma_and_x_nonzero_grads():

@@ -6,7 +6,7 @@ from tinybn.scalar import Value, values
 from tinybn.scalar_array import ValueArray
 from tinybn.serialization import load, save
 from tinybn.tensor import Tensor, concatenate, get_default_dtype, set_default_dtype, stack
-from tinybn.viz import backward_steps, contributions, draw, nodes, tree
+from tinybn.viz import backward_steps, contributions, draw, explore, nodes, tree
 
 __version__ = "0.1.0"
 
@@ -19,6 +19,7 @@ __all__ = [
     "backward_steps",
     "nodes",
     "contributions",
+    "explore",
     "Tensor",
     "Value",
     "ValueArray",

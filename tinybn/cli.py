@@ -1,4 +1,4 @@
-"""The ``tinybn`` command: ``tinybn tour`` and ``tinybn demo NAME [options]``."""
+"""The ``tinybn`` command: ``tinybn tour``, ``tinybn explore``, ``tinybn demo NAME [options]``."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import importlib
 import pkgutil
 import sys
+from pathlib import Path
 
 
 def _demo_names() -> list[str]:
@@ -15,6 +16,29 @@ def _demo_names() -> list[str]:
         return []
     modules = pkgutil.iter_modules(demos.__path__)
     return sorted(m.name for m in modules if not m.name.startswith("_"))
+
+
+def explore(argv: list[str]) -> int:
+    """``tinybn explore [--out PATH]``: the worked example's explorer page; prints its path."""
+    parser = argparse.ArgumentParser(
+        prog="tinybn explore",
+        description="Write the lecture notes' worked example (batch norm of 10 samples × 2 "
+        "features) as one HTML page that steps through backward in a browser.",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("tinybn-out") / "explorer.html",
+        help="the HTML file to write (default: tinybn-out/explorer.html)",
+    )
+    args = parser.parse_args(argv)
+    from demos.tour import write_explorer
+
+    path = write_explorer(args.out)
+    if path is None:
+        return 1
+    print(f"wrote {path}  <- open it in a browser")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,11 +54,13 @@ def main(argv: list[str] | None = None) -> int:
         description="Batch normalization, built from scratch and shown.",
         epilog="demos: " + ", ".join(names),
     )
-    parser.add_argument("command", choices=["tour", "demo", "demos"])
+    parser.add_argument("command", choices=["tour", "explore", "demo", "demos"])
     parser.add_argument("name", nargs="?", help="the demo to run (after `demo`)")
-    if not argv or argv[0] not in ("tour", "demo", "demos"):
+    if not argv or argv[0] not in ("tour", "explore", "demo", "demos"):
         parser.parse_args(argv[:1])  # prints usage (or help) and exits
     command = argv[0]
+    if command == "explore":
+        return explore(argv[1:])
     if command == "demos":
         print("\n".join(names))
         return 0

@@ -6,8 +6,10 @@ print(tb.tree(loss))                 # the same graph as text
 st = tb.backward_steps(loss)         # a Stepper: next(st), st.run(k), st.goto(k), st.draw()
 tb.nodes(loss)["xhat[3,0]"]          # a node by its label (Unicode or ASCII)
 print(tb.contributions(x[0][0], loss))   # ∂L/∂x through x̂, μ and σ²
+tb.explore(loss).save("bn.html")     # one HTML page: step through backward in a browser
 """
 
+from tinybn.viz.explorer import Explorer, explore
 from tinybn.viz.graph import GraphTooLargeError, draw
 from tinybn.viz.nodes import GraphNodes, name_parameters, nodes
 from tinybn.viz.picture import GraphvizNotFoundError, render
@@ -21,6 +23,8 @@ __all__ = [
     "tree",
     "backward_steps",
     "contributions",
+    "explore",
+    "Explorer",
     "name_parameters",
     "nodes",
     "GraphNodes",

@@ -19,7 +19,14 @@ import graphviz
 
 from tinybn.autograd import topological_order
 from tinybn.functional import NORM_STAGES
-from tinybn.viz.collapse import Folded, HiddenGroup, fold_samples
+from tinybn.viz.collapse import (
+    Folded,
+    HiddenGroup,
+    collector_paused,
+    fold_samples,
+    folded_size,
+    sample_lanes,
+)
 from tinybn.viz.nodes import (
     BN_ROLES,
     check_node,
@@ -127,18 +134,25 @@ def draw(
         raise ValueError(f"draw: collapse must be True, False or 'auto', got {collapse!r}")
     if samples_shown < 1:
         raise ValueError(f"draw: samples_shown must be >= 1, got {samples_shown}")
-    order = topological_order(root)
-    consumers = consumers_of(order)
-    if between is not None:
-        order = nodes_between(order, between, with_inputs)
+    whole = topological_order(root)
+    order = whole if between is None else nodes_between(whole, between, with_inputs)
 
+    # count before folding or laying out anything, so a huge graph is refused in a moment
     folded = Folded(order, {}, set(), {})
-    if collapse is True or (collapse == "auto" and _count(order) > max_nodes):
-        folded = fold_samples(order, consumers, samples_shown)
-    drawn = _count(folded.shown) + len(folded.groups)
+    drawn = before = _count(order)
+    if collapse is True or (collapse == "auto" and before > max_nodes):
+        # users outside the drawn part count too, so between= needs all of them
+        with collector_paused():
+            consumers = None if between is None else consumers_of(whole)
+            stages: dict[int, str] = {}
+            lanes = sample_lanes(order, consumers, stages)
+            drawn = folded_size(order, lanes, samples_shown, stages)
+            if drawn <= max_nodes:
+                consumers = consumers or consumers_of(whole)
+                folded = fold_samples(order, consumers, samples_shown, lanes)
     if drawn > max_nodes:
         raise GraphTooLargeError(
-            f"draw: {drawn} nodes to draw ({_count(order)} before folding samples), more "
+            f"draw: {drawn} nodes to draw ({before} before folding samples), more "
             f"than max_nodes={max_nodes}. Graphviz would take minutes to lay this out. "
             "Draw part of it with between=[node, ...], raise max_nodes, or print "
             "tinybn.tree(root, depth=...) instead."
