@@ -142,6 +142,7 @@ def batch_norm_with_stats(
     """
     _check_eps(eps, "batch_norm")
     array = _as_array(x, "batch_norm")
+    _check_float_input(array, "batch_norm")
     if fused and not isinstance(array, Tensor):
         raise TypeError("batch_norm: fused=True needs a Tensor input; scalar Values compose")
     axes, param_shape = _batch_axes(array)
@@ -158,13 +159,29 @@ def batch_norm_with_stats(
     beta = _param(beta, "beta", engine, param_shape, broadcast=not fused)
     if (mean is None) != (var is None):
         raise ValueError("batch_norm: pass both mean= and var= (inference), or neither")
+    half = isinstance(array, Tensor) and array.dtype == np.float16
+    if half:  # sums of float16 overflow from 65504 on: work in float32, as PyTorch's kernel
+        array = array.astype(np.float32)
     if mean is not None:
         mean = _statistic(mean, "running_mean", array, param_shape)
         var = _statistic(var, "running_var", array, param_shape)
     if fused:
-        return fused_kernels.batch_norm(array, gamma, beta, eps, mean, var)
-    y, batch_mean, batch_var = _normalize(array, axes, gamma, beta, eps, mean, var)
+        y, batch_mean, batch_var = fused_kernels.batch_norm(array, gamma, beta, eps, mean, var)
+    else:
+        y, batch_mean, batch_var = _normalize(array, axes, gamma, beta, eps, mean, var)
+    if half:
+        y = y.astype(np.float16)
     return _back_to_input_form(y, x), batch_mean, batch_var
+
+
+def _check_float_input(array: Tensor | ValueArray, op: str) -> None:
+    """TypeError for an integer or bool Tensor: PyTorch's batch norm is not implemented for
+    them (its sums would wrap around in uint8/int8, and x̂ is not an integer)."""
+    if isinstance(array, Tensor) and array.dtype.kind != "f":
+        raise TypeError(
+            f"{op}: expected a floating-point input, got dtype {array.dtype}; convert it "
+            "first, e.g. x.astype(np.float32)"
+        )
 
 
 def batch_norm(

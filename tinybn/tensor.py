@@ -338,23 +338,30 @@ class Tensor:
 
     # -- elementwise functions -----------------------------------------------------------
 
+    def _float_data(self) -> np.ndarray:
+        """data for a function whose values are not integers (exp, log, σ, mean, ...): an
+        integer or bool tensor's values in the default float dtype, as in PyTorch (numpy
+        would give float16 for int8 and float64 for int64); a float tensor's data as it is."""
+        data = self.data
+        return data if data.dtype.kind == "f" else data.astype(_default_dtype)
+
     def exp(self) -> Tensor:
-        return self._make(np.exp(self.data), (self,), "exp", _exp_backward)
+        return self._make(np.exp(self._float_data()), (self,), "exp", _exp_backward)
 
     def log(self) -> Tensor:
         if np.any(self.data < 0):
             raise ValueError("log: argument has negative entries")
         with np.errstate(divide="ignore"):
-            data = np.log(self.data)
+            data = np.log(self._float_data())
         return self._make(data, (self,), "log", _log_backward)
 
     def sqrt(self) -> Tensor:
         if np.any(self.data < 0):
             raise ValueError("sqrt: argument has negative entries")
-        return self._make(np.sqrt(self.data), (self,), "sqrt", _sqrt_backward)
+        return self._make(np.sqrt(self._float_data()), (self,), "sqrt", _sqrt_backward)
 
     def tanh(self) -> Tensor:
-        return self._make(np.tanh(self.data), (self,), "tanh", _tanh_backward)
+        return self._make(np.tanh(self._float_data()), (self,), "tanh", _tanh_backward)
 
     def relu(self) -> Tensor:
         data = np.maximum(self.data, _scalar(0, self.data.dtype))
@@ -363,29 +370,42 @@ class Tensor:
     def sigmoid(self) -> Tensor:
         # two forms so that exp never overflows and σ(x) ≈ e^x keeps its relative precision
         # for very negative x: 1/(1 + e^(−x)) for x >= 0, e^x/(1 + e^x) for x < 0
-        e = np.exp(-np.abs(self.data))  # in (0, 1]
-        data = np.where(self.data >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
-        return self._make(
-            data.astype(self.data.dtype, copy=False), (self,), "sigmoid", _sigmoid_backward
-        )
+        # (an integer input gives the default float dtype, as in PyTorch)
+        x = self._float_data()
+        e = np.exp(-np.abs(x))  # in (0, 1]
+        data = np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+        return self._make(data.astype(x.dtype, copy=False), (self,), "sigmoid", _sigmoid_backward)
 
     def abs(self) -> Tensor:
         return self._make(np.abs(self.data), (self,), "abs", _abs_backward)
 
     def clip(self, min: float | None = None, max: float | None = None) -> Tensor:
-        """Limit values to [min, max]; the grad passes only where the value was inside."""
-        return self._make(np.clip(self.data, min, max), (self,), "clip", _clip_backward, (min, max))
+        """Limit values to [min, max]; the grad passes only where the value was inside.
+
+        An integer tensor with a float bound gives the default float dtype (PyTorch's rule)."""
+        data = self.data
+        if data.dtype.kind != "f" and any(isinstance(b, (float, np.floating)) for b in (min, max)):
+            data = data.astype(_default_dtype)
+        elif data.dtype.kind == "b":
+            data = data.astype(np.int64)
+        return self._make(np.clip(data, min, max), (self,), "clip", _clip_backward, (min, max))
 
     # -- reductions --------------------------------------------------------------------
 
     def sum(self, axis: Any = None, keepdims: bool = False) -> Tensor:
         axes = _axes(axis, self.ndim)
-        data = np.asarray(self.data.sum(axis=axes, keepdims=keepdims))
+        # PyTorch sums integers and bools as int64 (numpy: uint64 for unsigned ints)
+        dtype = np.int64 if self.data.dtype.kind in "iub" else None
+        data = np.asarray(self.data.sum(axis=axes, keepdims=keepdims, dtype=dtype))
         return self._make(data, (self,), "sum", _sum_backward, (axes, keepdims))
 
     def mean(self, axis: Any = None, keepdims: bool = False) -> Tensor:
+        """The mean over ``axis``. An integer or bool tensor's mean is computed in float64
+        and given in the default float dtype (PyTorch refuses integer input here)."""
         axes = _axes(axis, self.ndim)
         data = np.asarray(self.data.mean(axis=axes, keepdims=keepdims))
+        if self.data.dtype.kind != "f":
+            data = data.astype(_default_dtype)
         return self._make(data, (self,), "mean", _mean_backward, (axes, keepdims))
 
     def var(
@@ -395,13 +415,18 @@ class Tensor:
         unbiased: bool = False,
         correction: int | None = None,
     ) -> Tensor:
-        """Variance: Σ(x-mean)²/(n - correction); correction 0 (biased, the default) or 1."""
+        """Variance: Σ(x-mean)²/(n - correction); correction 0 (biased, the default) or 1.
+
+        An integer or bool tensor's variance is computed in float64 and given in the
+        default float dtype (PyTorch refuses integer input here)."""
         ddof = int(unbiased) if correction is None else correction
         axes = _axes(axis, self.ndim)
         count = int(np.prod([self.shape[a] for a in axes], dtype=int))
         if count - ddof <= 0:
             raise ValueError(f"var: {count} value(s) over axis {axis} with correction {ddof}")
         data = np.asarray(self.data.var(axis=axes, keepdims=keepdims, ddof=ddof))
+        if self.data.dtype.kind != "f":
+            data = data.astype(_default_dtype)
         return self._make(data, (self,), "var", _var_backward, (axes, keepdims, ddof))
 
     def max(self, axis: Any = None, keepdims: bool = False) -> Tensor:
