@@ -13,9 +13,7 @@ read gigabytes).
 
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
 import zipfile
 import zlib
 from collections import OrderedDict
@@ -24,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from tinybn.files import write_atomically
 from tinybn.tensor import Tensor
 
 # names np.savez takes as its own keyword arguments, so they cannot be array names
@@ -58,52 +57,12 @@ def save(state_dict: Mapping[str, Any], path: str | os.PathLike) -> None:
                 "can be saved without pickle"
             )
         arrays[key] = array
-    target = os.path.abspath(os.fspath(path))
-    folder = os.path.dirname(target)
-    if os.path.isdir(target):
-        raise IsADirectoryError(f"save: {os.fspath(path)!r} is a folder; give a file name")
-    if not os.path.isdir(folder):
-        raise FileNotFoundError(f"save: the folder {folder!r} does not exist")
-    descriptor, temporary = tempfile.mkstemp(
-        prefix=f".{os.path.basename(target)}.", suffix=".tmp", dir=folder
-    )
     try:
-        with os.fdopen(descriptor, "wb") as file:
-            np.savez(file, **arrays)
-            file.flush()
-            os.fsync(file.fileno())
-        os.chmod(temporary, _new_file_mode(target))
-        os.replace(temporary, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
-    _fsync_folder(folder)
-
-
-def _new_file_mode(target: str) -> int:
-    """The permissions ``open(target, "w")`` would give: the existing file's, or 0o666 less
-    the umask (mkstemp makes its file 0o600)."""
-    try:
-        return os.stat(target).st_mode & 0o777
-    except FileNotFoundError:
-        umask = os.umask(0)
-        os.umask(umask)
-        return 0o666 & ~umask
-
-
-def _fsync_folder(folder: str) -> None:
-    """Flush the rename to disk too (POSIX); a no-op where folders cannot be opened."""
-    try:
-        descriptor = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(descriptor)
-    except OSError:
-        pass
-    finally:
-        os.close(descriptor)
+        write_atomically(path, lambda file: np.savez(file, **arrays))
+    except (IsADirectoryError, FileNotFoundError) as error:
+        if error.filename is not None:  # an OSError of the file system, not our check
+            raise
+        raise type(error)(f"save: {error}") from None
 
 
 def load(path: str | os.PathLike) -> dict[str, np.ndarray]:
@@ -130,8 +89,7 @@ def load(path: str | os.PathLike) -> dict[str, np.ndarray]:
         )
     if not start.startswith(b"PK"):
         raise ValueError(
-            f"load: {name} is not an .npz checkpoint (not a zip archive; it starts with "
-            f"{start!r})"
+            f"load: {name} is not an .npz checkpoint (not a zip archive; it starts with {start!r})"
         )
     try:
         archive = zipfile.ZipFile(path)
