@@ -249,7 +249,7 @@ def test_ragged_rows_name_the_lengths():
 def test_wrong_gamma_or_beta_length_names_both_lengths(as_tensor):
     x = np.ones((4, 3))
     x = Tensor(x) if as_tensor else x.tolist()
-    make = (lambda v: Tensor(np.array(v))) if as_tensor else list
+    make = (lambda v: Tensor(np.array(v))) if as_tensor else (lambda v: tb.values(v, "p"))
     with pytest.raises(ValueError, match=r"gamma has 2 value.*3 feature"):
         F.batch_norm(x, make([1.0, 1.0]), make([0.0, 0.0, 0.0]))
     with pytest.raises(ValueError, match=r"beta has 4 value.*3 feature"):

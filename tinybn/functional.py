@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from tinybn import fused as fused_kernels
+from tinybn.scalar import Value
 from tinybn.scalar_array import ValueArray
 from tinybn.tensor import Tensor
 
@@ -40,6 +41,14 @@ def _param(p: Any, name: str, engine: type, shape: tuple[int, ...], broadcast: b
     """
     if p is None:
         return None
+    if engine is ValueArray and not isinstance(p, ValueArray) and not _all_values(p):
+        # plain numbers would become constants no one can read a gradient from: the
+        # caller's own list would have no .grad after backward()
+        raise TypeError(
+            f"{name} for the scalar engine must hold Values, got plain numbers ({p!r}); "
+            f"make them with tb.values, e.g. {name} = tb.values([1.0, ...], {name!r}), so "
+            f"that backward() fills {name}[i].grad"
+        )
     array = p if isinstance(p, engine) else engine(p)
     channels = shape[1]  # shape is (1, C) or (1, C, 1)
     if array.shape != (channels,):
@@ -50,6 +59,15 @@ def _param(p: Any, name: str, engine: type, shape: tuple[int, ...], broadcast: b
     if not broadcast:
         return array
     return array.reshape(shape) if array.ndim != len(shape) else array
+
+
+def _all_values(p: Any) -> bool:
+    """True if ``p`` is a Value or (nested) sequence of nothing but Values."""
+    if isinstance(p, Value):
+        return True
+    if isinstance(p, (list, tuple, np.ndarray)):
+        return all(_all_values(item) for item in (p.flat if isinstance(p, np.ndarray) else p))
+    return False
 
 
 def _statistic(stat: Any, name: str, x: Tensor | ValueArray, shape: tuple[int, ...]) -> Any:
@@ -202,7 +220,9 @@ def batch_norm(
 
     Args:
         x: a Tensor of shape (N, C) or (N, C, L), or N rows of C scalar Values.
-        gamma, beta: (C,) scale and shift (Tensor or list of Values), or None to skip.
+        gamma, beta: (C,) scale and shift (a Tensor, or for rows of Values a list of Values
+            made with tb.values: plain numbers are refused with a TypeError, as their
+            gradient would have nowhere to go), or None to skip.
         eps: added to σ² so that a constant feature does not divide by zero; >= 0
             (0 is allowed, as in PyTorch; negative → ValueError).
         mean, var: (C,) statistics to use instead of the batch's (inference).

@@ -275,12 +275,18 @@ class Value:
 
     def __repr__(self) -> str:
         name = f"label={self.label!r}, " if self.label else ""
-        return f"Value({name}data={round(self.data, 6)!r}, grad={round(self.grad, 6)!r})"
+        return f"Value({name}data={_significant(self.data)}, grad={_significant(self.grad)})"
 
     def _repr_svg_(self) -> str | None:  # Jupyter shows a Value as its graph
         from tinybn.viz.graph import jupyter_svg
 
         return jupyter_svg(self)
+
+
+def _significant(number: float) -> str:
+    """``number`` to 6 significant digits, as a float literal: 1e-09 (not 0.0), 2.08128, 55.0."""
+    text = f"{number:.6g}"
+    return text if any(c in text for c in ".enai") else text + ".0"
 
 
 def _named(value: Value) -> str:
