@@ -254,7 +254,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="5 short rounds; skip demo_wall")
     parser.add_argument("--repeat", type=int, default=None, help="rounds per case (default 15)")
     parser.add_argument("--threads", type=int, default=None, help="BLAS/torch threads")
-    parser.add_argument("--json", type=_json_path, default=HERE / "results.json", help="JSON output")
+    parser.add_argument(
+        "--json", type=_json_path, default=HERE / "results.json", help="JSON output"
+    )
     parser.add_argument("--no-readme", action="store_true", help="leave README.md alone")
     args = parser.parse_args(argv)
     # checked before the benchmarks run, not after minutes of them

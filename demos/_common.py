@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from tinybn.files import unwritable_folder_reason, write_text_atomically
+from tinybn.random import manual_seed
 
 os.environ.setdefault("MPLBACKEND", "Agg")  # demos write files; they never open windows
 
@@ -69,10 +70,15 @@ def scale_name(args: argparse.Namespace) -> str:
 
 def prepare_out(args: argparse.Namespace) -> Path:
     """Create the output folder and return it; a folder that cannot be written (a file of
-    that name, no permission, an empty name) ends the program with a one-line error."""
+    that name, no permission, an empty name) ends the program with a one-line error.
+
+    Also seeds tinybn's default generator with --seed (``tb.manual_seed``), so that a
+    layer built without an explicit rng is the same on every run too.
+    """
     reason = unwritable_folder_reason(args.out)
     if reason is not None:
         raise SystemExit(f"error: --out {str(args.out)!r} {reason}")
+    manual_seed(args.seed)
     return args.out
 
 

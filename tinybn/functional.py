@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from tinybn import fused as fused_kernels
+from tinybn.random import default_generator
 from tinybn.scalar import Value
 from tinybn.scalar_array import ValueArray
 from tinybn.tensor import Tensor
@@ -340,14 +341,16 @@ def softmax(logits: Tensor, axis: int = -1) -> Tensor:
 def dropout(
     x: Tensor, p: float = 0.5, training: bool = True, rng: np.random.Generator | None = None
 ) -> Tensor:
-    """Inverted dropout: zero each entry with probability p, scale the rest by 1/(1−p)."""
+    """Inverted dropout: zero each entry with probability p, scale the rest by 1/(1−p).
+
+    The mask is drawn from ``rng``, or tinybn's default generator (``tb.manual_seed``)."""
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"dropout probability must be in [0, 1], got {p}")
     if not training or p == 0.0:
         return x
     if p == 1.0:
         return x * 0.0
-    rng = rng if rng is not None else np.random.default_rng()
+    rng = rng if rng is not None else default_generator()
     keep = (rng.random(x.shape) >= p).astype(x.dtype) / (1.0 - p)
     return x * keep
 

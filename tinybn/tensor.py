@@ -804,3 +804,36 @@ def stack(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
         shapes = ", ".join(_shape_str(t.shape) for t in tensors)
         raise ValueError(f"stack: shapes {shapes} differ") from None
     return tensors[0]._make(data, tuple(tensors), "stack", _stack_backward, axis % data.ndim)
+
+
+def tensor(data: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    """A new leaf Tensor holding a copy of ``data``, like ``torch.tensor``.
+
+    The dtype is inferred as PyTorch does: Python floats → the default float dtype
+    (float32), Python ints → int64, bools → bool; a numpy array (or a Tensor) keeps its
+    dtype. ``dtype`` converts explicitly. Unlike ``Tensor(data)``, which turns every list
+    into floats, ``tensor([1, 2, 3])`` is an int64 tensor, as in PyTorch.
+
+    Args:
+        data: a number, nested lists of numbers, a numpy array or a Tensor (copied; a
+            Tensor's graph is not kept).
+        dtype: a numpy dtype (np.float32, "float64", np.int64, ...) or None.
+        requires_grad: make it a leaf whose .grad backward() fills (floating dtypes only).
+    """
+    if isinstance(data, Tensor):
+        array = data.data.copy()
+    elif isinstance(data, (np.ndarray, np.generic)):
+        array = np.array(data)
+    else:
+        array = np.array(data)
+        if array.dtype.kind == "f":
+            array = array.astype(_default_dtype)
+        elif array.dtype.kind in "iu":
+            array = array.astype(np.int64)
+        elif array.dtype.kind != "b":
+            array = _as_array(data)  # raises the TypeError for non-numbers
+    if dtype is not None:
+        array = array.astype(dtype)
+    if array.dtype.kind not in "fiub":
+        raise TypeError(f"tensor: data must be numeric, got dtype {array.dtype}")
+    return Tensor(array, requires_grad=requires_grad)
