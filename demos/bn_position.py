@@ -1,7 +1,7 @@
 """Where does batch norm go: before the activation (normalize z) or after it (normalize a)?
 
-Seed 000: "in theory, it normalizes activation values; in practice, it works better if we
-normalize z"; seed 002 draws both orders and ticks the first (✓ z → z_N → g(z_N) → a, vs
+The lecture notes: "in theory, it normalizes activation values; in practice, it works better if we
+normalize z"; one lecture draws both orders and ticks the first (✓ z → z_N → g(z_N) → a, vs
 z → g(z) → a → a_N). Ioffe & Szegedy put BN on z = Wu + b, before the nonlinearity. This
 demo trains the same 3 × 100 network on the 8×8 digits with BN before the activation,
 after it, and without BN, for sigmoid and for ReLU units: training-loss and test-accuracy

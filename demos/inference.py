@@ -1,6 +1,6 @@
 """Batch norm at inference: running statistics, eval(), and folding BN into Linear.
 
-Seeds 001 and 003: at test time there is no mini-batch, so BN uses statistics gathered in
+The lecture notes: at test time there is no mini-batch, so BN uses statistics gathered in
 training — an exponential moving average (PyTorch: momentum 0.1 on the NEW value; Keras:
 momentum 0.99 on the OLD value), or the paper's population estimate E[x] = E_B[μ_B],
 Var[x] = m/(m−1)·E_B[σ²_B] (``BatchNorm1d(momentum=None)``). This demo trains a small BN

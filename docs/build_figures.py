@@ -5,7 +5,7 @@
 
 Writes into docs/figures/:
 
-* graph renders of the seed's worked example, drawn by ``tinybn.draw`` (SVG, and one PNG
+* graph renders of the lecture notes' worked example, drawn by ``tinybn.draw`` (SVG, and one PNG
   for the README);
 * plots made here with matplotlib from tinybn computations (sigmoid regime, the three
   routes of the gradient, running statistics, a training run, speed);
@@ -46,7 +46,7 @@ from tinybn.check import batch_norm_backward  # noqa: E402
 
 FIGURES = Path(__file__).resolve().parent / "figures"
 
-# The seed notes' worked example (seed 003): a batch of 10 samples, 2 features.
+# The lecture notes' worked example: a batch of 10 samples, 2 features.
 X1 = [33, 72, 40, 104, 52, 56, 89, 24, 52, 73]
 X2 = [9, 8, 7, 10, 5, 8, 7, 9, 8, 7]
 # The loss the docs use: a weighted sum, sample i weighted i + 1 (never a plain Σy,

@@ -48,7 +48,7 @@ def _check_noise(noise: float) -> float:
 def placement(
     n: int = 1000, seed: int | None = None, noise: float = 1.0, return_names: bool = False
 ) -> tuple:
-    """Synthetic campus placement records, like the table in the seed notes (cgpa, iq → placed).
+    """Synthetic campus placement records, like the table in the lecture notes (cgpa, iq → placed).
 
     cgpa is drawn around 7.5 and kept in [5, 10] (two decimals); iq around 100 and kept in
     [60, 160] (whole numbers). A student is placed with probability

@@ -781,7 +781,7 @@ class Sequential(Module):
 
 
 def _fold_linear_bn(linear: Linear, bn: BatchNorm1d) -> Linear:
-    """One Linear computing bn(linear(x)) in eval mode (seed 003).
+    """One Linear computing bn(linear(x)) in eval mode (as in the lecture notes).
 
     bn(z) = γ/√(Var+ε)·z + (β − γ·E/√(Var+ε)) with z = Wx + b, so
         W' = diag(γ/√(Var+ε))·W,   b' = γ/√(Var+ε)·(b − E) + β.
