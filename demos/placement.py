@@ -1,11 +1,12 @@
 """The lecture notes' Keras model on the placement data, with and without batch norm.
 
 The Keras snippet of the lecture notes ("What is Batch Norm?"): Dense(3, relu) →
-BatchNormalization → Dense(2, relu) → BatchNormalization → Dense(1, sigmoid), compiled with Adam and binary cross-entropy, on
-students' (cgpa, iq) → placed. The same model without the two BN layers is the baseline.
-The notes say unnormalized inputs make training slow and BN helps; so each model is
-trained on the raw features (iq is ~100, cgpa ~7.5, as in the notes' table) and on
-standardized ones. Figures: loss and accuracy curves; decision boundaries side by side.
+BatchNormalization → Dense(2, relu) → BatchNormalization → Dense(1, sigmoid), compiled with
+Adam and binary cross-entropy, on students' (cgpa, iq) → placed. The same model without the
+two BN layers is the baseline. The notes say unnormalized inputs make training slow and BN
+helps; so each model is trained on the raw features (iq is ~100, cgpa ~7.5, as in the notes'
+table) and on standardized ones. Figures: loss and accuracy curves; decision boundaries side
+by side.
 
     tinybn demo placement [--quick | --full] [--out DIR] [--seed N]
 """

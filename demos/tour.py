@@ -175,8 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     from demos import placement  # the lecture notes' Keras model, with and without BN
 
     print(
-        "\nthe lecture notes' Keras model on the placement data, with and without BN "
-        "(quick scale):"
+        "\nthe lecture notes' Keras model on the placement data, with and without BN (quick scale):"
     )
     placement.print_summary(placement.run(out / "placement", quick=True, seed=args.seed))
     return 0
