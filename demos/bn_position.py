@@ -134,9 +134,23 @@ def main(argv: list[str] | None = None) -> int:
     out = prepare_out(args)
     print(f"bn_position ({scale_name(args)} scale)")
     results = run(out, args.quick, args.full, args.seed)
+    # the step column named with its threshold; a run that never got there says so
+    steps_column = f"steps_to_loss<{LOSS_THRESHOLD}"
+    rows = [
+        {
+            **row,
+            steps_column: "never"
+            if row["steps_to_threshold"] is None
+            else row["steps_to_threshold"],
+        }
+        for row in results["table"]
+    ]
     print_table(
-        results["table"],
-        ["activation", "placement", "final_train_loss", "final_test_acc", "steps_to_threshold"],
+        rows, ["activation", "placement", "final_train_loss", "final_test_acc", steps_column]
+    )
+    print(
+        f"{steps_column}: the first step at which the mean of the last 20 batch losses is "
+        f"below {LOSS_THRESHOLD} (never: not within {results['steps']} steps)"
     )
     return 0
 

@@ -285,6 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = demo_parser("covariate_shift", __doc__.splitlines()[0])
     args = parser.parse_args(argv)
     out = prepare_out(args)
+    print(f"covariate_shift ({scale_name(args)} scale)")
     result = run(args)
 
     rows = []

@@ -239,6 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = demo_parser("gan", __doc__.splitlines()[0])
     args = parser.parse_args(argv)
     out = prepare_out(args)
+    print(f"gan ({scale_name(args)} scale)")
     result = run(args)
 
     rows, summary = [], {}

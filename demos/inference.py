@@ -405,7 +405,8 @@ def main(argv: list[str] | None = None) -> int:
     forgot, fold = results["forgotten_eval"], results["fold"]
     print(
         f"forgot eval(): prediction changed in {forgot['train_mode_prediction_changes']:.0%} "
-        f"of batches; probability range {forgot['train_mode_prob_range']}"
+        "of batches; probability range "
+        f"[{', '.join(f'{p:.3g}' for p in forgot['train_mode_prob_range'])}]"
     )
     print(
         f"forgot eval(): {forgot['test_set_prediction_flips_train_mode']:.1%} of test "
