@@ -172,9 +172,7 @@ def snapshot(world: World) -> tuple:
     return state, optimizer_state, files, tb.get_default_dtype()
 
 
-@pytest.mark.parametrize(
-    "action, error, words", [c[1:] for c in CASES], ids=[c[0] for c in CASES]
-)
+@pytest.mark.parametrize("action, error, words", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_bad_input_is_refused_with_a_clear_error_and_nothing_changes(world, action, error, words):
     state, optimizer_state, files, dtype = snapshot(world)
     with pytest.raises(error) as info:
