@@ -400,16 +400,42 @@ def test_manual_seed_refuses_what_is_not_a_seed():
         tb.manual_seed(-1)
 
 
-def test_demo_printouts_name_the_threshold_and_round_floats(tmp_path, capsys):
+def test_demo_printouts_name_the_threshold_and_round_floats(tmp_path, capsys, monkeypatch):
+    """The printing of three demos' main, on results of the shape their run returns (the
+    experiments themselves run in test_demos1/2)."""
     from demos import bn_position, gan, inference
 
+    fake_inference = {
+        "final_errors": {"PyTorch EMA (momentum 0.1)": {"mean": 0.02, "var": 0.05}},
+        "population_after_training": {"mean_error": 0.001, "var_error": 0.005},
+        "forgotten_eval": {
+            "train_mode_prediction_changes": 0.4,
+            "train_mode_prob_range": [0.043107133358716965, 0.9615419507026672],
+            "test_set_prediction_flips_train_mode": 0.05,
+            "test_set_prediction_flips_eval_mode": 0.0,
+        },
+        "fold": {"max_abs_difference": 5.7e-06},
+    }
+    monkeypatch.setattr(inference, "run", lambda *a, **k: fake_inference)
     assert inference.main(["--quick", "--out", str(tmp_path / "i")]) == 0
     text = capsys.readouterr().out
-    line = next(l for l in text.splitlines() if "probability range" in l)
-    numbers = line.split("[")[1].rstrip("]").split(", ")
-    assert all(len(n) <= 6 for n in numbers), line  # 3 significant digits, not 16
+    assert "probability range [0.0431, 0.962]" in text
+
+    row = {"activation": "sigmoid", "placement": "none", "final_train_loss": 2.2}
+    fake_table = [
+        {**row, "final_test_acc": 0.1, "steps_to_threshold": None},
+        {**row, "final_test_acc": 0.9, "steps_to_threshold": 43},
+    ]
+    monkeypatch.setattr(bn_position, "run", lambda *a, **k: {"table": fake_table, "steps": 80})
     assert bn_position.main(["--quick", "--out", str(tmp_path / "b")]) == 0
     text = capsys.readouterr().out
-    assert "None" not in text and "steps_to_loss<0.3" in text and "below 0.3" in text
-    assert gan.main(["--quick", "--out", str(tmp_path / "g")]) == 0
+    assert "None" not in text and "steps_to_loss<0.3" in text
+    assert "never" in text and "below 0.3 (never: not within 80 steps)" in text
+
+    def stop(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(gan, "run", stop)
+    with pytest.raises(KeyboardInterrupt):
+        gan.main(["--quick", "--out", str(tmp_path / "g")])
     assert capsys.readouterr().out.startswith("gan (quick scale)")
