@@ -234,7 +234,7 @@ def bn_forward_backward(engine: str, data: np.ndarray, dy: np.ndarray) -> None:
     c = data.shape[1]
     if engine == "Value":
         x = tb.values(data.tolist(), "x")
-        y = F.batch_norm(x, [1.0] * c, [0.0] * c)
+        y = F.batch_norm(x, tb.values([1.0] * c, "γ"), tb.values([0.0] * c, "β"))
         loss = Value.sum(w * v for wrow, row in zip(dy, y) for w, v in zip(wrow, row))
     else:
         x = Tensor(data, requires_grad=True)
