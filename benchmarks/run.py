@@ -24,6 +24,7 @@ from pathlib import Path
 
 from benchmarks import memory
 from benchmarks.timing import CaseResult, Settings, numpy_threads
+from tinybn.files import unwritable_folder_reason, write_text_atomically
 
 HERE = Path(__file__).resolve().parent
 CASES = [
@@ -236,7 +237,27 @@ def update_readme(markdown: str, readme: Path = HERE / "README.md") -> None:
         return
     before, rest = text.split(start, 1)
     after = rest.split(end, 1)[1]
-    readme.write_text(f"{before}{start}\n{markdown}\n{end}{after}")
+    write_text_atomically(readme, f"{before}{start}\n{markdown}\n{end}{after}")
+
+
+def _json_path(text: str) -> Path:
+    """--json's value: a file path (an empty string is refused: Path("") would mean ".")."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("needs a file name, got an empty string")
+    return Path(text)
+
+
+def _unwritable_json_reason(path: Path) -> str | None:
+    """Why the results cannot be written at ``path`` (one line), or None if they can."""
+    if path.is_dir():
+        return "is a folder; give a file name"
+    if path.exists() and not os.access(path, os.W_OK):
+        return "cannot be written: Permission denied"
+    folder = path.parent
+    if not folder.is_dir():
+        return f"is in a folder that does not exist ({folder})"
+    reason = unwritable_folder_reason(folder)
+    return f"is in a folder that {reason}" if reason else None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -247,9 +268,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="5 short rounds; skip demo_wall")
     parser.add_argument("--repeat", type=int, default=None, help="rounds per case (default 15)")
     parser.add_argument("--threads", type=int, default=None, help="BLAS/torch threads")
-    parser.add_argument("--json", type=Path, default=HERE / "results.json", help="JSON output")
+    parser.add_argument(
+        "--json", type=_json_path, default=HERE / "results.json", help="JSON output"
+    )
     parser.add_argument("--no-readme", action="store_true", help="leave README.md alone")
     args = parser.parse_args(argv)
+    # checked before the benchmarks run, not after minutes of them
+    reason = _unwritable_json_reason(args.json)
+    if reason:
+        parser.error(f"--json {str(args.json)!r} {reason}")
 
     settings = Settings(repeat=5, min_time=0.02) if args.quick else Settings()
     if args.repeat:
@@ -281,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
         "settings": asdict(settings),
         "results": [asdict(r) for r in results],
     }
-    args.json.write_text(json.dumps(payload, indent=2, default=str))
+    write_text_atomically(args.json, json.dumps(payload, indent=2, default=str))
     print(f"JSON written to {args.json}")
     if not args.no_readme and args.cases is None:
         load = info.get("load average", "?")

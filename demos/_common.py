@@ -16,6 +16,9 @@ from typing import Any
 
 import numpy as np
 
+from tinybn.files import unwritable_folder_reason, write_text_atomically
+from tinybn.random import manual_seed
+
 os.environ.setdefault("MPLBACKEND", "Agg")  # demos write files; they never open windows
 
 
@@ -41,12 +44,19 @@ def demo_parser(name: str, description: str) -> argparse.ArgumentParser:
     scale.add_argument("--full", action="store_true", help="closer to the paper's scale")
     parser.add_argument(
         "--out",
-        type=Path,
+        type=_out_folder,
         default=Path("tinybn-out") / name,
         help=f"output folder (default: tinybn-out/{name}/)",
     )
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     return parser
+
+
+def _out_folder(text: str) -> Path:
+    """--out's value: a folder path (an empty string is refused: Path("") would mean ".")."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("needs a folder name, got an empty string")
+    return Path(text)
 
 
 def pick(args: argparse.Namespace, quick: Any, default: Any, full: Any) -> Any:
@@ -59,8 +69,16 @@ def scale_name(args: argparse.Namespace) -> str:
 
 
 def prepare_out(args: argparse.Namespace) -> Path:
-    """Create the output folder and return it."""
-    args.out.mkdir(parents=True, exist_ok=True)
+    """Create the output folder and return it; a folder that cannot be written (a file of
+    that name, no permission, an empty name) ends the program with a one-line error.
+
+    Also seeds tinybn's default generator with --seed (``tb.manual_seed``), so that a
+    layer built without an explicit rng is the same on every run too.
+    """
+    reason = unwritable_folder_reason(args.out)
+    if reason is not None:
+        raise SystemExit(f"error: --out {str(args.out)!r} {reason}")
+    manual_seed(args.seed)
     return args.out
 
 
@@ -78,9 +96,9 @@ def _finite_json(value: Any) -> Any:
 
 
 def write_results(out: Path, results: dict[str, Any]) -> Path:
-    """Write results.json and print its path."""
+    """Write results.json (atomically: a reader never sees half a file) and print its path."""
     path = out / "results.json"
-    path.write_text(json.dumps(_finite_json(results), indent=2) + "\n")
+    write_text_atomically(path, json.dumps(_finite_json(results), indent=2) + "\n")
     print(f"wrote {path}")
     return path
 

@@ -77,8 +77,22 @@ def endless_batches(
     X: np.ndarray, y: np.ndarray, batch_size: int, seed: int
 ) -> Iterator[tuple[Tensor, Tensor]]:
     """Shuffled mini-batches (xb, yb) as Tensors, epoch after epoch; each epoch's short
-    last batch is dropped so every batch has ``batch_size`` examples."""
+    last batch is dropped so every batch has ``batch_size`` examples.
+
+    Raises ValueError (at the call, not at the first batch) if there are fewer examples
+    than one batch: every epoch would be empty, and the loop would never yield.
+    """
+    if len(X) < batch_size:
+        raise ValueError(
+            f"endless_batches: {len(X)} example(s) cannot fill one batch of {batch_size} "
+            "(the short last batch is dropped, so every epoch would be empty); use more "
+            "data or a batch size of at most the number of examples"
+        )
     loader = DataLoader(X, y, batch_size=batch_size, shuffle=True, drop_last=True, seed=seed)
+    return _forever(loader)
+
+
+def _forever(loader: DataLoader) -> Iterator[tuple[Tensor, Tensor]]:
     while True:
         yield from loader
 

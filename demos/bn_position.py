@@ -1,7 +1,7 @@
 """Where does batch norm go: before the activation (normalize z) or after it (normalize a)?
 
-Seed 000: "in theory, it normalizes activation values; in practice, it works better if we
-normalize z"; seed 002 draws both orders and ticks the first (✓ z → z_N → g(z_N) → a, vs
+The lecture notes: "in theory, it normalizes activation values; in practice, it works better if we
+normalize z"; one lecture draws both orders and ticks the first (✓ z → z_N → g(z_N) → a, vs
 z → g(z) → a → a_N). Ioffe & Szegedy put BN on z = Wu + b, before the nonlinearity. This
 demo trains the same 3 × 100 network on the 8×8 digits with BN before the activation,
 after it, and without BN, for sigmoid and for ReLU units: training-loss and test-accuracy
@@ -134,9 +134,23 @@ def main(argv: list[str] | None = None) -> int:
     out = prepare_out(args)
     print(f"bn_position ({scale_name(args)} scale)")
     results = run(out, args.quick, args.full, args.seed)
+    # the step column named with its threshold; a run that never got there says so
+    steps_column = f"steps_to_loss<{LOSS_THRESHOLD}"
+    rows = [
+        {
+            **row,
+            steps_column: "never"
+            if row["steps_to_threshold"] is None
+            else row["steps_to_threshold"],
+        }
+        for row in results["table"]
+    ]
     print_table(
-        results["table"],
-        ["activation", "placement", "final_train_loss", "final_test_acc", "steps_to_threshold"],
+        rows, ["activation", "placement", "final_train_loss", "final_test_acc", steps_column]
+    )
+    print(
+        f"{steps_column}: the first step at which the mean of the last 20 batch losses is "
+        f"below {LOSS_THRESHOLD} (never: not within {results['steps']} steps)"
     )
     return 0
 

@@ -1,7 +1,7 @@
-"""Covariate shift and the shape of the cost surface (seed 004's cat example).
+"""Covariate shift and the shape of the cost surface (the cat example of the lecture notes).
 
 A single linear unit scores "cat or not" from two inputs: x1 = size and x2 = fur colour.
-Their scales are those of seed 003's example columns: size has mean ≈ 60 and spread ≈ 25,
+Their scales are those of the lecture notes' example columns: size has mean ≈ 60 and spread ≈ 25,
 fur colour mean ≈ 8 and spread ≈ 1.4. The cost over the two weights,
 
     J(w1, w2) = mean over examples of (w1·x1 + w2·x2 − y)²,
@@ -36,7 +36,8 @@ from demos._common import (
 )
 from tinybn import Tensor
 
-# seed 003's example columns: x1 (size) = [33, 72, 40, 104, ...], x2 (fur) = [9, 8, 7, 10, ...]
+# the lecture notes' example columns:
+# x1 (size) = [33, 72, 40, 104, ...], x2 (fur) = [9, 8, 7, 10, ...]
 SIZE_MEAN, SIZE_STD = 60.0, 25.0
 FUR_MEAN, FUR_STD = 8.0, 1.4
 # the shifted test set: lighter fur, more spread; the cat rule is unchanged
@@ -284,6 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = demo_parser("covariate_shift", __doc__.splitlines()[0])
     args = parser.parse_args(argv)
     out = prepare_out(args)
+    print(f"covariate_shift ({scale_name(args)} scale)")
     result = run(args)
 
     rows = []

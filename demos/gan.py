@@ -1,9 +1,9 @@
 """A small GAN on a ring of 8 Gaussians, with and without batch norm in the generator.
 
-Seed 004's claim: "GANs are often quite fragile ... batch normalization can help to
-stabilize the training". The target distribution is 8 Gaussians (std 0.1) evenly spaced on
-a circle of radius 2; the classic failure is mode collapse — the generator covers only a
-few of the 8 modes, or hops between them.
+The lecture notes ("Batch Normalization (Explained)") claim: "GANs are often quite fragile
+... batch normalization can help to stabilize the training". The target distribution is 8
+Gaussians (std 0.1) evenly spaced on a circle of radius 2; the classic failure is mode
+collapse — the generator covers only a few of the 8 modes, or hops between them.
 
     generator      z (8) → Linear 128 → [BN] → ReLU → Linear 128 → [BN] → ReLU → Linear 2
     discriminator  x (2) → Linear 128 → ReLU → Linear 128 → ReLU → Linear 1 (a logit)
@@ -239,6 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = demo_parser("gan", __doc__.splitlines()[0])
     args = parser.parse_args(argv)
     out = prepare_out(args)
+    print(f"gan ({scale_name(args)} scale)")
     result = run(args)
 
     rows, summary = [], {}

@@ -1,6 +1,6 @@
 """Batch norm at inference: running statistics, eval(), and folding BN into Linear.
 
-Seeds 001 and 003: at test time there is no mini-batch, so BN uses statistics gathered in
+The lecture notes: at test time there is no mini-batch, so BN uses statistics gathered in
 training — an exponential moving average (PyTorch: momentum 0.1 on the NEW value; Keras:
 momentum 0.99 on the OLD value), or the paper's population estimate E[x] = E_B[μ_B],
 Var[x] = m/(m−1)·E_B[σ²_B] (``BatchNorm1d(momentum=None)``). This demo trains a small BN
@@ -405,7 +405,8 @@ def main(argv: list[str] | None = None) -> int:
     forgot, fold = results["forgotten_eval"], results["fold"]
     print(
         f"forgot eval(): prediction changed in {forgot['train_mode_prediction_changes']:.0%} "
-        f"of batches; probability range {forgot['train_mode_prob_range']}"
+        "of batches; probability range "
+        f"[{', '.join(f'{p:.3g}' for p in forgot['train_mode_prob_range'])}]"
     )
     print(
         f"forgot eval(): {forgot['test_set_prediction_flips_train_mode']:.1%} of test "

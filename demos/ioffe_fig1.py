@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import math
 from pathlib import Path
 from typing import Any
 
@@ -43,16 +44,51 @@ NEURON = 0  # which sigmoid of the last hidden layer is watched
 # -- MNIST from the standard IDX files ----------------------------------------------------
 
 
+# the largest IDX data read, in bytes (MNIST's training images are 47 MB): a header that
+# declares more is refused before anything is read
+_MAX_IDX_BYTES = 1 << 30
+
+
 def _read_idx(path: Path) -> np.ndarray:
-    """An IDX file (optionally .gz): big-endian magic (0, 0, dtype code, ndim), dims, data."""
+    """An IDX file (optionally .gz): big-endian magic (0, 0, dtype code, ndim), dims, data.
+
+    The header is read and checked first; then exactly the declared number of bytes (at
+    most ``_MAX_IDX_BYTES``), so a forged or gzip-bombed file is refused without being
+    read whole. ValueError for an empty, truncated, over-long or non-ubyte file.
+    """
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as f:
-        raw = f.read()
-    if raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
-        raise ValueError(f"{path}: not an unsigned-byte IDX file")
-    ndim = raw[3]
-    dims = np.frombuffer(raw, dtype=">u4", count=ndim, offset=4)
-    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+    try:
+        with opener(path, "rb") as f:
+            magic = f.read(4)
+            if not magic:
+                raise ValueError(f"{path}: the file is empty, not an IDX file")
+            if len(magic) < 4 or magic[0] != 0 or magic[1] != 0 or magic[2] != 0x08:
+                raise ValueError(f"{path}: not an unsigned-byte IDX file (magic {magic!r})")
+            ndim = magic[3]
+            header = f.read(4 * ndim)
+            if ndim == 0 or len(header) < 4 * ndim:
+                raise ValueError(f"{path}: IDX header truncated ({ndim} dimension(s) declared)")
+            dims = tuple(int(d) for d in np.frombuffer(header, dtype=">u4"))
+            size = math.prod(dims)
+            if size > _MAX_IDX_BYTES:
+                raise ValueError(
+                    f"{path}: IDX header declares shape {dims} ({size} bytes), more than the "
+                    f"{_MAX_IDX_BYTES} this reader accepts"
+                )
+            data = f.read(size)
+            if len(data) < size:
+                raise ValueError(
+                    f"{path}: IDX file truncated: its header declares shape {dims} ({size} "
+                    f"bytes of data), the file holds {len(data)}"
+                )
+            if f.read(1):
+                raise ValueError(
+                    f"{path}: IDX file has data past the {size} bytes its header declares "
+                    f"(shape {dims})"
+                )
+    except (OSError, EOFError) as error:  # a corrupt or truncated .gz
+        raise ValueError(f"{path}: cannot be read as a (gzipped) IDX file: {error}") from None
+    return np.frombuffer(data, dtype=np.uint8).reshape(dims)
 
 
 def _find(directory: Path, stem: str) -> Path:
@@ -67,8 +103,19 @@ def load_mnist(directory: Path) -> tuple[tuple, tuple]:
     """MNIST train/test as float32 pixels in [0, 1] (N, 784) and int64 labels."""
     parts = []
     for prefix in ("train", "t10k"):
-        images = _read_idx(_find(directory, f"{prefix}-images-idx3-ubyte"))
-        labels = _read_idx(_find(directory, f"{prefix}-labels-idx1-ubyte"))
+        image_path = _find(directory, f"{prefix}-images-idx3-ubyte")
+        label_path = _find(directory, f"{prefix}-labels-idx1-ubyte")
+        images, labels = _read_idx(image_path), _read_idx(label_path)
+        if images.ndim != 3 or labels.ndim != 1:
+            raise ValueError(
+                f"{directory}: expected images (N, rows, cols) and labels (N,), got shapes "
+                f"{images.shape} in {image_path.name} and {labels.shape} in {label_path.name}"
+            )
+        if len(images) != len(labels):
+            raise ValueError(
+                f"{directory}: {image_path.name} holds {len(images)} images but "
+                f"{label_path.name} holds {len(labels)} labels; they must match"
+            )
         X = images.reshape(len(images), -1).astype(np.float32) / 255.0
         parts.append((X, labels.astype(np.int64)))
     return parts[0], parts[1]

@@ -368,6 +368,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = demo_parser("layernorm", __doc__.splitlines()[0])
     args = parser.parse_args(argv)
     out = prepare_out(args)
+    print(f"layernorm ({scale_name(args)} scale)")
     result = run(args)
     sweep, table, rnn = result["sweep"], result["invariances"], result["rnn"]
 

@@ -1,6 +1,6 @@
 """Learning rate × weight-init scale, with and without batch norm.
 
-The notes' claims (seeds 001, 002): batch norm allows higher learning rates and makes
+The lecture notes' claims: batch norm allows higher learning rates and makes
 training less sensitive to the weight initialization. A grid of SGD learning rates ×
 init scales s (weights ~ N(0, s²/fan_in)) trains the same ReLU network on the 8×8 digits
 with and without BN; heatmaps show the final training loss, the test accuracy and the

@@ -1,11 +1,12 @@
-"""The seed notes' Keras model on the placement data, with and without batch norm.
+"""The lecture notes' Keras model on the placement data, with and without batch norm.
 
-Seed 001's snippet: Dense(3, relu) → BatchNormalization → Dense(2, relu) →
-BatchNormalization → Dense(1, sigmoid), compiled with Adam and binary cross-entropy, on
-students' (cgpa, iq) → placed. The same model without the two BN layers is the baseline.
-The notes say unnormalized inputs make training slow and BN helps; so each model is
-trained on the raw features (iq is ~100, cgpa ~7.5, as in the notes' table) and on
-standardized ones. Figures: loss and accuracy curves; decision boundaries side by side.
+The Keras snippet of the lecture notes ("What is Batch Norm?"): Dense(3, relu) →
+BatchNormalization → Dense(2, relu) → BatchNormalization → Dense(1, sigmoid), compiled with
+Adam and binary cross-entropy, on students' (cgpa, iq) → placed. The same model without the
+two BN layers is the baseline. The notes say unnormalized inputs make training slow and BN
+helps; so each model is trained on the raw features (iq is ~100, cgpa ~7.5, as in the notes'
+table) and on standardized ones. Figures: loss and accuracy curves; decision boundaries side
+by side.
 
     tinybn demo placement [--quick | --full] [--out DIR] [--seed N]
 """
@@ -31,7 +32,7 @@ from demos._common import (
 from tinybn import data
 from tinybn.keras import BatchNormalization, Dense, Sequential
 
-BATCH_SIZE = 32  # the seed's fit() call
+BATCH_SIZE = 32  # the lecture notes' fit() call
 VALIDATION_SPLIT = 0.2
 MODELS = ("without BN", "with BN")
 INPUTS = ("raw inputs", "standardized inputs")
@@ -39,7 +40,7 @@ COLOURS = {"without BN": "tab:gray", "with BN": "tab:blue"}
 
 
 def seed_model(with_bn: bool, seed: int) -> Sequential:
-    """The seed 001 model, layer for layer; ``with_bn=False`` drops the two BN layers."""
+    """The lecture notes' Keras model, layer for layer; ``with_bn=False`` drops both BN layers."""
     model = Sequential(seed=seed)
     model.add(Dense(3, activation="relu", input_dim=2))
     if with_bn:
@@ -70,7 +71,7 @@ def run(out: Path, quick: bool = False, full: bool = False, seed: int = 0) -> di
     args = argparse.Namespace(quick=quick, full=full)
     out.mkdir(parents=True, exist_ok=True)
     n = pick(args, 400, 1000, 4000)
-    epochs = pick(args, 30, 50, 200)  # 50: the seed's fit() call
+    epochs = pick(args, 30, 50, 200)  # 50: the lecture notes' fit() call
     X, y = data.placement(n=n, seed=seed)
     # the last 20% are fit()'s validation split (as in Keras); standardize with the rest only
     n_fit = int(round(len(X) * (1 - VALIDATION_SPLIT)))
@@ -155,7 +156,7 @@ def plot_curves(histories: dict, epochs: int) -> Any:
     for ax in axes[1]:
         ax.set_xlabel("epoch")
     fig.suptitle(
-        "Seed 001 Keras model (Dense 3 → [BN] → Dense 2 → [BN] → Dense 1), Adam, "
+        "The lecture notes' Keras model (Dense 3 → [BN] → Dense 2 → [BN] → Dense 1), Adam, "
         f"batch {BATCH_SIZE}, {epochs} epochs",
         fontsize=12,
     )

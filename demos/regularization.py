@@ -1,6 +1,6 @@
 """Does batch norm regularize? The train/test gap on a small training set.
 
-Seeds 001 and 002 list "regularizer" among BN's advantages (next to dropout): each
+The lecture notes list "regularizer" among BN's advantages (next to dropout): each
 example is normalized with the statistics of a random mini-batch, which adds noise.
 A ReLU network much bigger than its training set (200 of the 8×8 digits) is trained
 with no regularizer, with BN, with Dropout(0.5), and with both; the figure shows the

@@ -464,6 +464,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     out = prepare_out(args)
+    print(f"santurkar ({scale_name(args)} scale)")
     result = run(args)
 
     rows = []

@@ -1,6 +1,6 @@
 """The tour: batch norm of the lecture's worked example, built from scalars and shown.
 
-Ten samples of two features (the seed notes' x1 and x2) go through
+Ten samples of two features (the lecture notes' x1 and x2) go through
 ``tinybn.functional.batch_norm`` on scalar Values, so every step of Ioffe & Szegedy's
 Algorithm 1 is a node. The tour prints μ, σ² and x̂ per feature, steps backward one
 node at a time, renders the graph with γ's and β's gradient paths highlighted, and
@@ -28,7 +28,7 @@ from tinybn.autograd import topological_order
 from tinybn.viz import GraphvizNotFoundError, render
 from tinybn.viz.nodes import index, stage
 
-# the seed notes' worked example (lecture 003): two features of ten samples
+# the lecture notes' worked example: two features of ten samples
 X1 = [33, 72, 40, 104, 52, 56, 89, 24, 52, 73]
 X2 = [9, 8, 7, 10, 5, 8, 7, 9, 8, 7]
 
@@ -190,9 +190,11 @@ def main(argv: list[str] | None = None) -> int:
     if explorer_path is not None:
         print(f"  wrote {explorer_path}  <- open it in a browser: step through backward")
 
-    from demos import placement  # Demos I: the seed's Keras model, with and without BN
+    from demos import placement  # the lecture notes' Keras model, with and without BN
 
-    print("\nthe seed's Keras model on the placement data, with and without BN (quick scale):")
+    print(
+        "\nthe lecture notes' Keras model on the placement data, with and without BN (quick scale):"
+    )
     placement.print_summary(placement.run(out / "placement", quick=True, seed=args.seed))
     return 0
 

@@ -5,8 +5,8 @@
 
 Writes into docs/figures/:
 
-* graph renders of the seed's worked example, drawn by ``tinybn.draw`` (SVG, and one PNG
-  for the README, small enough to read at README width);
+* graph renders of the lecture notes' worked example, drawn by ``tinybn.draw`` (SVG, and one
+  PNG for the README, small enough to read at README width);
 * ``docs/explorer/bn.html``: the worked example's explorer page (``tinybn.explore``), where
   backward runs one step per click;
 * plots made here with matplotlib from tinybn computations (sigmoid regime, the three
@@ -49,7 +49,7 @@ from tinybn.check import batch_norm_backward  # noqa: E402
 FIGURES = Path(__file__).resolve().parent / "figures"
 EXPLORER = Path(__file__).resolve().parent / "explorer" / "bn.html"
 
-# The seed notes' worked example (seed 003): a batch of 10 samples, 2 features.
+# The lecture notes' worked example: a batch of 10 samples, 2 features.
 X1 = [33, 72, 40, 104, 52, 56, 89, 24, 52, 73]
 X2 = [9, 8, 7, 10, 5, 8, 7, 9, 8, 7]
 # The loss the docs use: a weighted sum, sample i weighted i + 1 (never a plain Σy,
@@ -267,7 +267,7 @@ def bn_forward_backward(engine: str, data: np.ndarray, dy: np.ndarray) -> None:
     c = data.shape[1]
     if engine == "Value":
         x = tb.values(data.tolist(), "x")
-        y = F.batch_norm(x, [1.0] * c, [0.0] * c)
+        y = F.batch_norm(x, tb.values([1.0] * c, "γ"), tb.values([0.0] * c, "β"))
         loss = Value.sum(w * v for wrow, row in zip(dy, y) for w, v in zip(wrow, row))
     else:
         x = Tensor(data, requires_grad=True)

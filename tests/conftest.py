@@ -14,3 +14,20 @@ def one_blas_thread():
     """
     with threadpool_limits(limits=1):
         yield
+
+
+def pytest_configure(config):
+    """With TINYBN_REQUIRE_ORACLES=1 (set by .ci/run) a missing torch or micrograd is an
+    error, not a silent skip of every parity test."""
+    import importlib
+    import os
+
+    if os.environ.get("TINYBN_REQUIRE_ORACLES") == "1":
+        for oracle in ("torch", "micrograd"):
+            try:
+                importlib.import_module(oracle)
+            except ImportError as error:
+                raise pytest.UsageError(
+                    f"TINYBN_REQUIRE_ORACLES=1 but {oracle} cannot be imported ({error}); "
+                    'install them with pip install -e ".[oracle]"'
+                ) from None

@@ -32,7 +32,8 @@ def test_placement_quick(placement_quick):
     assert (out / "placement_curves.png").stat().st_size > 0
     assert (out / "placement_boundaries.png").stat().st_size > 0
     table = {(r["inputs"], r["model"]): r for r in results["table"]}
-    # the seed's model: 40 params with the two BN layers (10 of them moving stats), 20 without
+    # the lecture notes' model: 40 params with the two BN layers (10 of them moving stats),
+    # 20 without
     assert table["raw inputs", "with BN"]["params"] == 40
     assert table["raw inputs", "without BN"]["params"] == 20
     # on raw (cgpa, iq ~ 100) inputs the plain model's ReLUs die; BN rescues it

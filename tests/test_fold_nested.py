@@ -49,7 +49,7 @@ def test_pairs_split_by_sequential_boundaries_are_folded_and_outputs_equal_eval(
         np.testing.assert_allclose(folded(x).data, expected, rtol=1e-5, atol=1e-5)
 
 
-def test_the_folded_linear_across_a_boundary_is_seed_003s_formula():
+def test_the_folded_linear_across_a_boundary_is_the_lecture_notes_formula():
     model = trained(nested_model(), 2)
     folded = nn.fold_batchnorm(model)
     linear, bn = model[0][0], model[1][0]

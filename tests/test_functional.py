@@ -83,8 +83,8 @@ def test_identity_is_recovered_with_gamma_sqrt_var_eps_and_beta_mu():
     np.testing.assert_allclose(ys, x, rtol=1e-12)
 
 
-def test_seed_000_identity_claim_is_wrong():
-    """Seed 000: "if γ = 1/√(σ²+ε) and β = μ/√(σ²+ε); z_Norm = ẑ". It does not hold:
+def test_the_lecture_notes_identity_claim_is_wrong():
+    """The lecture notes: "if γ = 1/√(σ²+ε) and β = μ/√(σ²+ε); z_Norm = ẑ". It does not hold:
     y = (x − μ)/(σ²+ε) + μ/√(σ²+ε), neither z_Norm (that takes γ = 1, β = 0) nor the
     input (that takes γ = √(σ²+ε), β = μ, test above)."""
     eps = 1e-5
@@ -98,8 +98,8 @@ def test_seed_000_identity_claim_is_wrong():
 
 
 @pytest.mark.parametrize("engine", ["scalar", "tensor", "fused"])
-def test_seed_002_gamma_0_init_outputs_beta_and_blocks_the_gradient_to_x(engine):
-    """Seed 002 initializes "γ ← 0, β ← 0". Then y = 0·x̂ + β = β for every row and
+def test_the_lecture_notes_gamma_0_init_outputs_beta_and_blocks_the_gradient_to_x(engine):
+    """One lecture initializes "γ ← 0, β ← 0". Then y = 0·x̂ + β = β for every row and
     ∂L/∂x̂ = γ·∂L/∂y = 0: no gradient reaches x (or anything below), only γ and β learn."""
     x = RNG.normal(5.0, 3.0, size=(6, 3))
     gamma, beta = np.zeros(3), np.array([0.5, -1.0, 2.0])
@@ -120,7 +120,7 @@ def test_seed_002_gamma_0_init_outputs_beta_and_blocks_the_gradient_to_x(engine)
 
 
 def test_worked_example_from_the_notes():
-    """Seed 003: x1, x2 as two features of a batch of 10, normalized step by step.
+    """The lecture notes: x1, x2 as two features of a batch of 10, normalized step by step.
 
     By hand: μ1 = 595/10 = 59.5, σ1² = 5656.5/10 = 565.65; μ2 = 78/10 = 7.8,
     σ2² = 17.6/10 = 1.76 (biased, 1/m).
@@ -249,7 +249,7 @@ def test_ragged_rows_name_the_lengths():
 def test_wrong_gamma_or_beta_length_names_both_lengths(as_tensor):
     x = np.ones((4, 3))
     x = Tensor(x) if as_tensor else x.tolist()
-    make = (lambda v: Tensor(np.array(v))) if as_tensor else list
+    make = (lambda v: Tensor(np.array(v))) if as_tensor else (lambda v: tb.values(v, "p"))
     with pytest.raises(ValueError, match=r"gamma has 2 value.*3 feature"):
         F.batch_norm(x, make([1.0, 1.0]), make([0.0, 0.0, 0.0]))
     with pytest.raises(ValueError, match=r"beta has 4 value.*3 feature"):

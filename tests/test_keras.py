@@ -24,7 +24,7 @@ from tinybn.keras import (
 
 
 def seed_model(seed=None):
-    """The seed notes' model (001): 2 → 3 → BN → 2 → BN → 1."""
+    """The lecture notes' Keras model: 2 → 3 → BN → 2 → BN → 1."""
     model = Sequential(seed=seed)
     model.add(Dense(3, activation="relu", input_dim=2))
     model.add(BatchNormalization())
@@ -395,7 +395,7 @@ def test_fit_applies_one_keras_sgd_step_per_batch():
 
 
 def test_seed_snippet_runs_unchanged_and_learns_placement():
-    # the seed notes' snippet, only the import changed
+    # the lecture notes' snippet, only the import changed
     model = Sequential()
 
     model.add(Dense(3, activation="relu", input_dim=2))

@@ -299,7 +299,7 @@ def test_batchnorm_running_stats_keep_a_float64_model_float64():
     assert bn.num_batches_tracked.data.dtype == np.int64 and int(bn.num_batches_tracked.data) == 1
 
 
-def test_batchnorm_momentum_none_is_the_cumulative_average_of_seed_003():
+def test_batchnorm_momentum_none_is_the_lecture_notes_cumulative_average():
     bn = nn.BatchNorm1d(2, momentum=None)
     batches = [randn(6, 2, seed=s, scale=s + 1.0, shift=3.0 * s) for s in range(5)]
     for x in batches:
@@ -604,7 +604,7 @@ def test_fold_batchnorm_matches_eval_and_leaves_input_unchanged():
     with tb.no_grad():
         expected = model.eval()(x).data
         np.testing.assert_allclose(folded(x).data, expected, rtol=1e-5, atol=1e-5)
-    # the folded Linear is seed 003's formula
+    # the folded Linear is the lecture notes' formula
     bn, lin = model[1], model[0]
     scale = bn.weight.data / np.sqrt(bn.running_var.data + bn.eps)
     np.testing.assert_allclose(folded[0].weight.data, scale[:, None] * lin.weight.data, rtol=1e-6)

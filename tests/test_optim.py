@@ -211,3 +211,53 @@ def test_optimizers_match_pytorch(name, options):
         opt.step()
         their_opt.step()
     np.testing.assert_allclose(ours.data, theirs.detach().numpy(), rtol=1e-10, atol=1e-12)
+
+
+SGD_OPTIONS = [
+    dict(lr=0.1, momentum=m, dampening=d, nesterov=n, weight_decay=w, maximize=x)
+    for m in (0.0, 0.9)
+    for d in (0.0, 0.3)
+    for n in (False, True)
+    for w in (0.0, 0.05)
+    for x in (False, True)
+    if not (n and (m == 0 or d != 0))  # Nesterov needs momentum and no dampening
+]
+ADAM_OPTIONS = [
+    dict(lr=0.01, amsgrad=a, weight_decay=w, maximize=x, betas=b, eps=e)
+    for a in (False, True)
+    for w in (0.0, 0.1)
+    for x in (False, True)
+    for b in ((0.9, 0.999), (0.5, 0.9))
+    for e in (1e-8, 1e-3)
+]
+
+
+@pytest.mark.parametrize(
+    "name, options",
+    [("SGD", o) for o in SGD_OPTIONS] + [("Adam", o) for o in ADAM_OPTIONS],
+    ids=lambda v: v if isinstance(v, str) else "-".join(f"{k}={v[k]}" for k in v if k != "lr"),
+)
+def test_every_option_combination_matches_pytorch_with_skipped_grads_and_lr_changes(name, options):
+    """Two parameters, some steps without a grad for one of them (skipped, its state
+    untouched), the learning rate halved half-way: 10 steps equal torch.optim's."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(1)
+    starts = [rng.normal(size=3), rng.normal(size=(2, 2))]
+    ours = [nn.Parameter(s.copy()) for s in starts]
+    theirs = [torch.nn.Parameter(torch.tensor(s.copy())) for s in starts]
+    opt = getattr(optim, name)(ours, **options)
+    their_opt = getattr(torch.optim, name)(theirs, **options)
+    for step in range(10):
+        for k, (a, b) in enumerate(zip(ours, theirs)):
+            if (step + k) % 3 == 0:
+                a.grad, b.grad = None, None
+            else:
+                g = rng.normal(size=a.data.shape)
+                a.grad, b.grad = g.copy(), torch.tensor(g)
+        if step == 5:
+            for group in (*opt.param_groups, *their_opt.param_groups):
+                group["lr"] *= 0.5
+        opt.step()
+        their_opt.step()
+    for a, b in zip(ours, theirs):
+        np.testing.assert_allclose(a.data, b.detach().numpy(), rtol=1e-10, atol=1e-12)

@@ -736,7 +736,7 @@ def test_random_broadcast_shapes_match_finite_differences(shapes):
 
 
 def test_gradient_checker_catches_a_wrong_tensor_gradient():
-    from tinybn import tensor as tensor_module
+    from tinybn import tensor_module
 
     def wrong_tanh(x):
         out = x.tanh()

@@ -1,4 +1,4 @@
-"""The tour: the seed's worked example normalized, rendered, stepped through."""
+"""The tour: the lecture notes' worked example normalized, rendered, stepped through."""
 
 import numpy as np
 import pytest

@@ -1,4 +1,4 @@
-"""Seeing the graph: draw, render, backward_steps, tree, contributions (issue 2, issue 3)."""
+"""Seeing the graph: draw, render, backward_steps, tree, contributions."""
 
 import html
 import math

@@ -2,7 +2,8 @@
 
 Every dataset is a pure function of its arguments: randomness comes only from the
 ``seed`` you pass (``np.random.default_rng(seed)``), never from numpy's global state, so
-the same call returns the same arrays. Datasets return numpy arrays (``X`` float64 of
+the same call returns the same arrays. With ``seed=None`` the numbers come from tinybn's
+default generator, which ``tb.manual_seed(n)`` seeds. Datasets return numpy arrays (``X`` float64 of
 shape (N, D), ``y`` int64 of shape (N,)), as scikit-learn does; wrap them in ``Tensor``
 yourself, or let ``DataLoader`` do it batch by batch.
 
@@ -21,6 +22,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from tinybn.random import generator
 from tinybn.tensor import Tensor
 
 PLACEMENT_FEATURES = ("cgpa", "iq")
@@ -46,7 +48,7 @@ def _check_noise(noise: float) -> float:
 def placement(
     n: int = 1000, seed: int | None = None, noise: float = 1.0, return_names: bool = False
 ) -> tuple:
-    """Synthetic campus placement records, like the table in the seed notes (cgpa, iq → placed).
+    """Synthetic campus placement records, like the table in the lecture notes (cgpa, iq → placed).
 
     cgpa is drawn around 7.5 and kept in [5, 10] (two decimals); iq around 100 and kept in
     [60, 160] (whole numbers). A student is placed with probability
@@ -64,7 +66,7 @@ def placement(
         (and the feature names, if ``return_names``)
     """
     n, noise = _check_count(n), _check_noise(noise)
-    rng = np.random.default_rng(seed)
+    rng = generator(seed)
     cgpa = np.round(np.clip(rng.normal(7.5, 1.0, n), 5.0, 10.0), 2)
     iq = np.round(np.clip(rng.normal(100.0, 18.0, n), 60.0, 160.0))
     score = (cgpa - 7.5) / 1.0 + 0.7 * (iq - 100.0) / 18.0
@@ -88,7 +90,7 @@ def moons(n: int = 200, noise: float = 0.1, seed: int | None = None) -> tuple[np
         X: (n, 2) float64. y: (n,) int64 in {0, 1} (n // 2 of class 0).
     """
     n, noise = _check_count(n), _check_noise(noise)
-    rng = np.random.default_rng(seed)
+    rng = generator(seed)
     n_upper = n // 2
     t_upper = np.linspace(0.0, np.pi, n_upper)
     t_lower = np.linspace(0.0, np.pi, n - n_upper)
@@ -117,7 +119,7 @@ def spirals(
     n, noise, classes = _check_count(n), _check_noise(noise), _check_count(classes, "classes")
     if classes < 2:
         raise ValueError(f"spirals needs at least 2 classes, got {classes}")
-    rng = np.random.default_rng(seed)
+    rng = generator(seed)
     per_class = [n // classes + (k < n % classes) for k in range(classes)]
     points, labels = [], []
     for k, count in enumerate(per_class):
@@ -155,7 +157,7 @@ def blobs(
         if centre_points.ndim != 2 or centre_points.shape[1] != 2 or len(centre_points) == 0:
             raise ValueError(f"centers must be an int or an array (K, 2), got {centers!r}")
     k = len(centre_points)
-    rng = np.random.default_rng(seed)
+    rng = generator(seed)
     labels = np.concatenate([np.full(n // k + (i < n % k), i, dtype=np.int64) for i in range(k)])
     X = centre_points[labels] + rng.normal(0.0, noise, (n, 2))
     order = rng.permutation(n)
@@ -221,7 +223,7 @@ def train_test_split(
             f"test_size={test_size} leaves {n_test} of {n} samples for testing; "
             "both the train and the test set need at least one"
         )
-    order = np.random.default_rng(seed).permutation(n)
+    order = generator(seed).permutation(n)
     test, train = order[:n_test], order[n_test:]
     return X[train], X[test], y[train], y[test]
 
@@ -298,8 +300,9 @@ class DataLoader:
     labels stay integer). If ``y`` is None, each batch is the single Tensor ``xb``.
 
     With ``shuffle=True`` every pass (epoch) visits the samples in a new order drawn from
-    the loader's own generator, ``np.random.default_rng(seed)``: two loaders built with the
-    same seed produce the same sequence of epochs, and every sample appears exactly once
+    the loader's own generator, ``np.random.default_rng(seed)`` (or, with ``seed=None``, one
+    seeded from tinybn's default generator, see ``tb.manual_seed``): two loaders built with
+    the same seed produce the same sequence of epochs, and every sample appears exactly once
     per epoch (or is in the dropped remainder when ``drop_last``).
 
     Args:
@@ -334,7 +337,7 @@ class DataLoader:
         self.shuffle = shuffle
         self.drop_last = drop_last
         self.seed = seed
-        self._rng = np.random.default_rng(seed)
+        self._rng = generator(seed)
 
     def __len__(self) -> int:
         """Number of batches per epoch."""

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from tinybn import fused as fused_kernels
+from tinybn.random import default_generator
 from tinybn.scalar import Value
 from tinybn.scalar_array import ValueArray
 from tinybn.tensor import Tensor
@@ -41,6 +42,14 @@ def _param(p: Any, name: str, engine: type, shape: tuple[int, ...], broadcast: b
     """
     if p is None:
         return None
+    if engine is ValueArray and not isinstance(p, ValueArray) and not _all_values(p):
+        # plain numbers would become constants no one can read a gradient from: the
+        # caller's own list would have no .grad after backward()
+        raise TypeError(
+            f"{name} for the scalar engine must hold Values, got plain numbers ({p!r}); "
+            f"make them with tb.values, e.g. {name} = tb.values([1.0, ...], {name!r}), so "
+            f"that backward() fills {name}[i].grad"
+        )
     array = p if isinstance(p, engine) else engine(p)
     channels = shape[1]  # shape is (1, C) or (1, C, 1)
     if array.shape != (channels,):
@@ -51,6 +60,15 @@ def _param(p: Any, name: str, engine: type, shape: tuple[int, ...], broadcast: b
     if not broadcast:
         return array
     return array.reshape(shape) if array.ndim != len(shape) else array
+
+
+def _all_values(p: Any) -> bool:
+    """True if ``p`` is a Value or (nested) sequence of nothing but Values."""
+    if isinstance(p, Value):
+        return True
+    if isinstance(p, (list, tuple, np.ndarray)):
+        return all(_all_values(item) for item in (p.flat if isinstance(p, np.ndarray) else p))
+    return False
 
 
 def _statistic(stat: Any, name: str, x: Tensor | ValueArray, shape: tuple[int, ...]) -> Any:
@@ -173,6 +191,7 @@ def batch_norm_with_stats(
     """
     _check_eps(eps, "batch_norm")
     array = _as_array(x, "batch_norm")
+    _check_float_input(array, "batch_norm")
     if fused and not isinstance(array, Tensor):
         raise TypeError("batch_norm: fused=True needs a Tensor input; scalar Values compose")
     axes, param_shape = _batch_axes(array)
@@ -189,13 +208,29 @@ def batch_norm_with_stats(
     beta = _param(beta, "beta", engine, param_shape, broadcast=not fused)
     if (mean is None) != (var is None):
         raise ValueError("batch_norm: pass both mean= and var= (inference), or neither")
+    half = isinstance(array, Tensor) and array.dtype == np.float16
+    if half:  # sums of float16 overflow from 65504 on: work in float32, as PyTorch's kernel
+        array = array.astype(np.float32)
     if mean is not None:
         mean = _statistic(mean, "running_mean", array, param_shape)
         var = _statistic(var, "running_var", array, param_shape)
     if fused:
-        return fused_kernels.batch_norm(array, gamma, beta, eps, mean, var)
-    y, batch_mean, batch_var = _normalize(array, axes, gamma, beta, eps, mean, var)
+        y, batch_mean, batch_var = fused_kernels.batch_norm(array, gamma, beta, eps, mean, var)
+    else:
+        y, batch_mean, batch_var = _normalize(array, axes, gamma, beta, eps, mean, var)
+    if half:
+        y = y.astype(np.float16)
     return _back_to_input_form(y, x), batch_mean, batch_var
+
+
+def _check_float_input(array: Tensor | ValueArray, op: str) -> None:
+    """TypeError for an integer or bool Tensor: PyTorch's batch norm is not implemented for
+    them (its sums would wrap around in uint8/int8, and x̂ is not an integer)."""
+    if isinstance(array, Tensor) and array.dtype.kind != "f":
+        raise TypeError(
+            f"{op}: expected a floating-point input, got dtype {array.dtype}; convert it "
+            "first, e.g. x.astype(np.float32)"
+        )
 
 
 def batch_norm(
@@ -216,7 +251,9 @@ def batch_norm(
 
     Args:
         x: a Tensor of shape (N, C) or (N, C, L), or N rows of C scalar Values.
-        gamma, beta: (C,) scale and shift (Tensor or list of Values), or None to skip.
+        gamma, beta: (C,) scale and shift (a Tensor, or for rows of Values a list of Values
+            made with tb.values: plain numbers are refused with a TypeError, as their
+            gradient would have nowhere to go), or None to skip.
         eps: added to σ² so that a constant feature does not divide by zero; >= 0
             (0 is allowed, as in PyTorch; negative → ValueError).
         mean, var: (C,) statistics to use instead of the batch's (inference).
@@ -376,14 +413,16 @@ def softmax(logits: Tensor, axis: int = -1) -> Tensor:
 def dropout(
     x: Tensor, p: float = 0.5, training: bool = True, rng: np.random.Generator | None = None
 ) -> Tensor:
-    """Inverted dropout: zero each entry with probability p, scale the rest by 1/(1−p)."""
+    """Inverted dropout: zero each entry with probability p, scale the rest by 1/(1−p).
+
+    The mask is drawn from ``rng``, or tinybn's default generator (``tb.manual_seed``)."""
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"dropout probability must be in [0, 1], got {p}")
     if not training or p == 0.0:
         return x
     if p == 1.0:
         return x * 0.0
-    rng = rng if rng is not None else np.random.default_rng()
+    rng = rng if rng is not None else default_generator()
     keep = (rng.random(x.shape) >= p).astype(x.dtype) / (1.0 - p)
     return x * keep
 

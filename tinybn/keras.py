@@ -1,6 +1,6 @@
 """A Keras-style facade: ``Sequential``, ``Dense``, ``BatchNormalization``, ``compile``, ``fit``.
 
-The seed notes' snippet runs as written, with only the import changed::
+The lecture notes' Keras snippet runs as written, with only the import changed::
 
     from tinybn.keras import Sequential, Dense, BatchNormalization
     model = Sequential()

@@ -25,6 +25,7 @@ import numpy as np
 
 from tinybn import functional as F
 from tinybn.autograd import no_grad
+from tinybn.random import default_generator
 from tinybn.tensor import Tensor, _scalar, get_default_dtype
 
 
@@ -412,7 +413,8 @@ class Linear(Module):
         in_features: size D of each input row.
         out_features: size M of each output row.
         bias: whether to learn b.
-        rng: numpy Generator for the initial weights (a fresh unseeded one if None).
+        rng: numpy Generator for the initial weights (None: tinybn's default generator,
+            which ``tb.manual_seed`` seeds).
     Shapes: x (..., D) → y (..., M); weight (M, D); bias (M,).
     Init (PyTorch's default, kaiming_uniform with a=√5): W and b ~ U(−1/√D, 1/√D).
     """
@@ -427,7 +429,7 @@ class Linear(Module):
         super().__init__()
         self.in_features = _check_int(in_features, "Linear: in_features", 0)
         self.out_features = _check_int(out_features, "Linear: out_features", 0)
-        rng = rng if rng is not None else np.random.default_rng()
+        rng = rng if rng is not None else default_generator()
         dtype = get_default_dtype()
         # kaiming_uniform(a=√5): gain √(2/(1+a²)) = √(1/3), bound gain·√(3/fan_in) = 1/√fan_in
         bound = 1.0 / math.sqrt(in_features) if in_features > 0 else 0.0
@@ -673,7 +675,8 @@ class Dropout(Module):
 
     Args:
         p: probability of zeroing, in [0, 1].
-        rng: numpy Generator for the masks (a fresh unseeded one if None).
+        rng: numpy Generator for the masks (None: tinybn's default generator at each call,
+            which ``tb.manual_seed`` seeds).
     """
 
     def __init__(self, p: float = 0.5, rng: np.random.Generator | None = None) -> None:
@@ -681,7 +684,7 @@ class Dropout(Module):
         if not 0.0 <= _check_real(p, "Dropout: p") <= 1.0:
             raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
         self.p = p
-        self.rng = rng if rng is not None else np.random.default_rng()
+        self.rng = rng
 
     def forward(self, x: Any) -> Tensor:
         return F.dropout(_as_tensor(x, "Dropout"), self.p, self.training, self.rng)
@@ -778,7 +781,7 @@ class Sequential(Module):
 
 
 def _fold_linear_bn(linear: Linear, bn: BatchNorm1d) -> Linear:
-    """One Linear computing bn(linear(x)) in eval mode (seed 003).
+    """One Linear computing bn(linear(x)) in eval mode (as in the lecture notes).
 
     bn(z) = γ/√(Var+ε)·z + (β − γ·E/√(Var+ε)) with z = Wx + b, so
         W' = diag(γ/√(Var+ε))·W,   b' = γ/√(Var+ε)·(b − E) + β.

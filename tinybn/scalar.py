@@ -347,7 +347,7 @@ class Value:
     def __repr__(self) -> str:
         name = f"label={self.label!r}, " if self.label else ""
         grad = _data(self.grad)  # a grad with a graph (create_graph) shows its value
-        return f"Value({name}data={round(self.data, 6)!r}, grad={round(grad, 6)!r})"
+        return f"Value({name}data={_significant(self.data)}, grad={_significant(grad)})"
 
     def _repr_svg_(self) -> str | None:  # Jupyter shows a Value as its graph
         from tinybn.viz.graph import jupyter_svg
@@ -442,6 +442,12 @@ def _sum_rule(out, inputs):  # d Σ/d vᵢ = 1
 
 def _mean_rule(out, inputs):  # d mean/d vᵢ = 1/n
     return (1.0 / len(inputs),) * len(inputs)
+
+
+def _significant(number: float) -> str:
+    """``number`` to 6 significant digits, as a float literal: 1e-09 (not 0.0), 2.08128, 55.0."""
+    text = f"{number:.6g}"
+    return text if any(c in text for c in ".enai") else text + ".0"
 
 
 def _named(value: Value) -> str:

@@ -353,23 +353,30 @@ class Tensor:
 
     # -- elementwise functions -----------------------------------------------------------
 
+    def _float_data(self) -> np.ndarray:
+        """data for a function whose values are not integers (exp, log, σ, mean, ...): an
+        integer or bool tensor's values in the default float dtype, as in PyTorch (numpy
+        would give float16 for int8 and float64 for int64); a float tensor's data as it is."""
+        data = self.data
+        return data if data.dtype.kind == "f" else data.astype(_default_dtype)
+
     def exp(self) -> Tensor:
-        return self._make(np.exp(self.data), (self,), "exp", _exp_backward)
+        return self._make(np.exp(self._float_data()), (self,), "exp", _exp_backward)
 
     def log(self) -> Tensor:
         if np.any(self.data < 0):
             raise ValueError("log: argument has negative entries")
         with np.errstate(divide="ignore"):
-            data = np.log(self.data)
+            data = np.log(self._float_data())
         return self._make(data, (self,), "log", _log_backward)
 
     def sqrt(self) -> Tensor:
         if np.any(self.data < 0):
             raise ValueError("sqrt: argument has negative entries")
-        return self._make(np.sqrt(self.data), (self,), "sqrt", _sqrt_backward)
+        return self._make(np.sqrt(self._float_data()), (self,), "sqrt", _sqrt_backward)
 
     def tanh(self) -> Tensor:
-        return self._make(np.tanh(self.data), (self,), "tanh", _tanh_backward)
+        return self._make(np.tanh(self._float_data()), (self,), "tanh", _tanh_backward)
 
     def relu(self) -> Tensor:
         data = np.maximum(self.data, _scalar(0, self.data.dtype))
@@ -378,29 +385,42 @@ class Tensor:
     def sigmoid(self) -> Tensor:
         # two forms so that exp never overflows and σ(x) ≈ e^x keeps its relative precision
         # for very negative x: 1/(1 + e^(−x)) for x >= 0, e^x/(1 + e^x) for x < 0
-        e = np.exp(-np.abs(self.data))  # in (0, 1]
-        data = np.where(self.data >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
-        return self._make(
-            data.astype(self.data.dtype, copy=False), (self,), "sigmoid", _sigmoid_backward
-        )
+        # (an integer input gives the default float dtype, as in PyTorch)
+        x = self._float_data()
+        e = np.exp(-np.abs(x))  # in (0, 1]
+        data = np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+        return self._make(data.astype(x.dtype, copy=False), (self,), "sigmoid", _sigmoid_backward)
 
     def abs(self) -> Tensor:
         return self._make(np.abs(self.data), (self,), "abs", _abs_backward)
 
     def clip(self, min: float | None = None, max: float | None = None) -> Tensor:
-        """Limit values to [min, max]; the grad passes only where the value was inside."""
-        return self._make(np.clip(self.data, min, max), (self,), "clip", _clip_backward, (min, max))
+        """Limit values to [min, max]; the grad passes only where the value was inside.
+
+        An integer tensor with a float bound gives the default float dtype (PyTorch's rule)."""
+        data = self.data
+        if data.dtype.kind != "f" and any(isinstance(b, (float, np.floating)) for b in (min, max)):
+            data = data.astype(_default_dtype)
+        elif data.dtype.kind == "b":
+            data = data.astype(np.int64)
+        return self._make(np.clip(data, min, max), (self,), "clip", _clip_backward, (min, max))
 
     # -- reductions --------------------------------------------------------------------
 
     def sum(self, axis: Any = None, keepdims: bool = False) -> Tensor:
         axes = _axes(axis, self.ndim)
-        data = np.asarray(self.data.sum(axis=axes, keepdims=keepdims))
+        # PyTorch sums integers and bools as int64 (numpy: uint64 for unsigned ints)
+        dtype = np.int64 if self.data.dtype.kind in "iub" else None
+        data = np.asarray(self.data.sum(axis=axes, keepdims=keepdims, dtype=dtype))
         return self._make(data, (self,), "sum", _sum_backward, (axes, keepdims))
 
     def mean(self, axis: Any = None, keepdims: bool = False) -> Tensor:
+        """The mean over ``axis``. An integer or bool tensor's mean is computed in float64
+        and given in the default float dtype (PyTorch refuses integer input here)."""
         axes = _axes(axis, self.ndim)
         data = np.asarray(self.data.mean(axis=axes, keepdims=keepdims))
+        if self.data.dtype.kind != "f":
+            data = data.astype(_default_dtype)
         return self._make(data, (self,), "mean", _mean_backward, (axes, keepdims))
 
     def var(
@@ -410,13 +430,18 @@ class Tensor:
         unbiased: bool = False,
         correction: int | None = None,
     ) -> Tensor:
-        """Variance: Σ(x-mean)²/(n - correction); correction 0 (biased, the default) or 1."""
+        """Variance: Σ(x-mean)²/(n - correction); correction 0 (biased, the default) or 1.
+
+        An integer or bool tensor's variance is computed in float64 and given in the
+        default float dtype (PyTorch refuses integer input here)."""
         ddof = int(unbiased) if correction is None else correction
         axes = _axes(axis, self.ndim)
         count = int(np.prod([self.shape[a] for a in axes], dtype=int))
         if count - ddof <= 0:
             raise ValueError(f"var: {count} value(s) over axis {axis} with correction {ddof}")
         data = np.asarray(self.data.var(axis=axes, keepdims=keepdims, ddof=ddof))
+        if self.data.dtype.kind != "f":
+            data = data.astype(_default_dtype)
         return self._make(data, (self,), "var", _var_backward, (axes, keepdims, ddof))
 
     def max(self, axis: Any = None, keepdims: bool = False) -> Tensor:
@@ -908,3 +933,36 @@ def stack(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
         shapes = ", ".join(_shape_str(t.shape) for t in tensors)
         raise ValueError(f"stack: shapes {shapes} differ") from None
     return tensors[0]._make(data, tuple(tensors), "stack", _stack_backward, axis % data.ndim)
+
+
+def tensor(data: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    """A new leaf Tensor holding a copy of ``data``, like ``torch.tensor``.
+
+    The dtype is inferred as PyTorch does: Python floats → the default float dtype
+    (float32), Python ints → int64, bools → bool; a numpy array (or a Tensor) keeps its
+    dtype. ``dtype`` converts explicitly. Unlike ``Tensor(data)``, which turns every list
+    into floats, ``tensor([1, 2, 3])`` is an int64 tensor, as in PyTorch.
+
+    Args:
+        data: a number, nested lists of numbers, a numpy array or a Tensor (copied; a
+            Tensor's graph is not kept).
+        dtype: a numpy dtype (np.float32, "float64", np.int64, ...) or None.
+        requires_grad: make it a leaf whose .grad backward() fills (floating dtypes only).
+    """
+    if isinstance(data, Tensor):
+        array = data.data.copy()
+    elif isinstance(data, (np.ndarray, np.generic)):
+        array = np.array(data)
+    else:
+        array = np.array(data)
+        if array.dtype.kind == "f":
+            array = array.astype(_default_dtype)
+        elif array.dtype.kind in "iu":
+            array = array.astype(np.int64)
+        elif array.dtype.kind != "b":
+            array = _as_array(data)  # raises the TypeError for non-numbers
+    if dtype is not None:
+        array = array.astype(dtype)
+    if array.dtype.kind not in "fiub":
+        raise TypeError(f"tensor: data must be numeric, got dtype {array.dtype}")
+    return Tensor(array, requires_grad=requires_grad)

@@ -1,0 +1,154 @@
+"""tb.save is atomic; tb.load refuses, with a ValueError saying what the file is, anything
+that is not an npz of numeric arrays, and reads no more than the arrays' declared size."""
+
+import io
+import os
+import pickle
+import zipfile
+
+import numpy as np
+import pytest
+
+import tinybn as tb
+from tinybn import serialization
+
+
+def saved(tmp_path, name="ckpt.npz", **arrays):
+    path = tmp_path / name
+    tb.save(arrays or {"w": np.arange(1000.0), "n": np.int64(3)}, path)
+    return path
+
+
+def npy_bytes(array):
+    buffer = io.BytesIO()
+    np.lib.format.write_array(buffer, array)
+    return buffer.getvalue()
+
+
+def test_an_interrupted_save_leaves_the_old_file_intact(tmp_path, monkeypatch):
+    path = saved(tmp_path, w=np.arange(24.0))
+    before = path.read_bytes()
+
+    def savez_then_fail(file, **arrays):
+        file.write(b"PK\x03\x04 half an archive")
+        raise KeyboardInterrupt  # e.g. Ctrl-C in the middle of the write
+
+    monkeypatch.setattr(serialization.np, "savez", savez_then_fail)
+    with pytest.raises(KeyboardInterrupt):
+        tb.save({"w": np.zeros(24)}, path)
+    assert path.read_bytes() == before
+    assert sorted(os.listdir(tmp_path)) == ["ckpt.npz"]  # no temporary file left behind
+    monkeypatch.undo()
+    np.testing.assert_array_equal(tb.load(path)["w"], np.arange(24.0))
+
+
+def test_save_replaces_the_file_and_keeps_its_permissions(tmp_path):
+    path = saved(tmp_path, w=np.zeros(2))
+    os.chmod(path, 0o640)
+    tb.save({"w": np.ones(3)}, path)
+    np.testing.assert_array_equal(tb.load(path)["w"], np.ones(3))
+    assert os.stat(path).st_mode & 0o777 == 0o640
+    assert sorted(os.listdir(tmp_path)) == ["ckpt.npz"]
+
+
+def test_a_new_file_gets_the_permissions_open_would_give(tmp_path):
+    umask = os.umask(0o022)
+    try:
+        path = saved(tmp_path)
+    finally:
+        os.umask(umask)
+    assert os.stat(path).st_mode & 0o777 == 0o644  # not mkstemp's 0o600
+
+
+def test_save_to_a_folder_or_a_missing_folder_is_refused(tmp_path):
+    with pytest.raises(IsADirectoryError, match="is a folder"):
+        tb.save({"w": np.zeros(2)}, tmp_path)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        tb.save({"w": np.zeros(2)}, tmp_path / "missing" / "ckpt.npz")
+
+
+def test_truncated_empty_and_corrupt_files_say_what_they_are(tmp_path):
+    good = saved(tmp_path).read_bytes()
+    cases = {
+        "empty.npz": (b"", "is empty"),
+        "truncated.npz": (good[: len(good) // 2], "truncated or corrupt zip"),
+        "text.npz": (b"hello world", "not a zip archive"),
+        "pickle.npz": (pickle.dumps({"w": 1}), "Python pickle"),
+    }
+    flipped = bytearray(good)
+    flipped[good.find(b"\x93NUMPY") + 300] ^= 0xFF  # a byte inside w's data
+    cases["crc.npz"] = (bytes(flipped), "fails its CRC check")
+    for name, (content, words) in cases.items():
+        (tmp_path / name).write_bytes(content)
+        with pytest.raises(ValueError, match=words):
+            tb.load(tmp_path / name)
+
+
+def test_a_torch_save_file_is_named_and_not_unpickled(tmp_path):
+    torch = pytest.importorskip("torch")
+    path = tmp_path / "model.pt"
+    torch.save({"w": torch.zeros(3)}, path)
+    with pytest.raises(ValueError, match="torch.save file"):
+        tb.load(path)
+
+
+def test_members_that_are_not_npy_arrays_are_refused_unread(tmp_path, monkeypatch):
+    path = tmp_path / "bomb.npz"
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("w.npy", npy_bytes(np.zeros(3)))
+        archive.writestr("payload.bin", b"\0" * (8 << 20))  # 8 MB of zeros, ~8 kB on disk
+    assert os.path.getsize(path) < 100_000
+    opened = []
+    real_open = zipfile.ZipFile.open
+    monkeypatch.setattr(
+        zipfile.ZipFile, "open", lambda self, m, *a, **k: opened.append(m) or real_open(self, m)
+    )
+    with pytest.raises(ValueError, match="'payload.bin' is not an .npy array"):
+        tb.load(path)
+    assert opened == []  # refused from the directory alone, before any member is read
+
+
+def test_a_header_that_does_not_match_the_member_size_is_refused_before_reading(tmp_path):
+    data = npy_bytes(np.zeros(10))
+    forged = data.replace(b"(10,)", b"(10000000000,)")  # claims 80 GB
+    path = tmp_path / "forged.npz"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("a.npy", forged)
+    with pytest.raises(ValueError, match="header describes 80000000"):
+        tb.load(path)
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("a.npy", data[:-16])  # the last two floats cut off
+    with pytest.raises(ValueError, match="'a' .* is corrupt"):
+        tb.load(path)
+
+
+@pytest.mark.parametrize(
+    "array, words",
+    [
+        (np.array([{"epoch": 3}], dtype=object), "holds Python objects"),
+        (np.array(["text"]), "not an array of numbers"),
+        (np.zeros(2, dtype=[("a", "f4"), ("b", "i4")]), "not an array of numbers"),
+    ],
+    ids=["object", "string", "structured"],
+)
+def test_non_numeric_members_are_refused(tmp_path, array, words):
+    path = tmp_path / "odd.npz"
+    np.savez(path, w=np.zeros(2), odd=array)
+    with pytest.raises(ValueError, match=f"'odd'.*{words}"):
+        tb.load(path)
+
+
+def test_compressed_npz_and_an_empty_state_dict_still_load(tmp_path):
+    np.savez_compressed(tmp_path / "c.npz", a=np.arange(6.0).reshape(2, 3), b=np.int8(-2))
+    loaded = tb.load(tmp_path / "c.npz")
+    np.testing.assert_array_equal(loaded["a"], np.arange(6.0).reshape(2, 3))
+    assert loaded["b"] == -2 and loaded["b"].dtype == np.int8
+    assert loaded["a"].flags.writeable
+    tb.save({}, tmp_path / "e.npz")
+    assert tb.load(tmp_path / "e.npz") == {}
+
+
+def test_a_fortran_ordered_array_loads_with_its_values(tmp_path):
+    array = np.asfortranarray(np.arange(12.0).reshape(3, 4))
+    tb.save({"w": array}, tmp_path / "f.npz")
+    np.testing.assert_array_equal(tb.load(tmp_path / "f.npz")["w"], array)
