@@ -1,6 +1,6 @@
-"""A Keras-style facade: ``Sequential``, ``Dense``, ``BatchNormalization``, ``compile``, ``fit``.
+"""A Keras-style facade over ``tinybn.nn``: Sequential, Dense, BatchNormalization, fit.
 
-The seed notes' snippet runs as written, with only the import changed::
+The lecture notes' snippet runs as written, with only the import changed::
 
     from tinybn.keras import Sequential, Dense, BatchNormalization
     model = Sequential()
@@ -13,42 +13,61 @@ The seed notes' snippet runs as written, with only the import changed::
     model.compile(optimizer='adam', loss='binary_crossentropy', metrics=['accuracy'])
     history = model.fit(X, y, epochs=50, batch_size=32, validation_split=0.2)
 
-Underneath, every layer is tinybn ``Tensor`` arithmetic and the batch-norm math is
-``tinybn.functional.batch_norm_with_stats`` — the same function ``nn.BatchNorm1d`` calls.
-What differs from PyTorch is Keras's conventions, followed here exactly (Keras 3):
+This module is an adapter, not a second framework. A Keras ``Sequential`` IS an
+``nn.Sequential`` whose children are named like Keras's layers, and every layer is built
+from ``nn`` layers: ``Dense`` holds an ``nn.Linear`` (and its activation module),
+``BatchNormalization`` IS an ``nn.BatchNorm1d`` and ``Dropout`` an ``nn.Dropout``. So
+``state_dict``, ``tb.save``/``tb.load``, ``nn.fold_batchnorm``, ``modules()``, drawing and
+``tinybn.interop.to_torch`` work on a Keras model. The optimizers are ``tinybn.optim``
+optimizers with Keras's names and update rules. What remains here is what Keras does
+differently (Keras 3):
 
 * ``BatchNormalization(momentum=0.99, epsilon=1e-3)``: the momentum weighs the OLD value,
   ``moving = moving·momentum + batch·(1 − momentum)``, and ``moving_variance`` tracks the
   BIASED batch variance (PyTorch: momentum 0.1 on the new value, unbiased running_var).
   A training batch of one sample is allowed: μ = x and σ² = 0, so the output is β.
-* ``Dense`` keeps its kernel as (input_dim, units) (PyTorch's Linear.weight is the
-  transpose), initialized glorot-uniform, bias zero.
+* ``Dense`` shows its kernel as (input_dim, units) (``nn.Linear.weight`` is the transpose),
+  initialized glorot-uniform, bias zero.
 * Optimizers use Keras's defaults and update rules (``Adam``: epsilon 1e-7 added to √v,
-  not to the bias-corrected √v̂; ``SGD``: learning rate 0.01).
-* Weights and inputs are float32 (Keras's ``floatx``).
+  not to the bias-corrected √v̂; ``SGD``: learning rate 0.01, velocity form of momentum;
+  ``RMSprop``: epsilon inside the square root).
+* Calls default to inference (``model(x)`` is ``model(x, training=False)``); a model
+  starts in eval mode. Weights and inputs are float32 (Keras's ``floatx``).
 
 Randomness (weight initialization, shuffling in ``fit``, dropout masks) comes from the
-model's own generator: ``Sequential(seed=0)`` makes everything reproducible.
+model's own generator, made by ``_generator``: ``Sequential(seed=0)`` makes everything
+reproducible.
 """
 
 from __future__ import annotations
 
+import json
 import math
+import os
 import re
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 
 from tinybn import functional as F
+from tinybn import nn, optim
 from tinybn.autograd import no_grad
 from tinybn.data import batch_indices
-from tinybn.tensor import Tensor, concatenate
+from tinybn.serialization import load, save
+from tinybn.tensor import Tensor
 
 FLOATX = np.float32
 EPSILON = 1e-7  # keras.config.epsilon(): the clip used by the cross-entropy losses
+
+
+def _generator(seed: int | None) -> np.random.Generator:
+    """THE source of randomness of this module: a model's generator (weight init, shuffling,
+    dropout seeds) and a layer's when it is built on its own. Change it here to change all."""
+    return np.random.default_rng(seed)
 
 
 def _check_positive_int(value: Any, name: str) -> int:
@@ -57,6 +76,22 @@ def _check_positive_int(value: Any, name: str) -> int:
     if value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value}")
     return int(value)
+
+
+@contextmanager
+def _mode(module: nn.Module, training: bool) -> Iterator[None]:
+    """Run ``module`` in training (True) or inference mode, then restore every submodule's mode.
+
+    Keras passes ``training`` to each call; ``nn`` keeps it as module state. This maps one to
+    the other for the duration of a call.
+    """
+    saved = [(m, m.training) for m in module.modules()]
+    module.train(bool(training))
+    try:
+        yield
+    finally:
+        for m, training_before in saved:
+            object.__setattr__(m, "training", training_before)
 
 
 # -- activations -----------------------------------------------------------------------------
@@ -72,6 +107,14 @@ _ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
     "tanh": F.tanh,
     "softmax": F.softmax,  # over the last axis, as Keras
     "linear": _linear,
+}
+
+# the nn module of each named activation ('linear' has none: nothing is applied)
+_ACTIVATION_MODULES: dict[str, Callable[[], nn.Module]] = {
+    "relu": nn.ReLU,
+    "sigmoid": nn.Sigmoid,
+    "tanh": nn.Tanh,
+    "softmax": lambda: nn.Softmax(dim=-1),
 }
 
 
@@ -92,6 +135,31 @@ def get_activation(identifier: str | Callable | None) -> tuple[str, Callable[[Te
     raise TypeError(f"activation must be a name, None or a callable, got {identifier!r}")
 
 
+class CustomActivation(nn.Module):
+    """A user's activation function (a callable on Tensors) as a module."""
+
+    def __init__(self, function: Callable[[Tensor], Tensor]) -> None:
+        super().__init__()
+        self.function = function
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.function(x)
+
+    def extra_repr(self) -> str:
+        return getattr(self.function, "__name__", "custom")
+
+
+def _activation_module(identifier: str | Callable | None) -> tuple[str, nn.Module | None]:
+    """(name, nn module) of an activation; no module for 'linear' (so a Dense without an
+    activation is a bare Linear, which ``nn.fold_batchnorm`` can fold into the next BN)."""
+    name, function = get_activation(identifier)
+    if function is _linear:
+        return name, None
+    if isinstance(identifier, str):
+        return name, _ACTIVATION_MODULES[name]()
+    return name, CustomActivation(function)
+
+
 # -- layers ----------------------------------------------------------------------------------
 
 
@@ -99,33 +167,49 @@ def _snake_case(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
-class Layer:
-    """One step of a ``Sequential`` model. Works on (N, features) float32 Tensors.
+def _declared_width(input_dim: int | None, input_shape: Sequence[int] | None) -> int | None:
+    if input_dim is not None and input_shape is not None:
+        raise ValueError("give input_dim or input_shape, not both")
+    if input_shape is not None:
+        shape = tuple(input_shape)
+        if len(shape) != 1:
+            raise ValueError(
+                f"tinybn.keras works on flat feature vectors: input_shape must be (features,), "
+                f"got {shape}"
+            )
+        input_dim = shape[0]
+    return None if input_dim is None else _check_positive_int(input_dim, "input_dim")
 
-    A layer is *built* once its input width is known; building creates its weights.
-    ``weights`` lists them in Keras's order; each is a ``Tensor`` (trainable ones have
-    ``requires_grad=True``; BatchNormalization's moving statistics do not).
+
+class Layer(nn.Module):
+    """Keras's layer API on an ``nn.Module``. Works on (N, features) float32 Tensors.
+
+    A layer is *built* once its input width is known (Keras's deferred building; PyTorch's
+    Lazy modules do the same); building creates its nn layers and weights. ``weights``
+    lists the weight tensors in Keras's order (trainable ones first within a layer);
+    ``get_weights``/``set_weights`` use Keras's layouts (a Dense kernel as (in, units)).
+    ``layer(x, training=...)`` runs in that mode; ``training=None`` keeps the module's mode,
+    which starts as inference, as Keras's calls default to.
     """
 
-    def __init__(self, name: str | None = None, trainable: bool = True) -> None:
+    def _init_layer(self, name: str | None, trainable: bool) -> None:
+        """Keras's attributes; call after the nn base class's __init__."""
         if name is not None and not isinstance(name, str):
             raise TypeError(f"name must be a string, got {type(name).__name__}")
         self.name = name
-        self.trainable = trainable
+        self._trainable = bool(trainable)
         self.built = False
         self.input_dim: int | None = None
         self.output_dim: int | None = None
         self.declared_input_dim: int | None = None  # from input_dim= / input_shape=
+        object.__setattr__(self, "training", False)  # Keras's calls default to inference
 
-    # subclasses override these three
+    # subclasses override these
     def _create_weights(self, rng: np.random.Generator) -> None:
         pass
 
     def _output_dim(self, input_dim: int) -> int:
         return input_dim
-
-    def call(self, x: Tensor, training: bool = False) -> Tensor:
-        raise NotImplementedError
 
     @property
     def weights(self) -> list[Tensor]:
@@ -134,7 +218,24 @@ class Layer:
     def _trainable_flags(self) -> list[bool]:
         return [True] * len(self.weights)
 
+    def _keras_layout(self, index: int, array: np.ndarray) -> np.ndarray:
+        """Weight ``index`` as Keras lays it out (and back: the map is its own inverse)."""
+        return array
+
+    def get_config(self) -> dict[str, Any]:
+        return {"name": self.name, "trainable": self.trainable}
+
     # shared machinery
+    @property
+    def trainable(self) -> bool:
+        """False freezes the layer: its weights get no gradients and fit leaves them alone."""
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value: bool) -> None:
+        self._trainable = bool(value)
+        self.requires_grad_(self._trainable)
+
     def build(self, input_dim: int, rng: np.random.Generator | None = None) -> None:
         """Create the weights for inputs of width ``input_dim``."""
         input_dim = _check_positive_int(input_dim, "input_dim")
@@ -142,10 +243,11 @@ class Layer:
             self.name = _snake_case(type(self).__name__)
         self.input_dim = input_dim
         self.output_dim = self._output_dim(input_dim)
-        self._create_weights(rng if rng is not None else np.random.default_rng())
+        self._create_weights(rng if rng is not None else _generator(None))
         self.built = True
+        self.requires_grad_(self._trainable)
 
-    def __call__(self, x: Tensor, training: bool = False) -> Tensor:
+    def __call__(self, x: Any, training: bool | None = None) -> Tensor:
         if not isinstance(x, Tensor):
             x = Tensor(np.asarray(x, dtype=FLOATX))
         if x.ndim != 2:
@@ -160,7 +262,10 @@ class Layer:
                 f"-1 of input shape to have value {self.input_dim}, but received input with "
                 f"shape {(None, x.shape[1])}"
             )
-        return self.call(x, training)
+        if training is None or bool(training) == self.training:
+            return self.forward(x)
+        with _mode(self, training):
+            return self.forward(x)
 
     @property
     def trainable_weights(self) -> list[Tensor]:
@@ -178,37 +283,22 @@ class Layer:
         return int(sum(w.size for w in self.weights))
 
     def get_weights(self) -> list[np.ndarray]:
-        return [w.data.copy() for w in self.weights]
-
-    def __repr__(self) -> str:
-        return f"<{type(self).__name__} name={self.name}, built={self.built}>"
+        return [self._keras_layout(i, w.data).copy() for i, w in enumerate(self.weights)]
 
 
-def _declared_width(input_dim: int | None, input_shape: Sequence[int] | None) -> int | None:
-    if input_dim is not None and input_shape is not None:
-        raise ValueError("give input_dim or input_shape, not both")
-    if input_shape is not None:
-        shape = tuple(input_shape)
-        if len(shape) != 1:
-            raise ValueError(
-                f"tinybn.keras works on flat feature vectors: input_shape must be (features,), "
-                f"got {shape}"
-            )
-        input_dim = shape[0]
-    return None if input_dim is None else _check_positive_int(input_dim, "input_dim")
-
-
-class Dense(Layer):
-    """Fully connected layer: ``activation(x @ kernel + bias)``.
+class Dense(Layer, nn.Sequential):
+    """Fully connected layer: ``activation(x @ kernel + bias)``, as
+    ``nn.Sequential(linear=nn.Linear(input_dim, units), activation=...)``.
 
     Args:
         units: output width.
         activation: 'relu', 'sigmoid', 'tanh', 'softmax', 'linear' / None, or a callable.
+            None/'linear' adds no module: the layer is its Linear alone.
         use_bias: add a bias vector.
         input_dim / input_shape: the input width (input_shape=(d,)); needed on the first
             layer of a model unless the model is built from data.
     Weights: kernel (input_dim, units), glorot-uniform: U(−l, l), l = √(6 / (fan_in + fan_out));
-        bias (units,), zeros.
+        bias (units,), zeros. ``kernel`` is a view of ``linear.weight``, (units, input_dim).
     """
 
     def __init__(
@@ -221,13 +311,13 @@ class Dense(Layer):
         name: str | None = None,
         trainable: bool = True,
     ) -> None:
-        super().__init__(name, trainable)
+        nn.Sequential.__init__(self)
+        self._init_layer(name, trainable)
         self.units = _check_positive_int(units, "units")
-        self.activation_name, self.activation = get_activation(activation)
+        self.activation_name, module = _activation_module(activation)
+        object.__setattr__(self, "_activation", module)  # a child once built, after linear
         self.use_bias = use_bias
         self.declared_input_dim = _declared_width(input_dim, input_shape)
-        self.kernel: Tensor | None = None
-        self.bias: Tensor | None = None
 
     def _output_dim(self, input_dim: int) -> int:
         return self.units
@@ -235,40 +325,83 @@ class Dense(Layer):
     def _create_weights(self, rng: np.random.Generator) -> None:
         limit = math.sqrt(6.0 / (self.input_dim + self.units))
         kernel = rng.uniform(-limit, limit, (self.input_dim, self.units)).astype(FLOATX)
-        self.kernel = Tensor(kernel, requires_grad=True, label=f"{self.name}/kernel")
+        # nn.Linear draws PyTorch's init, which the glorot kernel replaces: that draw uses a
+        # fixed throwaway generator, so it never consumes the model's stream
+        linear = nn.Linear(self.input_dim, self.units, self.use_bias, rng=np.random.default_rng(0))
+        linear.weight.data = np.ascontiguousarray(kernel.T)
+        linear.weight.label = f"{self.name}/kernel"
         if self.use_bias:
-            bias = np.zeros(self.units, dtype=FLOATX)
-            self.bias = Tensor(bias, requires_grad=True, label=f"{self.name}/bias")
+            linear.bias.data = np.zeros(self.units, dtype=FLOATX)
+            linear.bias.label = f"{self.name}/bias"
+        self.add_module("linear", linear)
+        if self._activation is not None:
+            self.add_module("activation", self._activation)
+
+    @property
+    def activation(self) -> Callable[[Tensor], Tensor]:
+        """The activation, as a module (or the identity function for 'linear')."""
+        module = self._modules.get("activation")
+        return _linear if module is None else module
+
+    @property
+    def kernel(self) -> Tensor | None:
+        """The (input_dim, units) kernel: a view of linear.weight (writes go through)."""
+        if not self.built:
+            return None
+        return Tensor(self.linear.weight.data.T, label=f"{self.name}/kernel")
+
+    @property
+    def bias(self) -> Tensor | None:
+        return self.linear.bias if self.built else None
 
     @property
     def weights(self) -> list[Tensor]:
         if not self.built:
             return []
-        return [self.kernel] + ([self.bias] if self.use_bias else [])
+        return [self.linear.weight] + ([self.linear.bias] if self.use_bias else [])
 
-    def call(self, x: Tensor, training: bool = False) -> Tensor:
-        out = x @ self.kernel
-        if self.use_bias:
-            out = out + self.bias
-        return self.activation(out)
+    def _keras_layout(self, index: int, array: np.ndarray) -> np.ndarray:
+        return array.T if index == 0 else array
+
+    def get_config(self) -> dict[str, Any]:
+        if isinstance(self._activation, CustomActivation):
+            raise TypeError(
+                f'layer "{self.name}": a custom activation cannot be saved as JSON; save the '
+                "weights with tb.save(model.state_dict(), path) instead"
+            )
+        return {
+            **super().get_config(),
+            "units": self.units,
+            "activation": self.activation_name,
+            "use_bias": self.use_bias,
+            "input_dim": self.declared_input_dim,
+        }
+
+    def extra_repr(self) -> str:
+        return f"name={self.name!r}, units={self.units}, activation={self.activation_name!r}"
 
 
-class BatchNormalization(Layer):
-    """Batch normalization with Keras's conventions.
+class BatchNormalization(Layer, nn.BatchNorm1d):
+    """Batch normalization with Keras's conventions: an ``nn.BatchNorm1d`` configured so.
 
     Training (in ``fit``):  y = γ·(x − μ_B)/√(σ²_B + ε) + β with the batch's mean μ_B and
-    biased variance σ²_B (computed by ``tinybn.functional.batch_norm_with_stats``), then
+    biased variance σ²_B (``tinybn.functional.batch_norm_with_stats``, as every BN), then
         moving_mean     = moving_mean·momentum     + μ_B·(1 − momentum)
         moving_variance = moving_variance·momentum + σ²_B·(1 − momentum)
     Inference (``predict``, ``evaluate``, validation): the moving statistics replace μ_B, σ²_B.
+    A batch of one sample is allowed in training: μ_B = x, σ²_B = 0, y = β.
 
     Args:
         momentum: weight of the OLD moving value (Keras 0.99; PyTorch's 0.1 is 1 − this).
         epsilon: added to the variance (Keras 1e-3).
         center: learn β (else no shift). scale: learn γ (else no scale).
+        axis: the feature axis, -1 (channels last; for (N, C) input the same as axis 1).
     Weights (each (C,)): gamma (ones), beta (zeros) — trainable; moving_mean (zeros),
-        moving_variance (ones) — non-trainable.
+        moving_variance (ones) — non-trainable. They are nn's weight, bias, running_mean
+        and running_var (state_dict keys); nn's num_batches_tracked counts the steps.
     """
+
+    _allow_batch_of_one = True
 
     def __init__(
         self,
@@ -280,30 +413,72 @@ class BatchNormalization(Layer):
         name: str | None = None,
         trainable: bool = True,
     ) -> None:
-        super().__init__(name, trainable)
+        nn.Module.__init__(self)  # nn.BatchNorm1d.__init__ runs in build, once C is known
         if axis not in (-1, 1):
             raise ValueError(f"tinybn.keras normalizes the feature axis (-1) only, got axis={axis}")
         if not 0.0 <= momentum <= 1.0:
             raise ValueError(f"momentum must be in [0, 1], got {momentum}")
         if not epsilon > 0:
             raise ValueError(f"epsilon must be > 0, got {epsilon}")
+        self._init_layer(name, trainable)
         self.momentum = float(momentum)
-        self.epsilon = float(epsilon)
+        self.eps = float(epsilon)
         self.center = center
         self.scale = scale
-        self.gamma: Tensor | None = None
-        self.beta: Tensor | None = None
-        self.moving_mean: Tensor | None = None
-        self.moving_variance: Tensor | None = None
+
+    @property
+    def epsilon(self) -> float:
+        return self.eps
 
     def _create_weights(self, rng: np.random.Generator) -> None:
-        c = self.input_dim
-        if self.scale:
-            self.gamma = Tensor(np.ones(c, FLOATX), requires_grad=True, label=f"{self.name}/gamma")
-        if self.center:
-            self.beta = Tensor(np.zeros(c, FLOATX), requires_grad=True, label=f"{self.name}/beta")
-        self.moving_mean = Tensor(np.zeros(c, FLOATX), label=f"{self.name}/moving_mean")
-        self.moving_variance = Tensor(np.ones(c, FLOATX), label=f"{self.name}/moving_variance")
+        training = self.training
+        nn.BatchNorm1d.__init__(
+            self,
+            self.input_dim,
+            eps=self.eps,
+            momentum=self.momentum,  # Keras's meaning; see _running_average_weights
+            affine=self.center or self.scale,
+            bias=self.center,
+        )
+        if not self.scale:
+            self.register_parameter("weight", None)
+        self.float()  # Keras's floatx, whatever tinybn's default dtype
+        object.__setattr__(self, "training", training)
+        for key, keras_name in (
+            ("weight", "gamma"),
+            ("bias", "beta"),
+            ("running_mean", "moving_mean"),
+            ("running_var", "moving_variance"),
+        ):
+            tensor = getattr(self, key)
+            if tensor is not None:
+                tensor.label = f"{self.name}/{keras_name}"
+
+    def _running_average_weights(self, m: int) -> tuple[float, float, float]:
+        # Keras: momentum weighs the old value, and the variance averaged is the biased one
+        return self.momentum, 1.0 - self.momentum, 1.0 - self.momentum
+
+    def forward(self, x: Any) -> Tensor:
+        if self.training and not self.trainable:  # Keras: a frozen BN layer runs in inference
+            with _mode(self, False):
+                return nn.BatchNorm1d.forward(self, x)
+        return nn.BatchNorm1d.forward(self, x)
+
+    @property
+    def gamma(self) -> Tensor | None:
+        return self._parameters.get("weight")
+
+    @property
+    def beta(self) -> Tensor | None:
+        return self._parameters.get("bias")
+
+    @property
+    def moving_mean(self) -> Tensor | None:
+        return self._buffers.get("running_mean")
+
+    @property
+    def moving_variance(self) -> Tensor | None:
+        return self._buffers.get("running_var")
 
     @property
     def weights(self) -> list[Tensor]:
@@ -315,81 +490,91 @@ class BatchNormalization(Layer):
     def _trainable_flags(self) -> list[bool]:
         return [True] * (len(self.weights) - 2) + [False, False]
 
-    def call(self, x: Tensor, training: bool = False) -> Tensor:
-        if not (training and self.trainable):  # a frozen BN layer runs in inference mode
-            y, _, _ = F.batch_norm_with_stats(
-                x,
-                self.gamma,
-                self.beta,
-                self.epsilon,
-                mean=self.moving_mean.data,
-                var=self.moving_variance.data,
-            )
-            return y
-        if x.shape[0] == 1:
-            # Keras allows one sample: μ = x, σ² = 0, x̂ = 0, y = β. functional refuses a
-            # single sample (PyTorch's rule), so hand it the row twice: [x; x] has the same
-            # mean and (biased) variance as x, and the gradients that reach x cancel as they do.
-            y, mean, var = F.batch_norm_with_stats(
-                concatenate([x, x]), self.gamma, self.beta, self.epsilon
-            )
-            y = y[:1]
-        else:
-            y, mean, var = F.batch_norm_with_stats(x, self.gamma, self.beta, self.epsilon)
-        m = self.momentum
-        batch_mean = mean.data.reshape(-1).astype(FLOATX)
-        batch_var = var.data.reshape(-1).astype(FLOATX)
-        self.moving_mean.data = self.moving_mean.data * m + batch_mean * (1.0 - m)
-        self.moving_variance.data = self.moving_variance.data * m + batch_var * (1.0 - m)
-        return y
+    def get_config(self) -> dict[str, Any]:
+        return {
+            **super().get_config(),
+            "momentum": self.momentum,
+            "epsilon": self.eps,
+            "center": self.center,
+            "scale": self.scale,
+        }
+
+    def extra_repr(self) -> str:
+        return (
+            f"name={self.name!r}, momentum={self.momentum} (Keras: weight of the old value), "
+            f"epsilon={self.eps}, center={self.center}, scale={self.scale}"
+        )
 
 
-class Dropout(Layer):
-    """Inverted dropout: in training, zero each entry with probability ``rate`` and scale the
-    rest by 1/(1 − rate); identity at inference. ``seed`` fixes the masks; otherwise they
-    come from the model's generator."""
+class Dropout(Layer, nn.Dropout):
+    """Inverted dropout (``nn.Dropout``): in training, zero each entry with probability
+    ``rate`` and scale the rest by 1/(1 − rate); identity at inference. ``seed`` fixes the
+    masks; otherwise they come from the model's generator."""
 
     def __init__(self, rate: float, seed: int | None = None, name: str | None = None) -> None:
-        super().__init__(name)
         if not 0.0 <= rate <= 1.0:
             raise ValueError(f"Dropout rate must be a float in [0, 1], got {rate}")
-        self.rate = float(rate)
+        nn.Dropout.__init__(self, float(rate), rng=_generator(seed))
+        self._init_layer(name, True)
         self.seed = seed
-        self._rng: np.random.Generator | None = None
+
+    @property
+    def rate(self) -> float:
+        return self.p
 
     def _create_weights(self, rng: np.random.Generator) -> None:
         seed = self.seed if self.seed is not None else int(rng.integers(2**63))
-        self._rng = np.random.default_rng(seed)
+        self.rng = _generator(seed)
 
-    def call(self, x: Tensor, training: bool = False) -> Tensor:
-        return F.dropout(x, self.rate, training, self._rng)
+    def get_config(self) -> dict[str, Any]:
+        return {"name": self.name, "rate": self.p, "seed": self.seed}
+
+    def extra_repr(self) -> str:
+        return f"name={self.name!r}, rate={self.p}"
 
 
-class Activation(Layer):
+class Activation(Layer, nn.Sequential):
     """Apply an activation by name ('relu', 'sigmoid', 'tanh', 'softmax', 'linear') or callable."""
 
     def __init__(self, activation: str | Callable | None, name: str | None = None) -> None:
-        super().__init__(name)
-        self.activation_name, self.activation = get_activation(activation)
+        nn.Sequential.__init__(self)
+        self._init_layer(name, True)
+        self.activation_name, module = _activation_module(activation)
+        if module is not None:
+            self.add_module("activation", module)
 
-    def call(self, x: Tensor, training: bool = False) -> Tensor:
-        return self.activation(x)
+    def get_config(self) -> dict[str, Any]:
+        if any(isinstance(m, CustomActivation) for m in self.children()):
+            raise TypeError(f'layer "{self.name}": a custom activation cannot be saved as JSON')
+        return {"name": self.name, "activation": self.activation_name}
+
+    def extra_repr(self) -> str:
+        return f"name={self.name!r}, activation={self.activation_name!r}"
 
 
 class InputLayer(Layer):
     """Declares the input width; made by ``Input(shape=(d,))``. Not listed in ``model.layers``."""
 
     def __init__(self, shape: Sequence[int], name: str | None = None) -> None:
-        super().__init__(name)
+        nn.Module.__init__(self)
+        self._init_layer(name, True)
         self.declared_input_dim = _declared_width(None, shape)
 
-    def call(self, x: Tensor, training: bool = False) -> Tensor:
+    def forward(self, x: Tensor) -> Tensor:
         return x
 
 
 def Input(shape: Sequence[int], name: str | None = None) -> InputLayer:
     """``Input(shape=(d,))`` as the first entry of a Sequential model fixes its input width."""
     return InputLayer(shape, name)
+
+
+_LAYERS: dict[str, type[Layer]] = {
+    "Dense": Dense,
+    "BatchNormalization": BatchNormalization,
+    "Dropout": Dropout,
+    "Activation": Activation,
+}
 
 
 # -- losses and metrics ----------------------------------------------------------------------
@@ -465,76 +650,120 @@ def _metric_values(kind: str, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndar
     return (predicted_class == y_true.argmax(axis=-1)).astype(float)
 
 
-# -- optimizers (Keras's update rules) ---------------------------------------------------------
+# -- optimizers: tinybn.optim optimizers with Keras's names, defaults and update rules ---------
 
 
-class Optimizer:
-    """Base class: ``apply(grads, variables)`` updates each variable in place.
+def _hyperparameter(key: str) -> property:
+    """An option readable and settable as an attribute (``opt.learning_rate = 0.01``), kept in
+    the defaults and in every parameter group, as optim keeps options."""
 
-    Per-variable state is created on the first call (Keras's ``build``); ``iterations``
-    counts the calls. Every variable is updated with the same step number.
+    def get(self: Optimizer) -> Any:
+        return (self.param_groups[0] if self.param_groups else self.defaults)[key]
+
+    def set_(self: Optimizer, value: Any) -> None:
+        self.defaults[key] = value
+        for group in self.param_groups:
+            group[key] = value
+
+    return property(get, set_)
+
+
+class Optimizer(optim.Optimizer):
+    """A ``tinybn.optim.Optimizer`` that is built on its first ``apply`` (Keras creates its
+    slots then), with Keras's option names. ``iterations`` counts the steps; Keras's rules
+    use it as the step number t of every variable.
+
+    Use ``apply(grads, variables)`` as in Keras, or, once built (``build(params)``), as any
+    optim optimizer: ``zero_grad()``, ``loss.backward()``, ``step()``; ``state_dict()`` too.
     """
 
-    def __init__(self, learning_rate: float) -> None:
-        if not (np.isfinite(learning_rate) and learning_rate >= 0):
-            raise ValueError(f"learning_rate must be a finite number >= 0, got {learning_rate}")
-        self.learning_rate = float(learning_rate)
+    learning_rate = _hyperparameter("learning_rate")
+
+    def __init__(self, learning_rate: float, **options: Any) -> None:
+        # optim.Optimizer.__init__ needs the parameters; it runs in build()
+        self.defaults = {"learning_rate": learning_rate, **options}
+        self.param_groups: list[dict[str, Any]] = []
+        self.state: dict[Tensor, dict[str, Any]] = {}
         self.iterations = 0
-        self._shapes: list[tuple[int, ...]] | None = None
+        self._check_options(self.defaults)
+        self.defaults["learning_rate"] = float(learning_rate)
 
-    def _build(self, variables: Sequence[Tensor]) -> None:
-        pass
+    def _check_options(self, group: dict[str, Any]) -> None:
+        lr = group["learning_rate"]
+        if not (np.isfinite(lr) and lr >= 0):
+            raise ValueError(f"learning_rate must be a finite number >= 0, got {lr}")
 
-    def _update(self, i: int, grad: np.ndarray, variable: Tensor) -> None:
-        raise NotImplementedError
+    @property
+    def built(self) -> bool:
+        return bool(self.param_groups)
+
+    def build(self, variables: Sequence[Tensor]) -> None:
+        """Attach the variables this optimizer updates (once)."""
+        optim.Optimizer.__init__(self, list(variables), self.defaults)
 
     def apply(self, grads: Sequence[np.ndarray | None], variables: Sequence[Tensor]) -> None:
-        """One optimization step: update each variable from its gradient (None = skip)."""
+        """One optimization step: update each variable from its gradient (None = skip).
+
+        The gradients are stored in the variables' ``.grad`` (cast to their dtype), where
+        ``step`` reads them.
+        """
+        grads, variables = list(grads), list(variables)
         if len(grads) != len(variables):
             raise ValueError(f"{len(grads)} gradients for {len(variables)} variables")
-        shapes = [tuple(v.shape) for v in variables]
-        if self._shapes is None:
-            self._shapes = shapes
-            self._build(variables)
-        elif shapes != self._shapes:
+        if not self.built:
+            self.build(variables)
+        elif [id(v) for v in variables] != [id(p) for p in self._all_params()]:
             raise ValueError(
-                "this optimizer was built for other variables (shapes "
-                f"{self._shapes}); use a new optimizer for a new model"
+                "this optimizer was built for other variables; use a new optimizer for a new "
+                "model (or compile again after changing which layers are trainable)"
             )
-        for i, (grad, variable) in enumerate(zip(grads, variables)):
-            if grad is not None:
-                self._update(i, np.asarray(grad, dtype=variable.dtype), variable)
+        for grad, variable in zip(grads, variables):
+            variable.grad = None if grad is None else np.asarray(grad, dtype=variable.dtype)
+        self.step()
+
+    def step(self) -> None:
+        super().step()
         self.iterations += 1
+
+    def get_config(self) -> dict[str, Any]:
+        return dict(self.defaults)
 
 
 class SGD(Optimizer):
     """Keras SGD: w ← w − lr·g; with momentum: v ← momentum·v − lr·g, w ← w + v
-    (Nesterov: w ← w + momentum·v − lr·g). Defaults: lr 0.01, momentum 0."""
+    (Nesterov: w ← w + momentum·v − lr·g). Defaults: lr 0.01, momentum 0.
+
+    For a constant learning rate this is ``optim.SGD``'s update (PyTorch's b = −v/lr);
+    Keras keeps lr inside the velocity, so a changed learning rate acts differently.
+    """
+
+    momentum = _hyperparameter("momentum")
+    nesterov = _hyperparameter("nesterov")
 
     def __init__(
         self, learning_rate: float = 0.01, momentum: float = 0.0, nesterov: bool = False
     ) -> None:
-        super().__init__(learning_rate)
-        if not 0.0 <= momentum <= 1.0:
-            raise ValueError(f"momentum must be a float in [0, 1], got {momentum}")
-        self.momentum = float(momentum)
-        self.nesterov = nesterov
-        self.velocities: list[np.ndarray] = []
+        super().__init__(learning_rate, momentum=float(momentum), nesterov=bool(nesterov))
 
-    def _build(self, variables: Sequence[Tensor]) -> None:
-        self.velocities = [np.zeros_like(v.data) for v in variables]
+    def _check_options(self, group: dict[str, Any]) -> None:
+        super()._check_options(group)
+        if not 0.0 <= group["momentum"] <= 1.0:
+            raise ValueError(f"momentum must be a float in [0, 1], got {group['momentum']}")
 
-    def _update(self, i: int, grad: np.ndarray, variable: Tensor) -> None:
-        if self.momentum == 0:
-            variable.data -= self.learning_rate * grad
+    def _update(self, p: Tensor, group: dict[str, Any], state: dict[str, Any]) -> None:
+        lr, momentum, grad = group["learning_rate"], group["momentum"], p.grad
+        if momentum == 0:
+            p.data -= lr * grad
             return
-        velocity = self.velocities[i]
-        velocity *= self.momentum
-        velocity -= self.learning_rate * grad
-        if self.nesterov:
-            variable.data += self.momentum * velocity - self.learning_rate * grad
+        if "velocity" not in state:
+            state["velocity"] = np.zeros_like(p.data)
+        velocity = state["velocity"]
+        velocity *= momentum
+        velocity -= lr * grad
+        if group["nesterov"]:
+            p.data += momentum * velocity - lr * grad
         else:
-            variable.data += velocity
+            p.data += velocity
 
 
 class Adam(Optimizer):
@@ -544,8 +773,14 @@ class Adam(Optimizer):
         α = lr·√(1 − β₂ᵗ)/(1 − β₁ᵗ)          w ← w − α·m / (√v + ε)
 
     ε is added to √v (the paper's "epsilon hat"), not to the bias-corrected √v̂ as in
-    PyTorch — the two agree only when ε is negligible.
+    ``optim.Adam`` (PyTorch) — the two agree only when ε is negligible. amsgrad: v in the
+    last line is the running maximum of v.
     """
+
+    beta_1 = _hyperparameter("beta_1")
+    beta_2 = _hyperparameter("beta_2")
+    epsilon = _hyperparameter("epsilon")
+    amsgrad = _hyperparameter("amsgrad")
 
     def __init__(
         self,
@@ -553,34 +788,53 @@ class Adam(Optimizer):
         beta_1: float = 0.9,
         beta_2: float = 0.999,
         epsilon: float = 1e-7,
+        amsgrad: bool = False,
     ) -> None:
-        super().__init__(learning_rate)
-        for name, beta in (("beta_1", beta_1), ("beta_2", beta_2)):
-            if not 0.0 <= beta < 1.0:
-                raise ValueError(f"{name} must be in [0, 1), got {beta}")
-        self.beta_1, self.beta_2, self.epsilon = float(beta_1), float(beta_2), float(epsilon)
-        self.momentums: list[np.ndarray] = []
-        self.velocities: list[np.ndarray] = []
+        super().__init__(
+            learning_rate,
+            beta_1=float(beta_1),
+            beta_2=float(beta_2),
+            epsilon=float(epsilon),
+            amsgrad=bool(amsgrad),
+        )
 
-    def _build(self, variables: Sequence[Tensor]) -> None:
-        self.momentums = [np.zeros_like(v.data) for v in variables]
-        self.velocities = [np.zeros_like(v.data) for v in variables]
+    def _check_options(self, group: dict[str, Any]) -> None:
+        super()._check_options(group)
+        for name in ("beta_1", "beta_2"):
+            if not 0.0 <= group[name] < 1.0:
+                raise ValueError(f"{name} must be in [0, 1), got {group[name]}")
 
-    def _update(self, i: int, grad: np.ndarray, variable: Tensor) -> None:
+    def _update(self, p: Tensor, group: dict[str, Any], state: dict[str, Any]) -> None:
+        grad, beta_1, beta_2 = p.grad, group["beta_1"], group["beta_2"]
+        if not state:
+            state["momentum"] = np.zeros_like(p.data)
+            state["velocity"] = np.zeros_like(p.data)
+            if group["amsgrad"]:
+                state["velocity_hat"] = np.zeros_like(p.data)
         t = self.iterations + 1
-        alpha = self.learning_rate * math.sqrt(1 - self.beta_2**t) / (1 - self.beta_1**t)
-        m, v = self.momentums[i], self.velocities[i]
-        m += (grad - m) * (1 - self.beta_1)
-        v += (grad * grad - v) * (1 - self.beta_2)
-        variable.data -= (m * alpha) / (np.sqrt(v) + self.epsilon)
+        alpha = group["learning_rate"] * math.sqrt(1 - beta_2**t) / (1 - beta_1**t)
+        m, v = state["momentum"], state["velocity"]
+        m += (grad - m) * (1 - beta_1)
+        v += (grad * grad - v) * (1 - beta_2)
+        if group["amsgrad"]:
+            np.maximum(state["velocity_hat"], v, out=state["velocity_hat"])
+            v = state["velocity_hat"]
+        p.data -= (m * alpha) / (np.sqrt(v) + group["epsilon"])
 
 
 class RMSprop(Optimizer):
     """Keras RMSprop (Keras's default optimizer; lr 0.001, rho 0.9, epsilon 1e-7):
 
         v ← ρ·v + (1 − ρ)·g²       w ← w − lr·g / √(v + ε)
-    with momentum > 0: b ← momentum·b + lr·g/√(v + ε), w ← w − b.
+    centered: also ḡ ← ρ·ḡ + (1 − ρ)·g, and the denominator is √(v − ḡ² + ε);
+    with momentum > 0: b ← momentum·b + lr·g/√(...), w ← w − b.
+    (PyTorch's RMSprop adds ε outside the square root and keeps lr outside the buffer.)
     """
+
+    rho = _hyperparameter("rho")
+    momentum = _hyperparameter("momentum")
+    epsilon = _hyperparameter("epsilon")
+    centered = _hyperparameter("centered")
 
     def __init__(
         self,
@@ -588,30 +842,49 @@ class RMSprop(Optimizer):
         rho: float = 0.9,
         momentum: float = 0.0,
         epsilon: float = 1e-7,
+        centered: bool = False,
     ) -> None:
-        super().__init__(learning_rate)
-        if not 0.0 <= rho < 1.0:
-            raise ValueError(f"rho must be in [0, 1), got {rho}")
-        self.rho, self.momentum, self.epsilon = float(rho), float(momentum), float(epsilon)
-        self.velocities: list[np.ndarray] = []
-        self.momentums: list[np.ndarray] = []
+        super().__init__(
+            learning_rate,
+            rho=float(rho),
+            momentum=float(momentum),
+            epsilon=float(epsilon),
+            centered=bool(centered),
+        )
 
-    def _build(self, variables: Sequence[Tensor]) -> None:
-        self.velocities = [np.zeros_like(v.data) for v in variables]
-        self.momentums = [np.zeros_like(v.data) for v in variables]
+    def _check_options(self, group: dict[str, Any]) -> None:
+        super()._check_options(group)
+        if not 0.0 <= group["rho"] < 1.0:
+            raise ValueError(f"rho must be in [0, 1), got {group['rho']}")
+        if not group["momentum"] >= 0.0:
+            raise ValueError(f"momentum must be >= 0, got {group['momentum']}")
 
-    def _update(self, i: int, grad: np.ndarray, variable: Tensor) -> None:
-        velocity = self.velocities[i]
-        velocity *= self.rho
-        velocity += (1 - self.rho) * grad * grad
-        increment = self.learning_rate * grad / np.sqrt(velocity + self.epsilon)
-        if self.momentum > 0:
-            buffer = self.momentums[i]
-            buffer *= self.momentum
-            buffer += increment
-            variable.data -= buffer
+    def _update(self, p: Tensor, group: dict[str, Any], state: dict[str, Any]) -> None:
+        grad, rho, momentum = p.grad, group["rho"], group["momentum"]
+        if not state:
+            state["velocity"] = np.zeros_like(p.data)
+            if momentum > 0:
+                state["momentum"] = np.zeros_like(p.data)
+            if group["centered"]:
+                state["average_gradient"] = np.zeros_like(p.data)
+        velocity = state["velocity"]
+        velocity *= rho
+        velocity += (1 - rho) * grad * grad
+        if group["centered"]:
+            average = state["average_gradient"]
+            average *= rho
+            average += (1 - rho) * grad
+            denominator = velocity - average * average + group["epsilon"]
         else:
-            variable.data -= increment
+            denominator = velocity + group["epsilon"]
+        increment = group["learning_rate"] * grad / np.sqrt(denominator)
+        if momentum > 0:
+            buffer = state.setdefault("momentum", np.zeros_like(p.data))
+            buffer *= momentum
+            buffer += increment
+            p.data -= buffer
+        else:
+            p.data -= increment
 
 
 _OPTIMIZERS: dict[str, type[Optimizer]] = {"adam": Adam, "sgd": SGD, "rmsprop": RMSprop}
@@ -670,13 +943,26 @@ def _format_logs(logs: dict[str, float]) -> str:
     return " - ".join(f"{key}: {value:.4f}" for key, value in logs.items())
 
 
-class Sequential:
-    """A linear stack of layers, built, compiled and trained as in Keras.
+def _require_samples(n: int, what: str) -> None:
+    if n == 0:
+        raise ValueError(
+            f"{what}: the data has no samples (0 rows); there is nothing to compute a loss on"
+        )
+
+
+_CONFIG_KEY = "__keras_config__"  # the JSON config's entry in a saved model's .npz
+
+
+class Sequential(nn.Sequential):
+    """A linear stack of layers, built, compiled and trained as in Keras — and an
+    ``nn.Sequential`` whose children are the layers, named as Keras names them.
 
     Args:
         layers: an optional list of layers (an ``Input(shape=(d,))`` may come first).
         name: the model's name in ``summary()``.
         seed: seed of the model's generator (weight init, shuffling, dropout masks).
+    The model starts in inference (eval) mode: ``model(x)`` uses the moving statistics, as
+    Keras's calls default to; ``model(x, training=True)`` or ``model.train()`` for training.
     """
 
     def __init__(
@@ -685,11 +971,12 @@ class Sequential:
         name: str | None = None,
         seed: int | None = None,
     ) -> None:
+        super().__init__()
+        object.__setattr__(self, "training", False)
         self.name = name or "sequential"
-        self._rng = np.random.default_rng(seed)
-        self._layers: list[Layer] = []
+        self._rng = _generator(seed)
         self.input_dim: int | None = None
-        self.optimizer: Optimizer | None = None
+        self.optimizer: optim.Optimizer | None = None
         self.loss: str | Callable | None = None
         self.metrics_names: list[str] = []
         self._loss_fn: Callable | None = None
@@ -705,55 +992,71 @@ class Sequential:
         if not isinstance(layer, Layer):
             raise TypeError(f"Sequential.add expects a tinybn.keras layer, got {layer!r}")
         if isinstance(layer, InputLayer):
-            if self._layers or self.input_dim is not None:
+            if self._modules or self.input_dim is not None:
                 raise ValueError("Input(...) must be the first entry of a Sequential model")
             self.input_dim = layer.declared_input_dim
             return
-        if any(existing is layer for existing in self._layers):
+        layers = self.layers
+        if any(existing is layer for existing in layers):
             raise ValueError(f"layer {layer.name!r} is already in this model")
         if layer.name is None:
-            layer.name = self._unique_name(_snake_case(type(layer).__name__))
-        elif any(existing.name == layer.name for existing in self._layers):
+            name = self._unique_name(_snake_case(type(layer).__name__))
+        elif layer.name in self._modules:
             raise ValueError(f"All layers in a Sequential model need unique names: {layer.name!r}")
-        if not self._layers and self.input_dim is None and layer.declared_input_dim is not None:
+        else:
+            name = layer.name
+        if "." in name or hasattr(type(self), name) or name in self.__dict__:
+            raise ValueError(
+                f"layer name {name!r} cannot name a child of the model (it holds a '.' or is "
+                "the name of a model attribute); choose another name"
+            )
+        if not layers and self.input_dim is None and layer.declared_input_dim is not None:
             self.input_dim = layer.declared_input_dim
-        incoming = self._layers[-1].output_dim if self._layers else self.input_dim
-        self._check_width(layer, incoming)
-        self._layers.append(layer)
+        incoming = layers[-1].output_dim if layers else self.input_dim
+        self._check_width(layer, name, incoming)
+        layer.name = name
+        self.add_module(name, layer)
+        layer.train(self.training)
         if self.input_dim is not None:
             self._build_layers()
 
+    def append(self, module: Layer) -> Sequential:
+        """``add`` (nn.Sequential's name)."""
+        self.add(module)
+        return self
+
     def _unique_name(self, base: str) -> str:
-        names = {layer.name for layer in self._layers}
-        if base not in names:
+        if base not in self._modules:
             return base
         suffix = 1
-        while f"{base}_{suffix}" in names:
+        while f"{base}_{suffix}" in self._modules:
             suffix += 1
         return f"{base}_{suffix}"
 
     @staticmethod
-    def _check_width(layer: Layer, width: int | None) -> None:
+    def _check_width(layer: Any, name: str, width: int | None) -> None:
         """A layer that declares or was built for an input width must receive that width."""
         if width is None:
             return
-        declared = layer.declared_input_dim
+        declared = getattr(layer, "declared_input_dim", None)
         if declared is not None and declared != width:
             raise ValueError(
-                f'layer "{layer.name}" declares input_dim={declared}, but receives {width} '
+                f'layer "{name}" declares input_dim={declared}, but receives {width} '
                 "features from the layer before it"
             )
-        if layer.built and layer.input_dim != width:
+        if getattr(layer, "built", False) and layer.input_dim != width:
             raise ValueError(
-                f'layer "{layer.name}" was built for {layer.input_dim} input features, '
+                f'layer "{name}" was built for {layer.input_dim} input features, '
                 f"but receives {width}"
             )
 
     def _build_layers(self) -> None:
         """Build every layer not built yet, each from the width its predecessor outputs."""
         width = self.input_dim
-        for layer in self._layers:
-            self._check_width(layer, width)
+        for name, layer in self._modules.items():
+            if not isinstance(layer, Layer):  # an nn module put in by nn.fold_batchnorm
+                continue
+            self._check_width(layer, name, width)
             if not layer.built:
                 layer.build(width, self._rng)
             width = layer.output_dim
@@ -764,14 +1067,14 @@ class Sequential:
         width = _check_positive_int(width, "input width")
         if self.input_dim is not None and self.input_dim != width:
             raise ValueError(f"model expects {self.input_dim} input features, got {width}")
-        if not self._layers:
+        if not self._modules:
             raise ValueError("cannot build a Sequential model with no layers")
         self.input_dim = width
         self._build_layers()
 
     @property
     def built(self) -> bool:
-        return bool(self._layers) and all(layer.built for layer in self._layers)
+        return bool(self._modules) and all(getattr(m, "built", True) for m in self.layers)
 
     def _require_built(self, what: str) -> None:
         if not self.built:
@@ -783,49 +1086,55 @@ class Sequential:
 
     @property
     def layers(self) -> list[Layer]:
-        return list(self._layers)
+        return list(self._modules.values())
+
+    @property
+    def _keras_layers(self) -> list[Layer]:
+        return [layer for layer in self._modules.values() if isinstance(layer, Layer)]
 
     @property
     def output_dim(self) -> int | None:
-        return self._layers[-1].output_dim if self._layers else None
+        layers = self._keras_layers
+        return layers[-1].output_dim if layers else None
 
     @property
     def weights(self) -> list[Tensor]:
-        return [w for layer in self._layers for w in layer.weights]
+        return [w for layer in self._keras_layers for w in layer.weights]
 
     @property
     def trainable_weights(self) -> list[Tensor]:
-        return [w for layer in self._layers for w in layer.trainable_weights]
+        return [w for layer in self._keras_layers for w in layer.trainable_weights]
 
     @property
     def non_trainable_weights(self) -> list[Tensor]:
-        return [w for layer in self._layers for w in layer.non_trainable_weights]
+        return [w for layer in self._keras_layers for w in layer.non_trainable_weights]
 
     def count_params(self) -> int:
         self._require_built("count_params")
-        return sum(layer.count_params() for layer in self._layers)
+        return sum(w.size for w in self.weights)
 
     def get_weights(self) -> list[np.ndarray]:
-        """Copies of every weight, layer by layer (Dense: kernel, bias; BN: γ, β, mean, var)."""
+        """Copies of every weight in Keras's layouts, layer by layer (Dense: kernel
+        (in, units), bias; BN: γ, β, moving mean, moving variance)."""
         self._require_built("get_weights")
-        return [w.data.copy() for w in self.weights]
+        return [array for layer in self._keras_layers for array in layer.get_weights()]
 
     def set_weights(self, values: Sequence[Any]) -> None:
         """Replace every weight (same order and shapes as get_weights); all checked first."""
         self._require_built("set_weights")
-        weights = self.weights
-        if len(values) != len(weights):
-            raise ValueError(f"set_weights: expected {len(weights)} arrays, got {len(values)}")
+        slots = [(layer, i, w) for layer in self._keras_layers for i, w in enumerate(layer.weights)]
+        if len(values) != len(slots):
+            raise ValueError(f"set_weights: expected {len(slots)} arrays, got {len(values)}")
         arrays = [np.asarray(v, dtype=FLOATX) for v in values]
-        wrong = [
-            f"{w.label}: expected {w.shape}, got {a.shape}"
-            for w, a in zip(weights, arrays)
-            if a.shape != w.shape
-        ]
+        wrong = []
+        for (layer, i, w), a in zip(slots, arrays):
+            expected = layer._keras_layout(i, w.data).shape
+            if a.shape != expected:
+                wrong.append(f"{w.label}: expected {expected}, got {a.shape}")
         if wrong:
             raise ValueError("set_weights: shape mismatch: " + "; ".join(wrong))
-        for w, a in zip(weights, arrays):
-            w.data = a.copy()
+        for (layer, i, w), a in zip(slots, arrays):
+            w.data = np.ascontiguousarray(layer._keras_layout(i, a))
 
     # -- running ---------------------------------------------------------------------------
 
@@ -838,24 +1147,26 @@ class Sequential:
             raise TypeError(f"x must be numeric, got {type(x).__name__}") from None
         if array.ndim != 2:
             raise ValueError(f"x must have shape (samples, features), got {array.shape}")
-        if not self._layers:
+        if not self._modules:
             raise ValueError("this Sequential model has no layers; add some first")
         if self.input_dim is None:
             self.build(array.shape[1])
         if array.shape[1] != self.input_dim:
             raise ValueError(
-                f'Input 0 of layer "{self._layers[0].name}" is incompatible with the layer: '
+                f'Input 0 of layer "{self.layers[0].name}" is incompatible with the layer: '
                 f"expected axis -1 of input shape to have value {self.input_dim}, but received "
                 f"input with shape {(None, array.shape[1])}"
             )
         return array
 
-    def __call__(self, x: Any, training: bool = False) -> Tensor:
-        """Forward pass as a Tensor graph (training=True: batch statistics, dropout on)."""
-        out = Tensor(self._inputs(x))
-        for layer in self._layers:
-            out = layer(out, training)
-        return out
+    def __call__(self, x: Any, training: bool | None = None) -> Tensor:
+        """Forward pass as a Tensor graph. training=True: batch statistics, dropout on;
+        False: inference; None (default): the model's mode (inference unless train())."""
+        inputs = Tensor(self._inputs(x))
+        if training is None or bool(training) == self.training:
+            return self.forward(inputs)
+        with _mode(self, training):
+            return self.forward(inputs)
 
     def predict(self, x: Any, batch_size: int | None = None, verbose: Any = "auto") -> np.ndarray:
         """Outputs (N, units) in inference mode (moving statistics, no dropout), batch by batch.
@@ -867,9 +1178,9 @@ class Sequential:
         batches = batch_indices(len(inputs), batch_size)
         bar = _progress_bar(len(batches), "predict") if verbose == 1 else None
         outputs = []
-        with no_grad():
+        with no_grad(), _mode(self, False):
             for index in batches:
-                outputs.append(self(inputs[index], training=False).data)
+                outputs.append(self.forward(Tensor(inputs[index])).data)
                 if bar is not None:
                     bar.update(1)
         if bar is not None:
@@ -882,15 +1193,16 @@ class Sequential:
 
     def compile(
         self,
-        optimizer: str | Optimizer = "rmsprop",
+        optimizer: str | optim.Optimizer = "rmsprop",
         loss: str | Callable | None = None,
         metrics: Sequence[str] | None = None,
     ) -> None:
         """Choose the optimizer, the loss and the metrics (all checked before anything is set).
 
         Args:
-            optimizer: 'adam', 'sgd', 'rmsprop' (Keras's default), or an Optimizer instance
-                (``Adam(learning_rate=0.01)``) — Keras's defaults and update rules.
+            optimizer: 'adam', 'sgd', 'rmsprop' (Keras's default), a Keras optimizer
+                (``Adam(learning_rate=0.01)``: Keras's defaults and update rules), or a
+                ``tinybn.optim`` optimizer over this model's parameters (PyTorch's rules).
             loss: 'binary_crossentropy', 'categorical_crossentropy',
                 'sparse_categorical_crossentropy', 'mse' / 'mean_squared_error', or a callable
                 ``loss(y_true: ndarray, y_pred: Tensor) -> scalar Tensor``.
@@ -906,12 +1218,12 @@ class Sequential:
                     "(or an Optimizer instance)"
                 )
             optimizer_obj = _OPTIMIZERS[key]()
-        elif isinstance(optimizer, Optimizer):
+        elif isinstance(optimizer, optim.Optimizer):
             optimizer_obj = optimizer
         else:
             raise TypeError(
-                "optimizer must be 'adam', 'sgd', 'rmsprop' or a tinybn.keras optimizer "
-                f"(tinybn.optim optimizers are for tinybn.nn), got {optimizer!r}"
+                "optimizer must be 'adam', 'sgd', 'rmsprop', a tinybn.keras optimizer or a "
+                f"tinybn.optim optimizer, got {optimizer!r}"
             )
         if loss is None:
             raise ValueError("compile needs a loss, e.g. loss='binary_crossentropy'")
@@ -1004,17 +1316,16 @@ class Sequential:
         targets = self._targets(y_raw, len(x))
         metrics = self._metric_kinds(y_raw)
         loss_sum, metric_sums = 0.0, [0.0] * len(metrics)
-        with no_grad():
+        with no_grad(), _mode(self, False):
             for index in batch_indices(len(x), batch_size):
-                pred = self(x[index], training=False)
+                pred = self.forward(Tensor(x[index]))
                 loss_sum += self._loss_fn(targets[index], pred).item() * len(index)
                 for k, (_, kind) in enumerate(metrics):
                     metric_sums[k] += _metric_values(kind, y_raw[index], pred.data).sum()
                 if bar is not None:
                     bar.update(1)
-        n = max(len(x), 1)
-        logs = {"loss": loss_sum / n}
-        logs.update({key: float(s / n) for (key, _), s in zip(metrics, metric_sums)})
+        logs = {"loss": loss_sum / len(x)}
+        logs.update({key: float(s / len(x)) for (key, _), s in zip(metrics, metric_sums)})
         return logs
 
     def fit(
@@ -1036,8 +1347,8 @@ class Sequential:
         ``val_*`` are computed in inference mode at the end of the epoch.
 
         Args:
-            x: (N, d) inputs. y: targets — (N,) or (N, units); class indices (N,) for
-                sparse_categorical_crossentropy.
+            x: (N, d) inputs, N >= 1. y: targets — (N,) or (N, units); class indices (N,)
+                for sparse_categorical_crossentropy.
             batch_size: samples per step (default 32; the last batch holds the remainder).
             epochs: passes over the training data.
             verbose: 0 silent, 1 (or 'auto') a progress bar per epoch, 2 one line per epoch.
@@ -1045,6 +1356,9 @@ class Sequential:
                 the LAST ones, taken before shuffling (as Keras).
             validation_data: (x_val, y_val); takes precedence over validation_split.
             shuffle: reshuffle the training samples every epoch (the model's generator).
+        Raises:
+            ValueError: no samples (in x or in validation_data), mismatched x and y, bad
+                arguments — all before any weight changes.
         """
         self._require_compiled("fit")
         verbose = _verbosity(verbose)
@@ -1052,6 +1366,7 @@ class Sequential:
         if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
             raise ValueError(f"epochs must be an int >= 0, got {epochs!r}")
         inputs = self._inputs(x)
+        _require_samples(len(inputs), "fit")
         y_raw = np.asarray(y.data if isinstance(y, Tensor) else y)
         self._targets(y_raw, len(inputs))  # checks lengths and shapes before any training
         x_train, y_train, validation = self._split_validation(
@@ -1059,6 +1374,7 @@ class Sequential:
         )
         if validation is not None:
             x_val = self._inputs(validation[0])
+            _require_samples(len(x_val), "fit: validation_data")
             y_val = np.asarray(getattr(validation[1], "data", validation[1]))
             self._targets(y_val, len(x_val))
         targets = self._targets(y_train, len(x_train))
@@ -1072,19 +1388,20 @@ class Sequential:
                 _progress_bar(len(batches), f"Epoch {epoch + 1}/{epochs}") if verbose == 1 else None
             )
             loss_sum, metric_sums, seen = 0.0, [0.0] * len(metrics), 0
-            for index in batches:
-                pred, loss = self._train_step(x_train[index], targets[index])
-                seen += len(index)
-                loss_sum += loss * len(index)
-                for k, (_, kind) in enumerate(metrics):
-                    metric_sums[k] += _metric_values(kind, y_train[index], pred).sum()
-                if bar is not None:
-                    running = {"loss": loss_sum / seen}
-                    running.update({key: s / seen for (key, _), s in zip(metrics, metric_sums)})
-                    bar.set_postfix_str(_format_logs(running), refresh=False)
-                    bar.update(1)
-            logs = {"loss": loss_sum / max(seen, 1)}
-            logs.update({key: float(s / max(seen, 1)) for (key, _), s in zip(metrics, metric_sums)})
+            with _mode(self, True):
+                for index in batches:
+                    pred, loss = self._train_step(x_train[index], targets[index])
+                    seen += len(index)
+                    loss_sum += loss * len(index)
+                    for k, (_, kind) in enumerate(metrics):
+                        metric_sums[k] += _metric_values(kind, y_train[index], pred).sum()
+                    if bar is not None:
+                        running = {"loss": loss_sum / seen}
+                        running.update({key: s / seen for (key, _), s in zip(metrics, metric_sums)})
+                        bar.set_postfix_str(_format_logs(running), refresh=False)
+                        bar.update(1)
+            logs = {"loss": loss_sum / seen}
+            logs.update({key: float(s / seen) for (key, _), s in zip(metrics, metric_sums)})
             if validation is not None:
                 val_logs = self._evaluate_arrays(x_val, y_val, batch_size)
                 logs.update({f"val_{key}": value for key, value in val_logs.items()})
@@ -1098,8 +1415,9 @@ class Sequential:
         return history
 
     def _train_step(self, x: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, float]:
-        """One update on a batch; returns the batch's predictions and loss (before the update)."""
-        pred = self(x, training=True)
+        """One update on a batch (the model in training mode); returns the batch's
+        predictions and loss (before the update)."""
+        pred = self.forward(Tensor(x))
         loss = self._loss_fn(targets, pred)
         weights = self.trainable_weights
         if weights and loss.requires_grad:
@@ -1107,7 +1425,10 @@ class Sequential:
                 w.grad = None
             loss.backward()
             with no_grad():
-                self.optimizer.apply([w.grad for w in weights], weights)
+                if isinstance(self.optimizer, Optimizer):  # Keras's: apply(grads, variables)
+                    self.optimizer.apply([w.grad for w in weights], weights)
+                else:  # a tinybn.optim optimizer over the model's parameters
+                    self.optimizer.step()
         return pred.data, float(loss.item())
 
     def evaluate(
@@ -1118,11 +1439,14 @@ class Sequential:
         verbose: Any = "auto",
         return_dict: bool = False,
     ) -> float | list[float] | dict[str, float]:
-        """Loss (and metrics) in inference mode: a float, or [loss, *metrics], or a dict."""
+        """Loss (and metrics) in inference mode: a float, or [loss, *metrics], or a dict.
+
+        Raises ValueError if x has no samples."""
         self._require_compiled("evaluate")
         verbose = _verbosity(verbose)
         batch_size = _check_positive_int(32 if batch_size is None else batch_size, "batch_size")
         inputs = self._inputs(x)
+        _require_samples(len(inputs), "evaluate")
         y_raw = np.asarray(y.data if isinstance(y, Tensor) else y)
         self._targets(y_raw, len(inputs))
         n_batches = math.ceil(len(inputs) / batch_size)
@@ -1137,7 +1461,45 @@ class Sequential:
             return logs
         return logs["loss"] if not self.metrics_names else list(logs.values())
 
-    # -- summary -----------------------------------------------------------------------------
+    # -- saving ------------------------------------------------------------------------------
+
+    def get_config(self) -> dict[str, Any]:
+        """The architecture (and compile settings) as JSON-ready data; see ``save``."""
+        layers = []
+        for layer in self.layers:
+            if not isinstance(layer, Layer):
+                raise TypeError(
+                    f"the model holds an nn module ({type(layer).__name__}) that is not a Keras "
+                    "layer (e.g. after nn.fold_batchnorm); save its state_dict with tb.save"
+                )
+            layers.append({"class_name": type(layer).__name__, "config": layer.get_config()})
+        config: dict[str, Any] = {"name": self.name, "input_dim": self.input_dim, "layers": layers}
+        if self.compiled:
+            if not isinstance(self.optimizer, Optimizer) or not isinstance(self.loss, str):
+                raise TypeError(
+                    "only a model compiled with a Keras optimizer and a loss by name can be "
+                    "saved with its compile settings; save the weights with "
+                    "tb.save(model.state_dict(), path) instead"
+                )
+            config["compile"] = {
+                "optimizer": {
+                    "class_name": type(self.optimizer).__name__,
+                    "config": self.optimizer.get_config(),
+                },
+                "loss": self.loss,
+                "metrics": self.metrics_names,
+            }
+        return config
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the model to one .npz file: every weight (state_dict keys) and the JSON
+        config (architecture, compile settings) as UTF-8 bytes. No pickle: ``load_model``
+        rebuilds the model from the config. The optimizer's state (moments) is not saved."""
+        self._require_built("save")
+        text = json.dumps({"format": "tinybn.keras", "version": 1, **self.get_config()})
+        state = dict(self.state_dict())
+        state[_CONFIG_KEY] = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
+        save(state, path)
 
     def summary(self, print_fn: Callable[[str], Any] | None = None) -> None:
         """Print each layer's name, output shape and parameter count, then the totals.
@@ -1147,14 +1509,14 @@ class Sequential:
         """
         self._require_built("summary")
         print_fn = print_fn or print
-        rows = [
-            (
-                f"{layer.name} ({type(layer).__name__})",
-                f"(None, {layer.output_dim})",
-                f"{layer.count_params():,}",
-            )
-            for layer in self._layers
-        ]
+        rows, width = [], self.input_dim
+        for name, layer in self._modules.items():
+            if isinstance(layer, Layer):
+                width, count = layer.output_dim, layer.count_params()
+            else:  # an nn module (after nn.fold_batchnorm)
+                width = getattr(layer, "out_features", width)
+                count = sum(p.size for p in layer.parameters())
+            rows.append((f"{name} ({type(layer).__name__})", f"(None, {width})", f"{count:,}"))
         header = ("Layer (type)", "Output Shape", "Param #")
         widths = [max(len(header[i]), *(len(r[i]) for r in rows)) + 2 for i in range(3)]
         widths = [max(widths[0], 33), max(widths[1], 24), max(widths[2], 13)]
@@ -1189,8 +1551,41 @@ class Sequential:
             lines.append(f" {label}: {count:,} ({_readable_size(count * bytes_per)})")
         print_fn("\n".join(lines))
 
-    def __repr__(self) -> str:
-        return f"<Sequential name={self.name}, layers={[layer.name for layer in self._layers]}>"
+    def extra_repr(self) -> str:
+        return f"name={self.name!r}"
+
+
+def load_model(path: str | os.PathLike) -> Sequential:
+    """Rebuild a model written by ``Sequential.save``: layers from the JSON config, then
+    every weight (checked: a missing, extra or misshapen array is a ValueError)."""
+    state = load(path)
+    if _CONFIG_KEY not in state:
+        raise ValueError(
+            f"load_model: {os.fspath(path)!r} has no Keras config (was it written by "
+            "model.save? a bare state_dict loads with model.load_state_dict(tb.load(path)))"
+        )
+    config = json.loads(state.pop(_CONFIG_KEY).tobytes().decode("utf-8"))
+    if config.get("format") != "tinybn.keras":
+        raise ValueError(f"load_model: {os.fspath(path)!r} is not a tinybn.keras model file")
+    model = Sequential(name=config["name"])
+    for entry in config["layers"]:
+        model.add(_LAYERS[entry["class_name"]](**entry["config"]))
+    if config["input_dim"] is not None and not model.built:
+        model.build(config["input_dim"])
+    model.load_state_dict(state)
+    if "compile" in config:
+        settings = config["compile"]
+        optimizer_class = _OPTIMIZERS[settings["optimizer"]["class_name"].lower()]
+        model.compile(
+            optimizer=optimizer_class(**settings["optimizer"]["config"]),
+            loss=settings["loss"],
+            metrics=settings["metrics"],
+        )
+    return model
+
+
+models = SimpleNamespace(Sequential=Sequential, load_model=load_model)
+"""``from tinybn.keras import models; models.load_model(path)``, as in Keras."""
 
 
 __all__ = [
@@ -1208,6 +1603,8 @@ __all__ = [
     "Adam",
     "RMSprop",
     "optimizers",
+    "models",
+    "load_model",
     "get_activation",
     "binary_crossentropy",
     "categorical_crossentropy",
