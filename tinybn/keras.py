@@ -244,6 +244,7 @@ class Layer(nn.Module):
         self.input_dim = input_dim
         self.output_dim = self._output_dim(input_dim)
         self._create_weights(rng if rng is not None else _generator(None))
+        self.train(self.training)  # the nn layers just made take the layer's mode
         self.built = True
         self.requires_grad_(self._trainable)
 
