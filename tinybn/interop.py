@@ -13,6 +13,7 @@ torch is imported inside these functions only: importing tinybn never imports it
 
 from __future__ import annotations
 
+import inspect
 from collections import OrderedDict
 from typing import Any
 
@@ -114,31 +115,38 @@ def _to_torch(module: nn.Module, torch: Any) -> Any:
 
 
 def _batch_norm_to_torch(module: nn.BatchNorm1d, torch: Any) -> Any:
-    is_keras = isinstance(module, keras.BatchNormalization)
     has_affine = module.weight is not None or module.bias is not None
     momentum = module.momentum
-    if is_keras:
+    if isinstance(module, keras.BatchNormalization):
         momentum = 1.0 - module.momentum  # Keras weighs the old value, PyTorch the new one
+    options = {}
+    if module.weight is not None and module.bias is None and _has_bias_option(torch):
+        options["bias"] = False  # PyTorch ≥ 2.13's BatchNorm(bias=False), as nn's
     out = torch.nn.BatchNorm1d(
         module.num_features,
         eps=module.eps,
         momentum=momentum,
         affine=has_affine,
         track_running_stats=module.track_running_stats,
+        **options,
     )
     if has_affine:
-        # torch's affine BN has both γ and β; a missing one (Keras's scale=False or
-        # center=False) is held fixed at 1 or 0
+        # a γ or β that only one side has (Keras's scale=False or center=False, or β on an
+        # older PyTorch) is held fixed at 1 or 0 on the torch side
         for name in ("weight", "bias"):
             tensor = getattr(module, name)
             if tensor is not None:
                 setattr(out, name, _parameter(torch, tensor))
-            else:
+            elif getattr(out, name) is not None:
                 getattr(out, name).requires_grad_(False)
     if module.track_running_stats:
         for name in ("running_mean", "running_var", "num_batches_tracked"):
             setattr(out, name, _buffer(torch, getattr(module, name)))
     return out
+
+
+def _has_bias_option(torch: Any) -> bool:
+    return "bias" in inspect.signature(torch.nn.BatchNorm1d.__init__).parameters
 
 
 # -- torch → tinybn --------------------------------------------------------------------------
@@ -198,6 +206,7 @@ def _from_torch(module: Any, torch: Any) -> nn.Module:
             momentum=module.momentum,
             affine=module.affine,
             track_running_stats=module.track_running_stats,
+            bias=module.bias is not None or not module.affine,
         )
     elif kind is tnn.LayerNorm:
         out = nn.LayerNorm(
