@@ -220,3 +220,14 @@ def test_what_cannot_convert_is_a_type_error_naming_it():
         to_torch(torch.nn.Linear(2, 2))
     with pytest.raises(TypeError, match="torch.nn.Module"):
         from_torch(nn.Linear(2, 2))
+
+
+def test_an_unbuilt_keras_model_is_refused_rather_than_converted_empty():
+    pytest.importorskip("torch")
+    from tinybn.interop import to_torch
+
+    model = keras.Sequential([keras.Dense(3), keras.BatchNormalization()])
+    with pytest.raises(ValueError, match="not built"):
+        to_torch(model)
+    model.build((None, 2))
+    assert len(list(to_torch(model).parameters())) == 4

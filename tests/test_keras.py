@@ -836,3 +836,17 @@ def test_keras_optimizers_match_torch_where_the_rules_coincide(keras_make, torch
         optimizer.step()
     got = run_optimizer(keras_make(), start, grads)
     np.testing.assert_allclose(got, param.detach().numpy(), rtol=1e-10, atol=1e-12)
+
+
+def test_an_optimizer_built_for_another_model_is_refused_before_any_step():
+    shared = Adam()
+    first, second = seed_model(seed=0), seed_model(seed=1)
+    X, y = data.placement(n=20, seed=0)
+    first.compile(optimizer=shared, loss="binary_crossentropy")
+    first.fit(X, y, epochs=1, verbose=0)
+    second.compile(optimizer=shared, loss="binary_crossentropy")
+    before = second.get_weights()  # incl. the moving statistics a training forward would move
+    with pytest.raises(ValueError, match="other variables"):
+        second.fit(X, y, epochs=1, verbose=0)
+    for a, b in zip(before, second.get_weights()):
+        np.testing.assert_array_equal(a, b)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import inspect
 from collections import OrderedDict
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -74,9 +74,14 @@ def _buffer(torch: Any, tensor: Any) -> Any:
     return torch.from_numpy(np.array(tensor.data))
 
 
-def _to_torch(module: nn.Module, torch: Any) -> Any:
+def _to_torch(module: Any, torch: Any) -> Any:
     tnn = torch.nn
     kind = type(module)
+    if isinstance(module, (keras.Layer, keras.Sequential)) and not module.built:
+        raise ValueError(
+            f"to_torch: the Keras layer {module.name!r} is not built yet (its input width is "
+            "unknown); build the model first (input_dim=, build((None, d)), fit or predict)"
+        )
     if isinstance(module, nn.Sequential) and kind.forward is nn.Sequential.forward:
         # nn.Sequential, and the Keras containers built on it (Sequential, Dense, Activation)
         out = tnn.Sequential(
@@ -114,12 +119,13 @@ def _to_torch(module: nn.Module, torch: Any) -> Any:
     return out
 
 
-def _batch_norm_to_torch(module: nn.BatchNorm1d, torch: Any) -> Any:
+def _batch_norm_to_torch(module: Any, torch: Any) -> Any:
     has_affine = module.weight is not None or module.bias is not None
     momentum = module.momentum
     if isinstance(module, keras.BatchNormalization):
-        momentum = 1.0 - module.momentum  # Keras weighs the old value, PyTorch the new one
-    options = {}
+        # Keras weighs the old value (never None), PyTorch the new one
+        momentum = 1.0 - cast(float, module.momentum)
+    options: dict[str, Any] = {}
     if module.weight is not None and module.bias is None and _has_bias_option(torch):
         options["bias"] = False  # PyTorch ≥ 2.13's BatchNorm(bias=False), as nn's
     out = torch.nn.BatchNorm1d(
@@ -185,12 +191,11 @@ def _load(target: nn.Module, source: Any) -> None:
 def _from_torch(module: Any, torch: Any) -> nn.Module:
     tnn = torch.nn
     kind = type(module)
+    out: nn.Module
     if kind is tnn.Sequential:
-        out = nn.Sequential(
-            OrderedDict(
-                (name, _from_torch(child, torch)) for name, child in module.named_children()
-            )
-        )
+        out = nn.Sequential()
+        for name, child in module.named_children():
+            out.add_module(name, _from_torch(child, torch))
     elif kind is tnn.Linear:
         # the throwaway generator: nn.Linear's random init is overwritten at once
         out = nn.Linear(

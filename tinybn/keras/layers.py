@@ -11,7 +11,7 @@ import math
 import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -154,7 +154,7 @@ class Layer(nn.Module):
         object.__setattr__(self, "training", False)  # Keras's calls default to inference
 
     # subclasses override these
-    def _create_weights(self, rng: np.random.Generator) -> None:
+    def _create_weights(self, input_dim: int, rng: np.random.Generator) -> None:
         pass
 
     def _output_dim(self, input_dim: int) -> int:
@@ -192,7 +192,7 @@ class Layer(nn.Module):
             self.name = _snake_case(type(self).__name__)
         self.input_dim = input_dim
         self.output_dim = self._output_dim(input_dim)
-        self._create_weights(rng if rng is not None else _generator(None))
+        self._create_weights(input_dim, rng if rng is not None else _generator(None))
         self.train(self.training)  # the nn layers just made take the layer's mode
         self.built = True
         self.requires_grad_(self._trainable)
@@ -272,12 +272,12 @@ class Dense(Layer, nn.Sequential):
     def _output_dim(self, input_dim: int) -> int:
         return self.units
 
-    def _create_weights(self, rng: np.random.Generator) -> None:
-        limit = math.sqrt(6.0 / (self.input_dim + self.units))
-        kernel = rng.uniform(-limit, limit, (self.input_dim, self.units)).astype(FLOATX)
+    def _create_weights(self, input_dim: int, rng: np.random.Generator) -> None:
+        limit = math.sqrt(6.0 / (input_dim + self.units))
+        kernel = rng.uniform(-limit, limit, (input_dim, self.units)).astype(FLOATX)
         # nn.Linear draws PyTorch's init, which the glorot kernel replaces: that draw uses a
         # fixed throwaway generator, so it never consumes the model's stream
-        linear = nn.Linear(self.input_dim, self.units, self.use_bias, rng=np.random.default_rng(0))
+        linear = nn.Linear(input_dim, self.units, self.use_bias, rng=np.random.default_rng(0))
         linear.weight.data = np.ascontiguousarray(kernel.T)
         linear.weight.label = f"{self.name}/kernel"
         if self.use_bias:
@@ -380,11 +380,11 @@ class BatchNormalization(Layer, nn.BatchNorm1d):
     def epsilon(self) -> float:
         return self.eps
 
-    def _create_weights(self, rng: np.random.Generator) -> None:
+    def _create_weights(self, input_dim: int, rng: np.random.Generator) -> None:
         training = self.training
         nn.BatchNorm1d.__init__(
             self,
-            self.input_dim,
+            input_dim,
             eps=self.eps,
             momentum=self.momentum,  # Keras's meaning; see _running_average_weights
             affine=self.center or self.scale,
@@ -406,7 +406,8 @@ class BatchNormalization(Layer, nn.BatchNorm1d):
 
     def _running_average_weights(self, m: int) -> tuple[float, float, float]:
         # Keras: momentum weighs the old value, and the variance averaged is the biased one
-        return self.momentum, 1.0 - self.momentum, 1.0 - self.momentum
+        momentum = float(cast(float, self.momentum))  # never None here (checked in __init__)
+        return momentum, 1.0 - momentum, 1.0 - momentum
 
     def forward(self, x: Any) -> Tensor:
         if self.training and not self.trainable:  # Keras: a frozen BN layer runs in inference
@@ -434,8 +435,8 @@ class BatchNormalization(Layer, nn.BatchNorm1d):
     def weights(self) -> list[Tensor]:
         if not self.built:
             return []
-        params = [w for w in (self.gamma, self.beta) if w is not None]
-        return params + [self.moving_mean, self.moving_variance]
+        weights = (self.gamma, self.beta, self.moving_mean, self.moving_variance)
+        return [w for w in weights if w is not None]
 
     def _trainable_flags(self) -> list[bool]:
         return [True] * (len(self.weights) - 2) + [False, False]
@@ -472,7 +473,7 @@ class Dropout(Layer, nn.Dropout):
     def rate(self) -> float:
         return self.p
 
-    def _create_weights(self, rng: np.random.Generator) -> None:
+    def _create_weights(self, input_dim: int, rng: np.random.Generator) -> None:
         seed = self.seed if self.seed is not None else int(rng.integers(2**63))
         self.rng = _generator(seed)
 

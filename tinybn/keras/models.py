@@ -88,6 +88,10 @@ def _require_samples(n: int, what: str) -> None:
         )
 
 
+def _not_compiled(y_true: np.ndarray, y_pred: Tensor) -> Tensor:
+    raise ValueError("You must call compile() before training or evaluating")
+
+
 _CONFIG_KEY = "__keras_config__"  # the JSON config's entry in a saved model's .npz
 
 
@@ -117,7 +121,7 @@ class Sequential(nn.Sequential):
         self.optimizer: optim.Optimizer | None = None
         self.loss: str | Callable | None = None
         self.metrics_names: list[str] = []
-        self._loss_fn: Callable | None = None
+        self._loss_fn: Callable[[np.ndarray, Tensor], Tensor] = _not_compiled
         self.compiled = False
         self.history: History | None = None
         for layer in layers or []:
@@ -125,7 +129,7 @@ class Sequential(nn.Sequential):
 
     # -- building --------------------------------------------------------------------------
 
-    def add(self, layer: Layer) -> None:
+    def add(self, layer: nn.Module) -> None:
         """Append a layer; it is built at once if the model's input width is known."""
         if not isinstance(layer, Layer):
             raise TypeError(f"Sequential.add expects a tinybn.keras layer, got {layer!r}")
@@ -158,7 +162,7 @@ class Sequential(nn.Sequential):
         if self.input_dim is not None:
             self._build_layers()
 
-    def append(self, module: Layer) -> Sequential:
+    def append(self, module: nn.Module) -> Sequential:
         """``add`` (nn.Sequential's name)."""
         self.add(module)
         return self
@@ -195,7 +199,7 @@ class Sequential(nn.Sequential):
             if not isinstance(layer, Layer):  # an nn module put in by nn.fold_batchnorm
                 continue
             self._check_width(layer, name, width)
-            if not layer.built:
+            if not layer.built and width is not None:
                 layer.build(width, self._rng)
             width = layer.output_dim
 
@@ -324,7 +328,7 @@ class Sequential(nn.Sequential):
         if bar is not None:
             bar.close()
         if not outputs:
-            return np.zeros((0, self.output_dim), dtype=FLOATX)
+            return np.zeros((0, self.output_dim or 0), dtype=FLOATX)
         return np.concatenate(outputs)
 
     # -- compiling and training --------------------------------------------------------------
@@ -355,7 +359,7 @@ class Sequential(nn.Sequential):
                     f"Unknown optimizer {optimizer!r}; known: {', '.join(_OPTIMIZERS)} "
                     "(or an Optimizer instance)"
                 )
-            optimizer_obj = _OPTIMIZERS[key]()
+            optimizer_obj: optim.Optimizer = _OPTIMIZERS[key]()
         elif isinstance(optimizer, optim.Optimizer):
             optimizer_obj = optimizer
         else:
@@ -445,7 +449,8 @@ class Sequential(nn.Sequential):
 
     def _metric_kinds(self, y_raw: np.ndarray) -> list[tuple[str, str]]:
         """(history key, metric kind) for each compiled metric."""
-        return [(m, _resolve_metric(m.lower(), y_raw, self.output_dim)) for m in self.metrics_names]
+        units = self.output_dim or 0
+        return [(m, _resolve_metric(m.lower(), y_raw, units)) for m in self.metrics_names]
 
     def _evaluate_arrays(
         self, x: np.ndarray, y_raw: np.ndarray, batch_size: int, bar: Any = None
@@ -499,6 +504,8 @@ class Sequential(nn.Sequential):
                 arguments — all before any weight changes.
         """
         self._require_compiled("fit")
+        if isinstance(self.optimizer, Optimizer):  # checked before a step changes anything
+            self.optimizer.check_variables(self.trainable_weights)
         verbose = _verbosity(verbose)
         batch_size = _check_positive_int(32 if batch_size is None else batch_size, "batch_size")
         if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
@@ -565,7 +572,7 @@ class Sequential(nn.Sequential):
             with no_grad():
                 if isinstance(self.optimizer, Optimizer):  # Keras's: apply(grads, variables)
                     self.optimizer.apply([w.grad for w in weights], weights)
-                else:  # a tinybn.optim optimizer over the model's parameters
+                elif self.optimizer is not None:  # a tinybn.optim optimizer
                     self.optimizer.step()
         return pred.data, float(loss.item())
 

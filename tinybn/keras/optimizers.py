@@ -6,13 +6,17 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, cast
 
 import numpy as np
 
 from tinybn import optim
 from tinybn.tensor import Tensor
+
+
+def _grad(p: Tensor) -> np.ndarray:
+    return cast(np.ndarray, p.grad)  # step() updates only parameters that have a grad
 
 
 def _hyperparameter(key: str) -> property:
@@ -72,16 +76,20 @@ class Optimizer(optim.Optimizer):
         grads, variables = list(grads), list(variables)
         if len(grads) != len(variables):
             raise ValueError(f"{len(grads)} gradients for {len(variables)} variables")
+        self.check_variables(variables)
         if not self.built:
             self.build(variables)
-        elif [id(v) for v in variables] != [id(p) for p in self._all_params()]:
+        for grad, variable in zip(grads, variables):
+            variable.grad = None if grad is None else np.asarray(grad, dtype=variable.dtype)
+        self.step()
+
+    def check_variables(self, variables: Sequence[Tensor]) -> None:
+        """ValueError if this optimizer was built for other variables than these."""
+        if self.built and [id(v) for v in variables] != [id(p) for p in self._all_params()]:
             raise ValueError(
                 "this optimizer was built for other variables; use a new optimizer for a new "
                 "model (or compile again after changing which layers are trainable)"
             )
-        for grad, variable in zip(grads, variables):
-            variable.grad = None if grad is None else np.asarray(grad, dtype=variable.dtype)
-        self.step()
 
     def step(self) -> None:
         super().step()
@@ -113,7 +121,7 @@ class SGD(Optimizer):
             raise ValueError(f"momentum must be a float in [0, 1], got {group['momentum']}")
 
     def _update(self, p: Tensor, group: dict[str, Any], state: dict[str, Any]) -> None:
-        lr, momentum, grad = group["learning_rate"], group["momentum"], p.grad
+        lr, momentum, grad = group["learning_rate"], group["momentum"], _grad(p)
         if momentum == 0:
             p.data -= lr * grad
             return
@@ -167,7 +175,7 @@ class Adam(Optimizer):
                 raise ValueError(f"{name} must be in [0, 1), got {group[name]}")
 
     def _update(self, p: Tensor, group: dict[str, Any], state: dict[str, Any]) -> None:
-        grad, beta_1, beta_2 = p.grad, group["beta_1"], group["beta_2"]
+        grad, beta_1, beta_2 = _grad(p), group["beta_1"], group["beta_2"]
         if not state:
             state["momentum"] = np.zeros_like(p.data)
             state["velocity"] = np.zeros_like(p.data)
@@ -222,7 +230,7 @@ class RMSprop(Optimizer):
             raise ValueError(f"momentum must be >= 0, got {group['momentum']}")
 
     def _update(self, p: Tensor, group: dict[str, Any], state: dict[str, Any]) -> None:
-        grad, rho, momentum = p.grad, group["rho"], group["momentum"]
+        grad, rho, momentum = _grad(p), group["rho"], group["momentum"]
         if not state:
             state["velocity"] = np.zeros_like(p.data)
             if momentum > 0:
@@ -249,7 +257,7 @@ class RMSprop(Optimizer):
             p.data -= increment
 
 
-_OPTIMIZERS: dict[str, type[Optimizer]] = {"adam": Adam, "sgd": SGD, "rmsprop": RMSprop}
+_OPTIMIZERS: dict[str, Callable[..., Optimizer]] = {"adam": Adam, "sgd": SGD, "rmsprop": RMSprop}
 
 
 __all__ = ["Optimizer", "SGD", "Adam", "RMSprop"]
