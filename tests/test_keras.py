@@ -850,3 +850,21 @@ def test_an_optimizer_built_for_another_model_is_refused_before_any_step():
         second.fit(X, y, epochs=1, verbose=0)
     for a, b in zip(before, second.get_weights()):
         np.testing.assert_array_equal(a, b)
+
+
+def test_a_frozen_dense_layer_keeps_its_weights_and_counts_as_non_trainable(capsys):
+    model = Sequential([Dense(3, "tanh", input_dim=2, trainable=False), Dense(1)], seed=0)
+    frozen = model.layers[0]
+    assert not frozen.linear.weight.requires_grad
+    assert [id(w) for w in model.non_trainable_weights] == [id(w) for w in frozen.weights]
+    model.summary()
+    assert "Non-trainable params: 9 " in capsys.readouterr().out
+    before = frozen.get_weights()
+    model.compile(optimizer=SGD(learning_rate=0.1), loss="mse")
+    X = np.random.default_rng(0).normal(size=(8, 2))
+    model.fit(X, X[:, 0], epochs=2, verbose=0)
+    for a, b in zip(before, frozen.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert frozen.linear.weight.grad is None  # no gradient was computed for it
+    frozen.trainable = True
+    assert frozen.linear.weight.requires_grad and len(model.trainable_weights) == 4

@@ -13,7 +13,7 @@ The lecture notes' snippet runs as written, with only the import changed::
     model.compile(optimizer='adam', loss='binary_crossentropy', metrics=['accuracy'])
     history = model.fit(X, y, epochs=50, batch_size=32, validation_split=0.2)
 
-This module is an adapter, not a second framework. A Keras ``Sequential`` IS an
+This package is an adapter, not a second framework. A Keras ``Sequential`` IS an
 ``nn.Sequential`` whose children are named like Keras's layers, and every layer is built
 from ``nn`` layers: ``Dense`` holds an ``nn.Linear`` (and its activation module),
 ``BatchNormalization`` IS an ``nn.BatchNorm1d`` and ``Dropout`` an ``nn.Dropout``. So
@@ -37,6 +37,10 @@ differently (Keras 3):
 Randomness (weight initialization, shuffling in ``fit``, dropout masks) comes from the
 model's own generator, made by ``layers._generator``: ``Sequential(seed=0)`` makes everything
 reproducible.
+
+Modules: ``layers`` (the layers, built from nn), ``losses`` (losses and accuracy metrics),
+``optimizers`` (Keras's update rules on tinybn.optim), ``models`` (Sequential: compile, fit,
+evaluate, predict, summary, get/set_weights, save; ``load_model``).
 """
 
 from tinybn.keras import layers, losses, models, optimizers

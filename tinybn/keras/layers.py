@@ -248,7 +248,8 @@ class Dense(Layer, nn.Sequential):
         input_dim / input_shape: the input width (input_shape=(d,)); needed on the first
             layer of a model unless the model is built from data.
     Weights: kernel (input_dim, units), glorot-uniform: U(−l, l), l = √(6 / (fan_in + fan_out));
-        bias (units,), zeros. ``kernel`` is a view of ``linear.weight``, (units, input_dim).
+        bias (units,), zeros. ``kernel`` is an (input_dim, units) view of ``linear.weight``,
+        which is (units, input_dim) as in PyTorch.
     """
 
     def __init__(
