@@ -235,6 +235,9 @@ class Layer(nn.Module):
     def get_weights(self) -> list[np.ndarray]:
         return [self._keras_layout(i, w.data).copy() for i, w in enumerate(self.weights)]
 
+    def __bool__(self) -> bool:  # a layer is truthy, even one that holds no nn layers yet
+        return True
+
 
 class Dense(Layer, nn.Sequential):
     """Fully connected layer: ``activation(x @ kernel + bias)``, as

@@ -696,6 +696,9 @@ class Sequential(nn.Sequential):
             lines.append(f" {label}: {count:,} ({_readable_size(count * bytes_per)})")
         print_fn("\n".join(lines))
 
+    def __bool__(self) -> bool:  # a model is truthy, even with no layers (as in Keras)
+        return True
+
     def extra_repr(self) -> str:
         return f"name={self.name!r}"
 
