@@ -53,7 +53,15 @@ def code_blocks(path: Path) -> list[tuple[str, int, str]]:
     return blocks
 
 
+NEEDS = re.compile(r"<!-- needs: (?P<module>\w+)")
+
+
 def run_blocks(path: Path) -> None:
+    # a page that shows an optional dependency says so in its first line, and is skipped
+    # (not failed) without it: ``<!-- needs: torch -->``
+    needs = NEEDS.match(path.read_text(encoding="utf-8"))
+    if needs:
+        pytest.importorskip(needs["module"])
     namespace: dict = {"__name__": "__docs__"}
     runner = doctest.DocTestRunner(
         optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE, verbose=False

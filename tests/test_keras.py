@@ -578,3 +578,313 @@ def test_bad_layer_arguments():
         model.add(Input(shape=(3,)))
     with pytest.raises(ValueError, match="declares input_dim=5"):
         model.add(Dense(1, input_dim=5))
+
+
+# -- a Keras model is an nn.Module ----------------------------------------------------------------
+
+
+def test_keras_model_is_an_nn_module_with_pytorch_style_state():
+    from tinybn import nn
+
+    model = seed_model(seed=0)
+    assert isinstance(model, nn.Sequential) and isinstance(model.layers[1], nn.BatchNorm1d)
+    assert isinstance(model.layers[0].linear, nn.Linear)
+    assert list(model.state_dict())[:7] == [
+        "dense.linear.weight",
+        "dense.linear.bias",
+        "batch_normalization.weight",
+        "batch_normalization.bias",
+        "batch_normalization.running_mean",
+        "batch_normalization.running_var",
+        "batch_normalization.num_batches_tracked",
+    ]
+    kinds = [type(m).__name__ for m in model.modules()]
+    assert kinds.count("Linear") == 3 and kinds.count("ReLU") == 2 and kinds.count("Sigmoid") == 1
+    # the parameters nn sees are the weights Keras trains (kernels as nn.Linear's (out, in))
+    assert [id(p) for p in model.parameters()] == [id(w) for w in model.trainable_weights]
+    assert model.layers[0].linear.weight.shape == (3, 2) == model.layers[0].kernel.shape[::-1]
+    # a fresh model is in inference mode, as Keras's calls default to
+    assert not model.training and not any(m.training for m in model.modules())
+    X = np.random.default_rng(0).normal(size=(5, 2))
+    np.testing.assert_array_equal(model(X).data, model.predict(X, verbose=0))
+
+
+def test_state_dict_through_tb_save_and_load_restores_a_trained_keras_model(tmp_path):
+    import tinybn as tb
+
+    model = seed_model(seed=0)
+    model.compile(optimizer="adam", loss="binary_crossentropy")
+    X, y = data.placement(n=64, seed=0)
+    X, _, _ = data.standardize(X, X)
+    model.fit(X, y, epochs=2, batch_size=16, verbose=0)
+    tb.save(model.state_dict(), tmp_path / "keras.npz")
+    other = seed_model(seed=1)
+    assert not np.allclose(other.predict(X, verbose=0), model.predict(X, verbose=0))
+    other.load_state_dict(tb.load(tmp_path / "keras.npz"))
+    np.testing.assert_array_equal(other.predict(X, verbose=0), model.predict(X, verbose=0))
+    assert int(other.layers[1].num_batches_tracked.data) == 8  # 2 epochs × 4 steps
+
+
+def test_fold_batchnorm_folds_a_linear_dense_into_the_next_batch_normalization():
+    from tinybn import nn
+
+    model = Sequential(
+        [
+            Dense(4, input_dim=3),  # no activation: Linear then BN, foldable
+            BatchNormalization(),
+            Dense(3, activation="relu"),  # ReLU between: not foldable
+            BatchNormalization(),
+            Dense(1),
+        ],
+        seed=0,
+    )
+    model.compile(optimizer="adam", loss="mse")
+    rng = np.random.default_rng(0)
+    X = rng.normal(1.0, 2.0, (40, 3))
+    model.fit(X, X.sum(1), epochs=3, batch_size=8, verbose=0)
+    folded = nn.fold_batchnorm(model)
+    assert isinstance(folded.layers[1], nn.Identity)
+    assert isinstance(folded.layers[3], BatchNormalization)  # the ReLU blocks this one
+    assert isinstance(model.layers[1], BatchNormalization)  # the input is unchanged
+    np.testing.assert_allclose(
+        folded.predict(X, verbose=0), model.predict(X, verbose=0), rtol=1e-5, atol=1e-5
+    )
+    assert folded.count_params() == model.count_params() - 4 * 4
+
+
+def test_a_keras_loss_graph_draws_with_keras_labels():
+    import tinybn as tb
+
+    model = Sequential([Dense(2, input_dim=2), BatchNormalization()], seed=0)
+    loss = mean_squared_error(np.zeros((3, 2)), model(np.ones((3, 2)), training=True))
+    source = tb.draw(loss).source
+    assert "dense/kernel" in source and "batch_normalization/gamma" in source
+
+
+def test_bn_batch_of_one_uses_the_sample_once():
+    bn = BatchNormalization()
+    bn.build(2)
+    x = Tensor(np.array([[1.0, -2.0]], dtype=np.float32), requires_grad=True)
+    y = bn(x, training=True)
+    assert y._parents[0] is x  # the sample itself, not a duplicated batch [x; x]
+    np.testing.assert_array_equal(y.data, [[0.0, 0.0]])  # β
+
+
+def test_fit_and_evaluate_on_empty_data_raise_before_any_change():
+    model = seed_model(seed=0)
+    model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy"])
+    before = model.get_weights()
+    empty_x, empty_y = np.zeros((0, 2)), np.zeros(0)
+    with pytest.raises(ValueError, match="no samples"):
+        model.fit(empty_x, empty_y, verbose=0)
+    with pytest.raises(ValueError, match="no samples"):
+        model.evaluate(empty_x, empty_y, verbose=0)
+    X, y = data.placement(n=20, seed=0)
+    with pytest.raises(ValueError, match="validation_data: the data has no samples"):
+        model.fit(X, y, validation_data=(empty_x, empty_y), verbose=0)
+    for a, b in zip(before, model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert model.optimizer.iterations == 0
+
+
+def test_model_save_and_load_model_round_trip_without_pickle(tmp_path):
+    from tinybn.keras import load_model, models
+
+    model = Sequential(
+        [
+            Input(shape=(2,)),
+            Dense(4, activation="tanh"),
+            BatchNormalization(momentum=0.9, epsilon=0.01, center=False),
+            Dropout(0.25, seed=1),
+            Dense(3, activation="softmax", name="out"),
+        ],
+        name="saved",
+        seed=0,
+    )
+    model.compile(optimizer=Adam(learning_rate=0.02), loss="sparse_categorical_crossentropy")
+    X, y = data.blobs(n=60, centers=3, seed=0)
+    model.fit(X, y, epochs=2, verbose=0)
+    path = tmp_path / "model.npz"
+    model.save(path)
+    with np.load(path, allow_pickle=False) as archive:  # numbers only
+        assert "out.linear.weight" in archive.files
+    loaded = models.load_model(path)
+    assert loaded.name == "saved" and [type(m) for m in loaded.layers] == [
+        type(m) for m in model.layers
+    ]
+    bn = loaded.layers[1]
+    assert (bn.momentum, bn.epsilon, bn.center, bn.beta) == (0.9, 0.01, False, None)
+    assert loaded.layers[2].rate == 0.25 and loaded.layers[3].name == "out"
+    np.testing.assert_array_equal(loaded.predict(X, verbose=0), model.predict(X, verbose=0))
+    assert isinstance(loaded.optimizer, Adam) and loaded.optimizer.learning_rate == 0.02
+    assert loaded.loss == "sparse_categorical_crossentropy"
+    loaded.fit(X, y, epochs=1, verbose=0)  # trains on
+    custom = Sequential([Dense(2, activation=lambda t: t * 2, input_dim=2)])
+    with pytest.raises(TypeError, match="custom activation"):
+        custom.save(tmp_path / "custom.npz")
+    import tinybn as tb
+
+    tb.save(model.state_dict(), tmp_path / "bare.npz")
+    with pytest.raises(ValueError, match="no Keras config"):
+        load_model(tmp_path / "bare.npz")
+
+
+def test_layer_names_that_would_shadow_model_attributes_are_refused():
+    model = Sequential()
+    for bad in ("fit", "layers", "a.b"):
+        with pytest.raises(ValueError, match="cannot name a child"):
+            model.add(Dense(1, input_dim=2, name=bad))
+    assert model.layers == []
+
+
+def test_compile_accepts_a_tinybn_optim_optimizer_with_the_same_plain_sgd_step():
+    from tinybn import optim
+
+    X = np.random.default_rng(0).normal(size=(12, 2))
+    y = X[:, 0] - X[:, 1]
+    results = []
+    for make in (lambda m: SGD(learning_rate=0.1), lambda m: optim.SGD(m.parameters(), lr=0.1)):
+        model = Sequential([Dense(3, "tanh", input_dim=2), BatchNormalization(), Dense(1)], seed=0)
+        model.compile(optimizer=make(model), loss="mse")
+        model.fit(X, y, epochs=2, batch_size=4, shuffle=False, verbose=0)
+        results.append(model.get_weights())
+    for a, b in zip(*results):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_keras_optimizers_are_tinybn_optim_optimizers():
+    from tinybn import optim
+
+    model = seed_model(seed=0)
+    adam = Adam(learning_rate=0.01)
+    assert isinstance(adam, optim.Optimizer) and not adam.built
+    adam.build(model.trainable_weights)
+    X, y = data.placement(n=16, seed=0)
+    binary_crossentropy(y[:, None].astype(np.float32), model(X, training=True)).backward()
+    adam.step()
+    assert adam.iterations == 1
+    state = adam.state_dict()
+    assert state["param_groups"][0]["learning_rate"] == 0.01
+    assert set(state["state"][0]) == {"momentum", "velocity"}
+    adam.learning_rate = 0.5  # Keras's attribute, kept in the parameter group
+    assert adam.param_groups[0]["learning_rate"] == 0.5
+    with pytest.raises(ValueError, match="other variables"):
+        adam.apply([np.zeros(3)], [Tensor(np.zeros(3))])
+
+
+def test_keras_rmsprop_centered_and_adam_amsgrad_follow_keras_formulas():
+    grads = [[2.0, -1e-3], [1.0, 3.0], [-0.5, 1e-4]]
+    lr, rho, mu, eps = 0.01, 0.9, 0.5, 1e-7
+    w, v, a, b = np.array([1.0, -1.0]), np.zeros(2), np.zeros(2), np.zeros(2)
+    for g in np.array(grads):
+        v = rho * v + (1 - rho) * g * g
+        a = rho * a + (1 - rho) * g
+        b = mu * b + lr * g / np.sqrt(v - a * a + eps)
+        w = w - b
+    optimizer = RMSprop(learning_rate=lr, momentum=mu, centered=True)
+    np.testing.assert_allclose(run_optimizer(optimizer, [1.0, -1.0], grads), w, rtol=1e-12)
+    b1, b2 = 0.9, 0.999
+    w, m, v, v_max = np.array([1.0, -1.0]), np.zeros(2), np.zeros(2), np.zeros(2)
+    grads = [[3.0, -1.0], [0.0, 2.0], [0.0, -2.0]]  # v shrinks after a large gradient
+    for t, g in enumerate(np.array(grads), start=1):
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g * g
+        v_max = np.maximum(v_max, v)
+        w = w - 0.1 * math.sqrt(1 - b2**t) / (1 - b1**t) * m / (np.sqrt(v_max) + 1e-7)
+    got = run_optimizer(Adam(learning_rate=0.1, amsgrad=True), [1.0, -1.0], grads)
+    np.testing.assert_allclose(got, w, rtol=1e-12)
+    plain = run_optimizer(Adam(learning_rate=0.1), [1.0, -1.0], grads)
+    assert abs(plain[0] - got[0]) > 1e-5  # amsgrad changes the answer here
+
+
+@pytest.mark.parametrize(
+    "keras_make, torch_make",
+    [
+        # Keras's velocity form and PyTorch's buffer form agree at a constant learning rate
+        (
+            lambda: SGD(learning_rate=0.05, momentum=0.9, nesterov=True),
+            lambda t, p: t.optim.SGD(p, lr=0.05, momentum=0.9, nesterov=True),
+        ),
+        (
+            lambda: SGD(learning_rate=0.05, momentum=0.8),
+            lambda t, p: t.optim.SGD(p, lr=0.05, momentum=0.8),
+        ),
+        # with ε = 0, ε's place (inside or outside the square root) does not matter
+        (
+            lambda: RMSprop(learning_rate=0.01, rho=0.8, momentum=0.7, epsilon=0.0),
+            lambda t, p: t.optim.RMSprop(p, lr=0.01, alpha=0.8, momentum=0.7, eps=0.0),
+        ),
+        (
+            lambda: RMSprop(learning_rate=0.01, momentum=0.5, centered=True, epsilon=0.0),
+            lambda t, p: t.optim.RMSprop(p, lr=0.01, alpha=0.9, momentum=0.5, centered=True, eps=0),
+        ),
+        (
+            lambda: Adam(learning_rate=0.01, epsilon=0.0),
+            lambda t, p: t.optim.Adam(p, lr=0.01, eps=0.0),
+        ),
+    ],
+)
+def test_keras_optimizers_match_torch_where_the_rules_coincide(keras_make, torch_make):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    grads = rng.normal(size=(6, 3))
+    start = rng.normal(size=3)
+    param = torch.nn.Parameter(torch.tensor(start))
+    optimizer = torch_make(torch, [param])
+    for g in grads:
+        param.grad = torch.tensor(g)
+        optimizer.step()
+    got = run_optimizer(keras_make(), start, grads)
+    np.testing.assert_allclose(got, param.detach().numpy(), rtol=1e-10, atol=1e-12)
+
+
+def test_an_optimizer_built_for_another_model_is_refused_before_any_step():
+    shared = Adam()
+    first, second = seed_model(seed=0), seed_model(seed=1)
+    X, y = data.placement(n=20, seed=0)
+    first.compile(optimizer=shared, loss="binary_crossentropy")
+    first.fit(X, y, epochs=1, verbose=0)
+    second.compile(optimizer=shared, loss="binary_crossentropy")
+    before = second.get_weights()  # incl. the moving statistics a training forward would move
+    with pytest.raises(ValueError, match="other variables"):
+        second.fit(X, y, epochs=1, verbose=0)
+    for a, b in zip(before, second.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_frozen_dense_layer_keeps_its_weights_and_counts_as_non_trainable(capsys):
+    model = Sequential([Dense(3, "tanh", input_dim=2, trainable=False), Dense(1)], seed=0)
+    frozen = model.layers[0]
+    assert not frozen.linear.weight.requires_grad
+    assert [id(w) for w in model.non_trainable_weights] == [id(w) for w in frozen.weights]
+    model.summary()
+    assert "Non-trainable params: 9 " in capsys.readouterr().out
+    before = frozen.get_weights()
+    model.compile(optimizer=SGD(learning_rate=0.1), loss="mse")
+    X = np.random.default_rng(0).normal(size=(8, 2))
+    model.fit(X, X[:, 0], epochs=2, verbose=0)
+    for a, b in zip(before, frozen.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert frozen.linear.weight.grad is None  # no gradient was computed for it
+    frozen.trainable = True
+    assert frozen.linear.weight.requires_grad and len(model.trainable_weights) == 4
+
+
+def test_manual_seed_makes_an_unseeded_keras_model_reproducible():
+    import tinybn as tb
+    from tinybn.keras import BatchNormalization, Dense, Sequential
+
+    def build():
+        model = Sequential()
+        model.add(Dense(3, activation="relu", input_dim=2))
+        model.add(BatchNormalization())
+        model.add(Dense(1, activation="sigmoid"))
+        return [w.copy() for w in model.get_weights()]
+
+    tb.manual_seed(7)
+    first = build()
+    tb.manual_seed(7)
+    again = build()
+    different = build()
+    assert all(np.array_equal(a, b) for a, b in zip(first, again))
+    assert not np.array_equal(first[0], different[0])

@@ -180,6 +180,7 @@ def batch_norm_with_stats(
     mean: Any = None,
     var: Any = None,
     fused: bool = False,
+    allow_batch_of_one: bool = False,
 ) -> tuple[Any, Any, Any]:
     """``batch_norm`` that also returns the batch mean μ and biased variance σ² it used.
 
@@ -187,7 +188,8 @@ def batch_norm_with_stats(
     Shapes: x (N, C) or (N, C, L); gamma, beta (C,); μ and σ² keep x's ndim with size-1
     reduced axes, e.g. (1, C). ``fused=True`` (Tensors only) runs ``tinybn.fused.batch_norm``:
     the same y as ONE graph node with the closed-form backward, for speed; its μ and σ²
-    are constants, not graph nodes.
+    are constants, not graph nodes. ``allow_batch_of_one=True`` accepts one value per
+    channel, as Keras does: μ = x, σ² = 0, so x̂ = 0 and y = β (PyTorch refuses it).
     """
     _check_eps(eps, "batch_norm")
     array = _as_array(x, "batch_norm")
@@ -197,7 +199,7 @@ def batch_norm_with_stats(
     axes, param_shape = _batch_axes(array)
     shape = array.shape
     values_per_channel = shape[0] * shape[2] if len(shape) == 3 else shape[0]  # N·L or N
-    if mean is None and values_per_channel < 2:
+    if mean is None and values_per_channel < (1 if allow_batch_of_one else 2):
         raise ValueError(
             f"batch_norm: expected more than 1 value per channel when training, got input of "
             f"shape {array.shape}; batch statistics of one sample have zero variance "

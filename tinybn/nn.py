@@ -492,6 +492,9 @@ class BatchNorm1d(Module):
     # PyTorch checkpoints from before version 2 of BatchNorm have no num_batches_tracked;
     # PyTorch loads them keeping the buffer's current value, and so does tinybn
     _optional_state = frozenset({"num_batches_tracked"})
+    # PyTorch refuses a training batch with one value per channel; keras.BatchNormalization
+    # sets this (Keras gives y = β)
+    _allow_batch_of_one = False
 
     def __init__(
         self,
@@ -574,7 +577,14 @@ class BatchNorm1d(Module):
         # the one call into the BN math; it raises on one value per channel, before any
         # state below has changed
         y, batch_mean, batch_var = F.batch_norm_with_stats(
-            x, self.weight, self.bias, self.eps, mean=mean, var=var, fused=True
+            x,
+            self.weight,
+            self.bias,
+            self.eps,
+            mean=mean,
+            var=var,
+            fused=True,
+            allow_batch_of_one=self._allow_batch_of_one,
         )
         if self.training and self.track_running_stats:
             m = x.data.size // self.num_features  # values per channel: N, or N·L
@@ -589,14 +599,21 @@ class BatchNorm1d(Module):
         # the factors are 0-d arrays of the buffers' dtype (see tensor._scalar)
         num_batches = self.num_batches_tracked.data
         num_batches += _ONE
-        factor = 1.0 / float(num_batches) if self.momentum is None else self.momentum
+        keep, mean_weight, var_weight = self._running_average_weights(m)
         running_mean, running_var = self.running_mean.data, self.running_var.data
         dtype = running_mean.dtype
-        keep = _scalar(1.0 - factor, dtype)
+        keep = _scalar(keep, dtype)
         running_mean *= keep
-        running_mean += _scalar(factor, dtype) * batch_mean.reshape(-1)
+        running_mean += _scalar(mean_weight, dtype) * batch_mean.reshape(-1)
         running_var *= keep
-        running_var += _scalar(factor * m / (m - 1), dtype) * batch_var.reshape(-1)
+        running_var += _scalar(var_weight, dtype) * batch_var.reshape(-1)
+
+    def _running_average_weights(self, m: int) -> tuple[float, float, float]:
+        """(weight of the old value, of μ_B, of the biased σ²_B) in the running averages:
+        1 − f, f and f·m/(m − 1) (PyTorch's convention, above). keras.BatchNormalization
+        overrides this with Keras's: momentum, 1 − momentum, 1 − momentum (biased)."""
+        f = 1.0 / float(self.num_batches_tracked.data) if self.momentum is None else self.momentum
+        return 1.0 - f, f, f * m / (m - 1)
 
     def extra_repr(self) -> str:
         return (
@@ -712,6 +729,23 @@ class Tanh(Module):
 
     def forward(self, x: Any) -> Tensor:
         return F.tanh(_as_tensor(x, "Tanh"))
+
+
+class Softmax(Module):
+    """exp(x) / Σ exp(x) along ``dim`` (computed stably), e.g. dim=-1 for (N, K) scores.
+
+    PyTorch's default dim=None guesses the axis (with a warning); here it is the last axis.
+    """
+
+    def __init__(self, dim: int = -1) -> None:
+        super().__init__()
+        self.dim = _check_int(dim, "Softmax: dim", -(2**31))
+
+    def forward(self, x: Any) -> Tensor:
+        return F.softmax(_as_tensor(x, "Softmax"), axis=self.dim)
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}"
 
 
 class Identity(Module):
@@ -853,6 +887,7 @@ __all__ = [
     "ReLU",
     "Sigmoid",
     "Tanh",
+    "Softmax",
     "Identity",
     "Sequential",
     "StateDictError",
