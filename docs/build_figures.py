@@ -163,6 +163,11 @@ def gradient_graphs() -> None:
     loss = Value.sum((i + 1) * row[0] for i, row in enumerate(y)).named("L")
     loss.backward(create_graph=True)
     save_graph(tb.draw(x[0][0].grad, rankdir="TB", clusters=False), "bn_grad_graph.svg")
+    # the gradient's own graph, stepped backward in the explorer: ∂(∂L/∂x₀)/∂(everything)
+    path = EXPLORER.parent / "bn_grad.html"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tb.explore(x[0][0].grad, rankdir="TB", clusters=False).save(path)
+    print(f"wrote {path.relative_to(ROOT)}")
     dx, _, _ = F.batch_norm_backward([[1.0], [2.0], [3.0]], x, gamma)
     save_graph(tb.draw(dx[0][0], rankdir="TB", clusters=False), "bn_closed_form_graph.svg")
 

@@ -328,13 +328,16 @@ def test_grad_leaves_every_grad_as_it_was_and_checks_its_arguments():
         hvp((x * x).sum(), [x], [np.ones(3)])
 
 
-def test_the_gradient_graph_can_be_drawn_and_stepped():
+def test_the_gradient_graph_can_be_drawn_stepped_and_explored(tmp_path):
     a, b = Value(2.0, label="a"), Value(-3.0, label="b")
     out = (a * b + a**2).tanh().named("L")
     out.backward(create_graph=True)
     assert a.grad.label == "∂L/∂a" and b.grad.label == "∂L/∂b"
     da = a.grad
     assert "∂L/∂a" in tb.draw(da).source
+    page = tb.explore(da)
+    assert page.data["total"] == sum(1 for n in tb.autograd.topological_order(da) if n.parents)
+    assert "∂L/∂a" in page.save(tmp_path / "grad.html").read_text(encoding="utf-8")
     want = tb.grad(da, [a, b])  # ∂²L/∂a², ∂²L/∂a∂b
     a.grad = b.grad = 0.0
     steps = list(tb.backward_steps(da))  # stepping the gradient's own graph
