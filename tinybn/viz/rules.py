@@ -36,6 +36,21 @@ TENSOR_RULES: dict[str, tuple[str, ...]] = {
     "reshape": ("G reshaped back to a's shape",),
     "transpose": ("G transposed back",),
     "index": ("G scattered back into a zero array of a's shape",),
+    "where": ("G where the condition holds, else 0", "G where it does not hold, else 0"),
+    "maximum": ("G where a > b, G/2 at ties, else 0", "G where b > a, G/2 at ties, else 0"),
+    "minimum": ("G where a < b, G/2 at ties, else 0", "G where b < a, G/2 at ties, else 0"),
+    "min": ("d min/daᵢ = 1 at the minimum (ties share it equally), else 0",),
+    "logsumexp": ("d logΣexp(a)/daᵢ = softmax(a)ᵢ: G·softmax over the reduced axes",),
+    "expand": ("G summed over the copies back to a's shape",),
+    "rsqrt": ("d(a^(−1/2))/da = −½·a^(−3/2)",),
+    "leaky_relu": ("1 where a > 0, else the negative slope",),
+    "conv2d": (
+        "full correlation of G with the flipped kernels (col2im of G @ W)",
+        "Σ over N and positions of G × input patches",
+        "Σ of G over N, H, W",
+    ),
+    "max_pool2d": ("G routed to the max of each window (the first one at ties)",),
+    "avg_pool2d": ("G/k² spread over each window",),
     # the fused kernel (tinybn.fused): one node for all of batch norm, inputs x, γ, β
     "batch_norm": (
         "closed form: γ/√(σ² + ε) · (G − mean(G) − x̂·mean(G·x̂))",

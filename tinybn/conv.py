@@ -1,0 +1,333 @@
+"""Convolution and pooling on Tensors: every window as a strided view, then one matmul.
+
+    conv2d:  y[n, o, i, j] = b[o] + Σ_{c, p, q} w[o, c, p, q] · x̃[n, c, i·s + p·d, j·s + q·d]
+
+with x̃ the zero-padded input, s the stride and d the dilation (per axis), and with groups
+the input channels c running only over the group of o. The windows of x̃ are a strided
+view (no copy); copied once into a matrix of rows (n, i, j) and columns (c, p, q) —
+"im2col" — the sum is one matrix product with the kernels. The backward pass is two more
+products (dW = colsᵀ·dY, dcols = dY·W) and "col2im": each kernel offset (p, q) adds its
+column of dcols back onto the input positions it read, KH·KW strided additions.
+
+Pooling reads the same windows: max_pool2d routes the grad to each window's maximum (the
+first at ties, as PyTorch), avg_pool2d spreads it evenly over the window.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+from tinybn.tensor import Tensor, _shape_str
+
+# -- arguments ------------------------------------------------------------------------
+
+
+def _pair(value: Any, name: str, minimum: int) -> tuple[int, int]:
+    """An int or a pair of ints, each >= minimum (ValueError naming ``name`` otherwise)."""
+    pair = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+    if len(pair) != 2 or any(
+        isinstance(v, bool) or not isinstance(v, (int, np.integer)) for v in pair
+    ):
+        raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
+    if any(v < minimum for v in pair):
+        raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
+    return int(pair[0]), int(pair[1])
+
+
+def _check_input(x: Any, op: str) -> Tensor:
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{op}: input must be a Tensor, got {type(x).__name__}")
+    if x.ndim != 4:
+        raise ValueError(
+            f"{op}: expected input of shape (N, C, H, W), got {x.ndim}-d input of shape "
+            f"{_shape_str(x.shape)}"
+        )
+    if x.dtype.kind != "f":
+        raise TypeError(f"{op}: input must be floating point, got dtype {x.dtype}")
+    return x
+
+
+def _output_size(size: int, kernel: int, stride: int, dilation: int, pad: int, op: str) -> int:
+    """Positions of a kernel spanning dilation·(kernel − 1) + 1 over size + pad values."""
+    span = dilation * (kernel - 1) + 1
+    if size + pad < span:
+        raise ValueError(
+            f"{op}: kernel size {kernel} (dilation {dilation}, spanning {span}) is larger than "
+            f"the padded input size {size + pad}"
+        )
+    return (size + pad - span) // stride + 1
+
+
+def _windows(
+    xp: np.ndarray, kernel: tuple, stride: tuple, dilation: tuple, out_hw: tuple
+) -> np.ndarray:
+    """Read-only view (N, OH, OW, C, KH, KW) of every kernel window of xp (N, C, H, W)."""
+    n, c = xp.shape[:2]
+    sn, sc, sh, sw = xp.strides
+    shape = (n, out_hw[0], out_hw[1], c, kernel[0], kernel[1])
+    strides = (sn, sh * stride[0], sw * stride[1], sc, sh * dilation[0], sw * dilation[1])
+    return as_strided(xp, shape, strides, writeable=False)
+
+
+def _padded(data: np.ndarray, pads: tuple[int, int, int, int], value: float) -> np.ndarray:
+    """data (N, C, H, W) with (top, bottom, left, right) rows/columns of ``value`` around."""
+    if not any(pads):
+        return data
+    top, bottom, left, right = pads
+    return np.pad(data, ((0, 0), (0, 0), (top, bottom), (left, right)), constant_values=value)
+
+
+def _col2im(
+    dcols: np.ndarray, padded_shape: tuple, pads: tuple, stride: tuple, dilation: tuple
+) -> np.ndarray:
+    """Sum every window's grad (N, C, KH, KW, OH, OW) back onto the input (N, C, H, W)."""
+    n, c, kh, kw, oh, ow = dcols.shape
+    dxp = np.zeros(padded_shape, dtype=dcols.dtype)
+    for p in range(kh):
+        top = p * dilation[0]
+        rows = slice(top, top + stride[0] * (oh - 1) + 1, stride[0])
+        for q in range(kw):
+            left = q * dilation[1]
+            dxp[:, :, rows, left : left + stride[1] * (ow - 1) + 1 : stride[1]] += dcols[:, :, p, q]
+    top, bottom, left, right = pads
+    return dxp[:, :, top : padded_shape[2] - bottom, left : padded_shape[3] - right]
+
+
+# -- conv2d ---------------------------------------------------------------------------
+
+
+def conv2d(
+    x: Tensor,
+    weight: Tensor,
+    bias: Tensor | None = None,
+    stride: int | tuple[int, int] = 1,
+    padding: int | tuple[int, int] | str = 0,
+    dilation: int | tuple[int, int] = 1,
+    groups: int = 1,
+) -> Tensor:
+    """2-D cross-correlation, as PyTorch's ``F.conv2d``.
+
+    Args:
+        x: (N, C_in, H, W).
+        weight: (C_out, C_in / groups, KH, KW).
+        bias: (C_out,) or None.
+        stride, dilation: int or (h, w), >= 1.
+        padding: int or (h, w) zeros on each side, or 'valid' (none) or 'same' (output
+            size = input size; stride 1 only; an odd total puts the extra row at the end).
+        groups: split the channels into this many groups, each convolved separately.
+    Returns:
+        (N, C_out, OH, OW), OH = ⌊(H + 2·pad − dilation·(KH − 1) − 1) / stride⌋ + 1.
+    """
+    x = _check_input(x, "conv2d")
+    if not isinstance(weight, Tensor) or weight.ndim != 4:
+        raise ValueError(
+            f"conv2d: weight must be a 4-d Tensor (C_out, C_in/groups, KH, KW), got "
+            f"{getattr(weight, 'shape', type(weight).__name__)}"
+        )
+    if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or groups < 1:
+        raise ValueError(f"conv2d: groups must be an int >= 1, got {groups!r}")
+    stride = _pair(stride, "conv2d: stride", 1)
+    dilation = _pair(dilation, "conv2d: dilation", 1)
+    n, c_in, h, w = x.shape
+    c_out, c_group, kh, kw = weight.shape
+    if c_in % groups or c_out % groups:
+        raise ValueError(
+            f"conv2d: groups={groups} must divide both the input channels ({c_in}) and the "
+            f"output channels ({c_out})"
+        )
+    if c_group * groups != c_in:
+        raise ValueError(
+            f"conv2d: input of shape {_shape_str(x.shape)} has {c_in} channels, but weight of "
+            f"shape {_shape_str(weight.shape)} expects {c_group * groups} (C_in/groups = "
+            f"{c_group}, groups = {groups})"
+        )
+    if bias is not None and (not isinstance(bias, Tensor) or bias.shape != (c_out,)):
+        raise ValueError(
+            f"conv2d: bias must be a Tensor of shape ({c_out},), got "
+            f"{getattr(bias, 'shape', type(bias).__name__)}"
+        )
+    for name, t in (("weight", weight), ("bias", bias)):
+        if t is not None and t.dtype != x.dtype:
+            raise TypeError(f"conv2d: input is {x.dtype} but {name} is {t.dtype}")
+    pads = _conv_padding(padding, (kh, kw), stride, dilation)
+    out_h = _output_size(h, kh, stride[0], dilation[0], pads[0] + pads[1], "conv2d")
+    out_w = _output_size(w, kw, stride[1], dilation[1], pads[2] + pads[3], "conv2d")
+    xp = _padded(x.data, pads, 0.0)
+    windows = _windows(xp, (kh, kw), stride, dilation, (out_h, out_w))
+    rows = n * out_h * out_w
+    if groups == 1:
+        cols = windows.reshape(1, rows, c_in * kh * kw)  # the one copy: im2col
+    else:  # (N, OH, OW, G, Cg, KH, KW) → (G, N·OH·OW, Cg·KH·KW)
+        grouped = windows.reshape(n, out_h, out_w, groups, c_group, kh, kw)
+        cols = grouped.transpose(3, 0, 1, 2, 4, 5, 6).reshape(groups, rows, -1)
+    kernels = weight.data.reshape(groups, c_out // groups, -1)
+    out = np.matmul(cols, kernels.transpose(0, 2, 1))  # (G, N·OH·OW, C_out/G)
+    out = out.reshape(groups, n, out_h, out_w, -1).transpose(1, 0, 4, 2, 3)
+    out = np.ascontiguousarray(out.reshape(n, c_out, out_h, out_w))
+    if bias is not None:
+        out += bias.data[:, None, None]
+    parents = (x, weight) if bias is None else (x, weight, bias)
+    saved = (cols, xp.shape, pads, stride, dilation, groups)
+    return x._make(out, parents, "conv2d", _conv2d_backward, saved)
+
+
+def _conv_padding(padding: Any, kernel: tuple, stride: tuple, dilation: tuple) -> tuple:
+    """(top, bottom, left, right) from PyTorch's padding argument."""
+    if isinstance(padding, str):
+        if padding == "valid":
+            return (0, 0, 0, 0)
+        if padding != "same":
+            raise ValueError(f"conv2d: padding must be 'valid', 'same' or ints, got {padding!r}")
+        if stride != (1, 1):
+            raise ValueError("conv2d: padding='same' is not supported for strided convolutions")
+        total = [d * (k - 1) for k, d in zip(kernel, dilation)]
+        return (total[0] // 2, total[0] - total[0] // 2, total[1] // 2, total[1] - total[1] // 2)
+    ph, pw = _pair(padding, "conv2d: padding", 0)
+    return (ph, ph, pw, pw)
+
+
+def _conv2d_backward(out: Tensor, grad: np.ndarray) -> tuple:
+    cols, padded_shape, pads, stride, dilation, groups = out._saved
+    x, weight = out._parents[:2]
+    n, c_out, out_h, out_w = grad.shape
+    c_group, kh, kw = weight.shape[1:]
+    # dY as (G, N·OH·OW, C_out/G), the layout of the forward product
+    dy = grad.reshape(n, groups, c_out // groups, out_h, out_w).transpose(1, 0, 3, 4, 2)
+    dy = dy.reshape(groups, n * out_h * out_w, -1)
+    dweight = dx = dbias = None
+    if weight.requires_grad:  # dW = dYᵀ · cols
+        dweight = np.matmul(dy.transpose(0, 2, 1), cols).reshape(weight.shape)
+    if x.requires_grad:  # dcols = dY · W, then col2im
+        kernels = weight.data.reshape(groups, c_out // groups, -1)
+        dcols = np.matmul(dy, kernels)  # (G, N·OH·OW, Cg·KH·KW)
+        dcols = dcols.reshape(groups, n, out_h, out_w, c_group, kh, kw)
+        dcols = dcols.transpose(1, 0, 4, 5, 6, 2, 3).reshape(n, -1, kh, kw, out_h, out_w)
+        dx = _col2im(dcols, padded_shape, pads, stride, dilation)
+    if len(out._parents) == 3 and out._parents[2].requires_grad:
+        dbias = grad.sum(axis=(0, 2, 3))
+    return (dx, dweight) if len(out._parents) == 2 else (dx, dweight, dbias)
+
+
+# -- pooling ----------------------------------------------------------------------------
+
+
+def _pool_setup(
+    x: Tensor, kernel_size: Any, stride: Any, padding: Any, dilation: Any, ceil_mode: bool, op: str
+) -> tuple:
+    """Checked pooling arguments and the output size; the ceil-mode overhang as extra pads."""
+    x = _check_input(x, op)
+    kernel = _pair(kernel_size, f"{op}: kernel_size", 1)
+    stride = kernel if stride is None else _pair(stride, f"{op}: stride", 1)
+    pad = _pair(padding, f"{op}: padding", 0)
+    dilation = _pair(dilation, f"{op}: dilation", 1)
+    if any(p > k // 2 for p, k in zip(pad, kernel)):
+        raise ValueError(
+            f"{op}: padding {pad} must be at most half the kernel size {kernel} (PyTorch's rule)"
+        )
+    out_hw, extra = [], []
+    for size, k, s, p, d in zip(x.shape[2:], kernel, stride, pad, dilation):
+        span = d * (k - 1) + 1
+        if size + 2 * p < span:
+            raise ValueError(
+                f"{op}: kernel size {k} (dilation {d}, spanning {span}) is larger than the "
+                f"padded input size {size + 2 * p}"
+            )
+        if ceil_mode:
+            count = math.ceil((size + 2 * p - span) / s) + 1
+            if (count - 1) * s >= size + p:  # the last window must start inside the input
+                count -= 1
+        else:
+            count = (size + 2 * p - span) // s + 1
+        out_hw.append(count)
+        extra.append(max(0, (count - 1) * s + span - (size + 2 * p)))
+    pads = (pad[0], pad[0] + extra[0], pad[1], pad[1] + extra[1])
+    return x, kernel, stride, dilation, pads, tuple(out_hw), pad
+
+
+def max_pool2d(
+    x: Tensor,
+    kernel_size: int | tuple[int, int],
+    stride: int | tuple[int, int] | None = None,
+    padding: int | tuple[int, int] = 0,
+    dilation: int | tuple[int, int] = 1,
+    ceil_mode: bool = False,
+) -> Tensor:
+    """The maximum of each (dilated) window, as PyTorch's ``F.max_pool2d``.
+
+    x (N, C, H, W) → (N, C, OH, OW); stride defaults to kernel_size; padding (at most half
+    the kernel) counts as −∞. The grad goes to the window's maximum, the first at ties.
+    """
+    x, kernel, stride, dilation, pads, out_hw, _ = _pool_setup(
+        x, kernel_size, stride, padding, dilation, ceil_mode, "max_pool2d"
+    )
+    xp = _padded(x.data, pads, -np.inf)
+    windows = _windows(xp, kernel, stride, dilation, out_hw)  # (N, OH, OW, C, KH, KW)
+    n, c = x.shape[:2]
+    flat = windows.transpose(0, 3, 1, 2, 4, 5).reshape(n, c, *out_hw, -1)
+    argmax = flat.argmax(axis=-1)
+    data = np.take_along_axis(flat, argmax[..., None], axis=-1)[..., 0]
+    saved = (argmax, xp.shape, pads, stride, dilation, kernel)
+    return x._make(data, (x,), "max_pool2d", _max_pool2d_backward, saved)
+
+
+def _max_pool2d_backward(out: Tensor, grad: np.ndarray) -> tuple:
+    argmax, padded_shape, pads, stride, dilation, kernel = out._saved
+    offsets = np.arange(kernel[0] * kernel[1]).reshape(kernel)
+    # (N, C, KH, KW, OH, OW): each window's grad at its argmax offset, 0 elsewhere
+    routed = (argmax[:, :, None, None] == offsets[:, :, None, None]) * grad[:, :, None, None]
+    return (_col2im(routed.astype(grad.dtype), padded_shape, pads, stride, dilation),)
+
+
+def avg_pool2d(
+    x: Tensor,
+    kernel_size: int | tuple[int, int],
+    stride: int | tuple[int, int] | None = None,
+    padding: int | tuple[int, int] = 0,
+    ceil_mode: bool = False,
+    count_include_pad: bool = True,
+    divisor_override: int | None = None,
+) -> Tensor:
+    """The mean of each window, as PyTorch's ``F.avg_pool2d``.
+
+    x (N, C, H, W) → (N, C, OH, OW). The divisor is the window's size counting the zero
+    padding (count_include_pad) or only the input values, but never a ceil-mode overhang
+    past the padding; ``divisor_override`` replaces it.
+    """
+    x, kernel, stride, dilation, pads, out_hw, pad = _pool_setup(
+        x, kernel_size, stride, padding, 1, ceil_mode, "avg_pool2d"
+    )
+    if divisor_override is not None and (
+        isinstance(divisor_override, bool)
+        or not isinstance(divisor_override, (int, np.integer))
+        or divisor_override < 1
+    ):
+        raise ValueError(
+            f"avg_pool2d: divisor_override must be an int >= 1, got {divisor_override}"
+        )
+    xp = _padded(x.data, pads, 0.0)
+    windows = _windows(xp, kernel, stride, dilation, out_hw)
+    sums = windows.sum(axis=(4, 5)).transpose(0, 3, 1, 2)  # (N, C, OH, OW)
+    if divisor_override is not None:
+        divisor = np.asarray(float(divisor_override))
+    else:  # window sums of a map of the values that count: 1 inside, 0 in the overhang
+        h, w = x.shape[2:]
+        counted = np.zeros((1, 1) + xp.shape[2:])
+        if count_include_pad:
+            counted[..., : h + 2 * pad[0], : w + 2 * pad[1]] = 1
+        else:
+            counted[..., pad[0] : pad[0] + h, pad[1] : pad[1] + w] = 1
+        divisor = _windows(counted, kernel, stride, dilation, out_hw).sum(axis=(4, 5))[0, ..., 0]
+    data = (sums / divisor).astype(x.dtype)
+    saved = (divisor, xp.shape, pads, stride, dilation, kernel)
+    return x._make(data, (x,), "avg_pool2d", _avg_pool2d_backward, saved)
+
+
+def _avg_pool2d_backward(out: Tensor, grad: np.ndarray) -> tuple:
+    divisor, padded_shape, pads, stride, dilation, kernel = out._saved
+    share = (grad / divisor).astype(grad.dtype)
+    spread = np.broadcast_to(share[:, :, None, None], share.shape[:2] + kernel + share.shape[2:])
+    return (_col2im(spread, padded_shape, pads, stride, dilation),)
