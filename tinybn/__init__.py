@@ -5,7 +5,7 @@ from tinybn.autograd import detect_anomaly, enable_grad, is_grad_enabled, no_gra
 from tinybn.scalar import Value, values
 from tinybn.scalar_array import ValueArray
 from tinybn.serialization import load, save
-from tinybn.tensor import Tensor, concatenate, get_default_dtype, set_default_dtype, stack
+from tinybn.tensor import Tensor, concatenate, get_default_dtype, set_default_dtype, stack, where
 from tinybn.viz import backward_steps, contributions, draw, tree
 
 __version__ = "0.1.0"
@@ -33,6 +33,7 @@ __all__ = [
     "detect_anomaly",
     "concatenate",
     "stack",
+    "where",
     "get_default_dtype",
     "set_default_dtype",
 ]

@@ -331,3 +331,42 @@ def _avg_pool2d_backward(out: Tensor, grad: np.ndarray) -> tuple:
     share = (grad / divisor).astype(grad.dtype)
     spread = np.broadcast_to(share[:, :, None, None], share.shape[:2] + kernel + share.shape[2:])
     return (_col2im(spread, padded_shape, pads, stride, dilation),)
+
+
+# -- padding with copies of the input (Conv2d's padding_mode) -------------------------------
+
+_NUMPY_PAD_MODES = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}
+
+
+def pad2d(x: Tensor, pads: tuple[int, int, int, int], mode: str) -> Tensor:
+    """x (N, C, H, W) padded by (top, bottom, left, right) with 'reflect' (mirror without
+    the edge), 'replicate' (the edge repeated) or 'circular' (wrapped around) values.
+
+    Each padded position reads one input position (an index map); the backward pass adds
+    the grad of every position that read an input value onto it.
+    """
+    if mode not in _NUMPY_PAD_MODES:
+        raise ValueError(f"pad2d: mode must be 'reflect', 'replicate' or 'circular', got {mode!r}")
+    n, c, h, w = x.shape
+    top, bottom, left, right = pads
+    for size, before, after, axis in ((h, top, bottom, "height"), (w, left, right, "width")):
+        limit = size - 1 if mode == "reflect" else size if mode == "circular" else None
+        if limit is not None and max(before, after) > limit:
+            raise ValueError(
+                f"pad2d: {mode} padding of {max(before, after)} is too large for input {axis} "
+                f"{size} (at most {limit})"
+            )
+    index = np.pad(
+        np.arange(h * w).reshape(h, w), ((top, bottom), (left, right)), _NUMPY_PAD_MODES[mode]
+    )
+    data = x.data.reshape(n, c, h * w)[:, :, index]
+    return x._make(data, (x,), f"pad {mode}", _pad2d_backward, index)
+
+
+def _pad2d_backward(out: Tensor, grad: np.ndarray) -> tuple:
+    (x,), index = out._parents, out._saved
+    n, c, h, w = x.shape
+    rows = grad.reshape(n * c, -1)
+    dx = np.zeros((n * c, h * w), dtype=grad.dtype)
+    np.add.at(dx, (slice(None), index.reshape(-1)), rows)
+    return (dx.reshape(x.shape),)
