@@ -543,12 +543,13 @@ def cross_entropy(
     _check_reduction(reduction, "cross_entropy")
     if isinstance(label_smoothing, bool) or not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
-    if logits.ndim == 1:  # one example: (C,) with a () target
-        target_array = getattr(targets, "data", targets)
-        target = targets if np.ndim(target_array) == 1 else np.reshape(target_array, (1,))
-        loss = cross_entropy(
-            logits.reshape(1, -1), _one_row(target), reduction, label_smoothing, ignore_index
-        )
+    if logits.ndim == 1:  # one example: (C,) with a () class or (C,) probabilities
+        if isinstance(targets, Tensor) and targets.ndim == 1:
+            row = targets.reshape(1, -1)
+        else:
+            row = _targets(targets)
+            row = row.reshape(1, -1) if row.ndim == 1 else row.reshape(1)
+        loss = cross_entropy(logits.reshape(1, -1), row, reduction, label_smoothing, ignore_index)
         return loss.reshape(()) if reduction == "none" else loss
     raw = _targets(targets)
     if raw.dtype.kind == "f" and raw.shape == logits.shape:
@@ -557,14 +558,6 @@ def cross_entropy(
     classes = _class_indices(logits, targets, ignore_index, "cross_entropy", raw)
     # one graph node with the closed-form gradient (softmax − target)/N (``tinybn.fused``)
     return fused_kernels.cross_entropy(logits, classes, reduction, label_smoothing, ignore_index)
-
-
-def _one_row(target: Any) -> Any:
-    """A (C,) probability target as a (1, C) row; a class index stays as it is."""
-    if isinstance(target, Tensor):
-        return target.reshape(1, -1) if target.ndim == 1 else target
-    array = np.asarray(target)
-    return array.reshape(1, -1) if array.ndim == 1 else array
 
 
 def nll_loss(
@@ -628,6 +621,11 @@ def binary_cross_entropy_with_logits(
     _check_same_shape(z, y, "binary_cross_entropy_with_logits")
     y = y if isinstance(y, Tensor) else Tensor(np.asarray(y, dtype=z.dtype))
     if pos_weight is not None:
+        if isinstance(pos_weight, Tensor) and pos_weight.requires_grad:
+            raise ValueError(
+                "binary_cross_entropy_with_logits: pos_weight is a constant and cannot require "
+                "grad (as in PyTorch)"
+            )
         if not isinstance(pos_weight, Tensor):
             pos_weight = Tensor(np.asarray(pos_weight, dtype=z.dtype))
         try:

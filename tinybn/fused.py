@@ -308,31 +308,30 @@ def binary_cross_entropy_with_logits(
         weight = 1 + (pos_weight.data - 1) * yd
         terms = (1 - yd) * zd + weight * (softplus - zd)
     loss = _reduced(terms.astype(zd.dtype, copy=False), reduction)
-    parents = (z, y) if pos_weight is None else (z, y, pos_weight)
-    saved = (softplus, reduction)
-    return z._make(loss, parents, "bce_with_logits", _bce_with_logits_backward, saved)
+    weight = None if pos_weight is None else pos_weight.data  # a constant, as in PyTorch
+    saved = (softplus, reduction, weight)
+    return z._make(loss, (z, y), "bce_with_logits", _bce_with_logits_backward, saved)
 
 
 def _bce_with_logits_backward(out: Tensor, grad: np.ndarray) -> tuple:
-    z, y = out._parents[:2]
-    softplus, reduction = out._saved
+    z, y = out._parents
+    softplus, reduction, w = out._saved
     scale = _term_grads(grad, reduction, z.data.size)
-    # σ(z) = e^z / (1 + e^z) = exp(z − softplus(z)), reusing the forward pass's softplus;
-    # the exponent is never positive, so exp cannot overflow
-    sigmoid = np.exp(z.data - softplus) if z.requires_grad else None
-    if len(out._parents) == 2:
-        dz = dy = None
-        if z.requires_grad:
-            dz = sigmoid - y.data
-            dz *= scale
-        if y.requires_grad:
-            dy = -z.data * scale
-        return dz, dy
-    w, yd = out._parents[2].data, y.data
-    dz = ((1 + (w - 1) * yd) * sigmoid - w * yd) * scale if z.requires_grad else None
-    dy = ((w - 1) * (softplus - z.data) - z.data) * scale if y.requires_grad else None
-    dw = yd * (softplus - z.data) * scale if out._parents[2].requires_grad else None
-    return dz, dy, dw
+    dz = dy = None
+    if z.requires_grad:
+        # σ(z) = e^z / (1 + e^z) = exp(z − softplus(z)), reusing the forward pass's softplus;
+        # the exponent is never positive, so exp cannot overflow
+        dz = np.exp(z.data - softplus)
+        if w is not None:
+            dz = (1 + (w - 1) * y.data) * dz - w * y.data
+        else:
+            dz -= y.data
+        dz *= scale
+    if y.requires_grad:
+        dy = -z.data * scale
+        if w is not None:
+            dy = dy + (w - 1) * (softplus - z.data) * scale
+    return dz, dy
 
 
 def cross_entropy(
