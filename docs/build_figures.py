@@ -66,6 +66,8 @@ DEMOS = (
     "santurkar",
     "layernorm",
     "gan",
+    "cnn",
+    "norms",
 )
 
 
@@ -273,7 +275,47 @@ def speed() -> None:
     print(f"wrote {path.relative_to(ROOT)}")
 
 
+def norm_family() -> None:
+    """The GroupNorm paper's Figure 2: the four normalizations on an N × C × (H·W) block,
+    the values that share one μ and σ² shaded. The shaded sets are not drawn by hand: for
+    each norm, the entries x with ∂y[0, 0, 0]/∂x ≠ 0 (computed by tinybn's own functions
+    and backward pass) are exactly those normalized together with the first entry."""
+    n, c, h, w = 6, 6, 3, 2
+    x = np.random.default_rng(0).normal(size=(n, c, h, w))
+    norms = {
+        "Batch Norm": lambda t: F.batch_norm(t),
+        "Layer Norm": lambda t: F.layer_norm(t, normalized_ndim=3),
+        "Instance Norm": lambda t: F.instance_norm(t),
+        "Group Norm (2 channels a group)": lambda t: F.group_norm(t, c // 2),
+    }
+    fig = plt.figure(figsize=(13, 3.6))
+    for i, (name, norm) in enumerate(norms.items()):
+        leaf = Tensor(x, requires_grad=True)
+        norm(leaf)[0, 0, 0, 0].backward()
+        shared = (np.abs(leaf.grad) > 1e-12).reshape(n, c, h * w)
+        ax = fig.add_subplot(1, 4, i + 1, projection="3d")
+        colors = np.where(shared[..., None], [0.27, 0.51, 0.71, 0.95], [1.0, 1.0, 1.0, 0.25])
+        ax.voxels(
+            np.ones(shared.shape, dtype=bool), facecolors=colors, edgecolor=(0, 0, 0, 0.25), lw=0.3
+        )
+        ax.set_xlabel("N", labelpad=-12)
+        ax.set_ylabel("C", labelpad=-12)
+        ax.set_zlabel("H, W", labelpad=-12)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_zticks([])
+        ax.set_box_aspect((1, 1, 1))
+        ax.view_init(elev=22, azim=-52)
+        ax.set_title(f"{name}\n{int(shared.sum())} values share μ, σ²", fontsize=10)
+    fig.suptitle(
+        "Which values are normalized together (shaded): N examples × C channels × H·W positions",
+        fontsize=11,
+    )
+    save_plot(fig, "norm_family.png")
+
+
 def plots() -> None:
+    norm_family()
     sigmoid_regime()
     gradient_routes()
     training_curves()

@@ -223,14 +223,13 @@ def test_scalar_and_tensor_engines_agree(name, fn, shape, has_beta):
         np.testing.assert_allclose(vb.grad, tb_.grad, rtol=1e-9, atol=1e-12)
 
 
-def test_fused_4d_batch_norm_equals_the_composed_source():
+# the second takes the kernel's BLAS and einsum paths (8192 values or more, long samples),
+# the third its long-row path (2¹⁷ values or more)
+@pytest.mark.parametrize("shape", [(4, 3, 5, 6), (8, 4, 16, 16), (64, 8, 16, 16)])
+def test_fused_4d_batch_norm_equals_the_composed_source(shape):
     rng = np.random.default_rng(4)
-    x, g, b, dy = (
-        _x((4, 3, 5, 6)),
-        rng.uniform(0.5, 2, 3),
-        rng.normal(size=3),
-        rng.normal(size=(4, 3, 5, 6)),
-    )
+    c = shape[1]
+    x, g, b, dy = _x(shape), rng.uniform(0.5, 2, c), rng.normal(size=c), rng.normal(size=shape)
     results = []
     for fused in (False, True):
         leaves = [Tensor(a, requires_grad=True) for a in (x, g, b)]

@@ -157,8 +157,11 @@ def _dot_per_channel(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """
     if a.size < 8192 or a.size // a.shape[0] < 256:
         return _sum_per_channel(a * b)
-    subscripts = "nc,nc->c" if a.ndim == 2 else "nc...,nc...->c"
-    return np.einsum(subscripts, a, b).reshape((1, -1) + (1,) * (a.ndim - 2))
+    if a.ndim == 2:
+        return np.einsum("nc,nc->c", a, b)[None, :]
+    rows = a.shape[:2] + (-1,)  # (N, C, positions)
+    sums = np.einsum("ncl,ncl->c", a.reshape(rows), b.reshape(rows))
+    return sums.reshape((1, -1) + (1,) * (a.ndim - 2))
 
 
 def _batch_norm_backward(out: Tensor, dy: np.ndarray) -> tuple:
