@@ -114,7 +114,7 @@ def worked_example(features: tuple[int, ...] = (0, 1)):
 
 
 def graphs() -> None:
-    """The batch-norm graph of the worked example, before and after backward."""
+    """The batch-norm graph of the worked example, before and after backward; spatial BN."""
     _, _, _, _, loss = worked_example(features=(0,))
     save_graph(tb.draw(loss), "bn_forward_x1.svg")
     loss.backward()
@@ -131,6 +131,7 @@ def graphs() -> None:
     loss = (F.batch_norm(x, gamma, beta) * weights).sum().named("L")
     loss.backward()
     save_graph(tb.draw(loss), "bn_tensor_graph.svg")
+    spatial_bn_graph()
 
 
 # -- plots ----------------------------------------------------------------------------------------
@@ -273,6 +274,17 @@ def speed() -> None:
     path = FIGURES / "speed.md"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     print(f"wrote {path.relative_to(ROOT)}")
+
+
+def spatial_bn_graph() -> None:
+    """Spatial batch norm on scalars: a (2, 2, 2, 2) input (N, C, H, W), drawn from the
+    σ² of channel 0 back: its inputs are the 8 values x[n, 0, h, w], both examples and all
+    four positions, through one μ."""
+    x = tb.ValueArray(np.round(np.random.default_rng(0).normal(size=(2, 2, 2, 2)), 1).tolist())
+    y, _, var = F.batch_norm_with_stats(x.named("x").tolist())
+    weights = np.arange(1.0, 17.0).reshape(2, 2, 2, 2)
+    (tb.ValueArray(y) * weights).sum().backward()  # the grads shown: of L = Σ w·y
+    save_graph(tb.draw(var.values[0, 0, 0, 0]), "spatial_bn_channel0.png")
 
 
 def norm_family() -> None:

@@ -231,29 +231,25 @@ def layer_norm(
     if not 1 <= normalized_ndim <= array.ndim:
         raise ValueError(f"layer_norm: cannot normalize {normalized_ndim} axes of {array.shape}")
     normalized_shape = array.shape[array.ndim - normalized_ndim :]
-    params = []
-    for p, name in ((gamma, "gamma"), (beta, "beta")):
-        if p is not None:
-            p = p if isinstance(p, engine) else engine(p)
-            if p.shape != normalized_shape:
-                raise ValueError(
-                    f"layer_norm: {name} has shape {p.shape}, but the input's normalized shape "
-                    f"is {normalized_shape}"
-                )
-        params.append(p)
+    gamma, beta = _affine_params(gamma, beta, engine, normalized_shape, "layer_norm")
     axes = tuple(range(array.ndim - normalized_ndim, array.ndim))
-    y, _, _ = _normalize(array, axes, params[0], params[1], eps)
+    y, _, _ = _normalize(array, axes, gamma, beta, eps)
     return _back_to_input_form(y, x)
 
 
-def _affine_params(gamma: Any, beta: Any, engine: type, shape: tuple, op: str) -> list:
-    """gamma and beta as ``engine`` arrays of ``shape`` (None stays None)."""
+def _affine_params(
+    gamma: Any, beta: Any, engine: type, shape: tuple, op: str, what: str = "normalized shape"
+) -> list:
+    """gamma and beta as ``engine`` arrays of ``shape`` (None stays None); ``what`` names
+    where the shape comes from, for the error."""
     params = []
     for p, name in ((gamma, "gamma"), (beta, "beta")):
         if p is not None:
             p = p if isinstance(p, engine) else engine(p)
             if p.shape != shape:
-                raise ValueError(f"{op}: {name} has shape {p.shape}, expected {shape}")
+                raise ValueError(
+                    f"{op}: {name} has shape {p.shape}, but the input's {what} is {shape}"
+                )
         params.append(p)
     return params
 
@@ -295,7 +291,7 @@ def group_norm(
             f"group_norm: num_groups={num_groups} must divide the {channels} input channels"
         )
     engine = Tensor if isinstance(array, Tensor) else ValueArray
-    gamma, beta = _affine_params(gamma, beta, engine, (channels,), "group_norm")
+    gamma, beta = _affine_params(gamma, beta, engine, (channels,), "group_norm", "channel shape")
     n, rest = array.shape[0], array.shape[2:]
     grouped_shape = (n, num_groups, channels // num_groups, *rest)
     param_shape = (1, num_groups, channels // num_groups) + (1,) * len(rest)
@@ -379,9 +375,7 @@ def rms_norm(
         )
     if eps is None:
         eps = float(np.finfo(array.dtype if isinstance(array, Tensor) else np.float64).eps)
-    _check_eps(
-        float(eps) if isinstance(eps, int) and not isinstance(eps, bool) else eps, "rms_norm"
-    )
+    _check_eps(eps, "rms_norm")
     engine = Tensor if isinstance(array, Tensor) else ValueArray
     gamma, _ = _affine_params(gamma, None, engine, shape, "rms_norm")
     axes = tuple(range(array.ndim - k, array.ndim))
