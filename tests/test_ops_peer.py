@@ -287,3 +287,27 @@ def test_loss_errors_name_the_argument():
         F.binary_cross_entropy_with_logits(z, LOGITS, pos_weight=np.ones(3))
     with pytest.raises(ValueError, match=r"targets must be in \[0, 4\)"):
         F.nll_loss(z, np.array([0, 1, 2, 3, 4]))
+
+
+def test_every_new_op_has_a_rule_text_for_the_explorer():
+    from tinybn.conv import avg_pool2d, conv2d, max_pool2d, pad2d
+    from tinybn.viz.rules import TENSOR_RULES
+
+    t = Tensor(np.ones((1, 1, 4, 4)), requires_grad=True)
+    outputs = [
+        t.where(Tensor(t.data > 0), 0.0),
+        t.maximum(0.5),
+        t.minimum(0.5),
+        t.min(),
+        t.logsumexp(),
+        t[:, :, :1].expand(2, 1, 4, 4),
+        t.rsqrt(),
+        t.leaky_relu(),
+        conv2d(t, Tensor(np.ones((1, 1, 2, 2)), requires_grad=True)),
+        max_pool2d(t, 2),
+        avg_pool2d(t, 2),
+        *(pad2d(t, (1, 1, 1, 1), mode) for mode in ("reflect", "replicate", "circular")),
+    ]
+    for out in outputs:
+        assert out.op in TENSOR_RULES, out.op
+        assert len(TENSOR_RULES[out.op]) >= len(out.parents)

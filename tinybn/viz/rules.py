@@ -51,6 +51,9 @@ TENSOR_RULES: dict[str, tuple[str, ...]] = {
     ),
     "max_pool2d": ("G routed to the max of each window (the first one at ties)",),
     "avg_pool2d": ("G/k² spread over each window",),
+    "pad reflect": ("G of each padded position added to the input value it copies",),
+    "pad replicate": ("G of each padded position added to the input value it copies",),
+    "pad circular": ("G of each padded position added to the input value it copies",),
     # the fused kernel (tinybn.fused): one node for all of batch norm, inputs x, γ, β
     "batch_norm": (
         "closed form: γ/√(σ² + ε) · (G − mean(G) − x̂·mean(G·x̂))",
