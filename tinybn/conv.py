@@ -158,14 +158,9 @@ def conv2d(
         cols[:, p, q] = xp[:, :, rows, columns].transpose(1, 0, 2, 3)
     cols = cols.reshape(groups, c_group * kh * kw, n * out_h * out_w)
     kernels = weight.data.reshape(groups, c_out // groups, -1)
-    # the one product per group, as (N·OH·OW, C_out/G) = colsᵀ · Wᵀ. Speed: BLAS (OpenBLAS,
-    # one thread) computes this orientation, with the long side as the output's rows,
-    # about 3× faster than W · cols at LeNet's sizes
-    out = np.empty((n * out_h * out_w, c_out), dtype=x.dtype)
-    per_group = c_out // groups
-    for g in range(groups):
-        np.matmul(cols[g].T, kernels[g].T, out=out[:, g * per_group : (g + 1) * per_group])
-    out = out.reshape(n, out_h, out_w, c_out).transpose(0, 3, 1, 2)
+    out = np.matmul(kernels, cols)  # (G, C_out/G, N·OH·OW): the one product per group
+    # (C_out, N, OH, OW) → (N, C_out, OH, OW): a copy of whole OH·OW planes
+    out = out.reshape(c_out, n, out_h, out_w).transpose(1, 0, 2, 3)
     if bias is not None:
         out = out + bias.data[:, None, None]  # also makes it contiguous, as the next line
     out = np.ascontiguousarray(out)
@@ -194,26 +189,19 @@ def _conv2d_backward(out: Tensor, grad: np.ndarray) -> tuple:
     x, weight = out._parents[:2]
     n, c_out, out_h, out_w = grad.shape
     c_group, kh, kw = weight.shape[1:]
-    per_group = c_out // groups
-    # dY as (N·OH·OW, C_out), the layout of the forward product; each product below is in
-    # the orientation BLAS runs fastest here (the long side as the output's rows)
-    dy = np.ascontiguousarray(grad.transpose(0, 2, 3, 1)).reshape(-1, c_out)
-    kernels = weight.data.reshape(groups, per_group, -1)
+    # dY as (G, C_out/G, N·OH·OW), the layout of the forward product (a copy of planes)
+    dy = np.ascontiguousarray(grad.transpose(1, 0, 2, 3)).reshape(groups, c_out // groups, -1)
     dweight = dx = dbias = None
-    if weight.requires_grad:  # dWᵀ = cols · dY, per group
-        dweight = np.empty(weight.shape, dtype=grad.dtype)
-        for g in range(groups):
-            part = cols[g] @ dy[:, g * per_group : (g + 1) * per_group]  # (Cg·KH·KW, C_out/G)
-            dweight[g * per_group : (g + 1) * per_group] = part.T.reshape(-1, c_group, kh, kw)
-    if x.requires_grad:  # dcolsᵀ = dY · W, per group; then col2im
-        dcols = np.empty((n * out_h * out_w, groups, c_group * kh * kw), dtype=grad.dtype)
-        for g in range(groups):
-            np.matmul(dy[:, g * per_group : (g + 1) * per_group], kernels[g], out=dcols[:, g])
-        dcols = dcols.reshape(n, out_h, out_w, groups * c_group, kh, kw)
+    if weight.requires_grad:  # dW = dY · colsᵀ
+        dweight = np.matmul(dy, cols.transpose(0, 2, 1)).reshape(weight.shape)
+    if x.requires_grad:  # dcols = Wᵀ · dY, then col2im: each offset adds back what it read
+        kernels = weight.data.reshape(groups, c_out // groups, -1)
+        dcols = np.matmul(kernels.transpose(0, 2, 1), dy)  # (G, Cg·KH·KW, N·OH·OW)
+        dcols = dcols.reshape(groups * c_group, kh, kw, n, out_h, out_w)
         dxp = np.zeros(padded_shape, dtype=grad.dtype)
         slices = _window_slices((kh, kw), stride, dilation, (out_h, out_w))
         for (p, q), (rows, columns) in zip(np.ndindex(kh, kw), slices):
-            dxp[:, :, rows, columns] += dcols[:, :, :, :, p, q].transpose(0, 3, 1, 2)
+            dxp[:, :, rows, columns] += dcols[:, p, q].transpose(1, 0, 2, 3)
         dx = _unpadded(dxp, pads)
     if len(out._parents) == 3 and out._parents[2].requires_grad:
         dbias = grad.sum(axis=(0, 2, 3))
@@ -275,12 +263,13 @@ def max_pool2d(
     xp = _padded(x.data, pads, -np.inf)
     slices = _window_slices(kernel, stride, dilation, out_hw)
     data = xp[:, :, slices[0][0], slices[0][1]].copy()
-    argmax = np.zeros(data.shape, dtype=np.intp)  # which offset holds each window's max
+    # which offset holds each window's maximum (a byte each for kernels up to 15×15)
+    argmax = np.zeros(data.shape, dtype=np.uint8 if len(slices) < 256 else np.intp)
     for k, (rows, columns) in enumerate(slices[1:], start=1):
         window = xp[:, :, rows, columns]
         larger = window > data  # strictly: the first maximum keeps a tie, as PyTorch
         np.copyto(data, window, where=larger)
-        argmax[larger] = k
+        np.copyto(argmax, k, where=larger)
     saved = (argmax, xp.shape, pads, slices)
     return x._make(data, (x,), "max_pool2d", _max_pool2d_backward, saved)
 
