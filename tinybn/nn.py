@@ -564,19 +564,20 @@ class _NormBase(Module):
         running_var += _scalar(factor * m / (m - 1), dtype) * batch_var.reshape(-1)
 
     def _check_channels(
-        self, x: Tensor, ndims: tuple[int, ...], shapes: str, axis: int = 1
+        self, x: Tensor, ndims: tuple[int, ...], shapes: str, size: str = "num_features"
     ) -> None:
-        """x has one of ``ndims`` dimensions and num_features channels on ``axis``."""
-        name, shape = type(self).__name__, x.data.shape
+        """x has one of ``ndims`` dimensions and as many channels on axis 1 as the
+        attribute named ``size`` says."""
+        name, shape, channels = type(self).__name__, x.data.shape, getattr(self, size)
         if len(shape) not in ndims:
             raise ValueError(
                 f"{name}: expected input of shape {shapes}, got {len(shape)}-d input of shape "
                 f"{shape}"
             )
-        if shape[axis] != self.num_features:
+        if shape[1] != channels:
             raise ValueError(
-                f"{name}: input of shape {shape} has {shape[axis]} channels on axis {axis}, "
-                f"but num_features={self.num_features}"
+                f"{name}: input of shape {shape} has {shape[1]} channels on axis 1, "
+                f"but {size}={channels}"
             )
 
     def _check_trailing(self, x: Tensor) -> int:
@@ -793,12 +794,12 @@ class GroupNorm(_NormBase):
             )
         super().__init__((num_channels,), eps, affine, bias)
         self.num_groups = num_groups
-        self.num_channels = self.num_features = num_channels
+        self.num_channels = num_channels
         self.affine = affine
 
     def forward(self, x: Any) -> Tensor:
         x = _as_tensor(x, "GroupNorm")
-        self._check_channels(x, tuple(range(2, 9)), "(N, C, *)")
+        self._check_channels(x, tuple(range(2, 9)), "(N, C, *)", "num_channels")
         return F.group_norm(x, self.num_groups, self.weight, self.bias, self.eps)
 
 
