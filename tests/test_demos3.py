@@ -68,3 +68,20 @@ def test_build_cnn_places_the_norm_after_each_conv(norm, layer):
     assert model(Tensor(np.zeros((3, 1, 8, 8), dtype=np.float32))).shape == (3, 10)
     with pytest.raises(ValueError, match="unknown norm"):
         cnn.build_cnn("XN", 8, np.random.default_rng(0))
+
+
+def test_cnn_reads_mnist_as_standardized_images_and_builds_for_28x28(tmp_path):
+    rng = np.random.default_rng(0)
+    for prefix, n in (("train", 6), ("t10k", 4)):
+        images = rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
+        labels = rng.integers(0, 10, size=n, dtype=np.uint8)
+        header = b"\x00\x00\x08\x03" + np.array([n, 28, 28], dtype=">u4").tobytes()
+        (tmp_path / f"{prefix}-images-idx3-ubyte").write_bytes(header + images.tobytes())
+        header = b"\x00\x00\x08\x01" + np.array([n], dtype=">u4").tobytes()
+        (tmp_path / f"{prefix}-labels-idx1-ubyte").write_bytes(header + labels.tobytes())
+    (X, y), (X_test, y_test) = cnn.images(0, tmp_path, n_train=5)
+    assert X.shape == (5, 1, 28, 28) and X_test.shape == (4, 1, 28, 28)
+    assert X.dtype == np.float32 and len(y) == 5
+    assert abs(float(X.mean())) < 1e-5 and float(X.std()) == pytest.approx(1.0, rel=1e-4)
+    model = cnn.build_cnn("BN", 28, np.random.default_rng(0))
+    assert model(Tensor(X)).shape == (5, 10)
