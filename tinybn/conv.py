@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from tinybn.tensor import Tensor, _shape_str
+from tinybn.tensor import Tensor, _graph_mode, _shape_str, _through_composed, concatenate, stack
 
 # -- arguments ------------------------------------------------------------------------
 
@@ -87,6 +87,29 @@ def _padded(data: np.ndarray, pads: tuple[int, int, int, int], value: float) -> 
 def _unpadded(dxp: np.ndarray, pads: tuple[int, int, int, int]) -> np.ndarray:
     top, bottom, left, right = pads
     return dxp[:, :, top : dxp.shape[2] - bottom, left : dxp.shape[3] - right]
+
+
+def _padded_tensor(x: Tensor, pads: tuple[int, int, int, int], value: float) -> Tensor:
+    """``_padded`` in Tensor ops (constant rows and columns concatenated around x)."""
+    top, bottom, left, right = pads
+
+    def constant(shape: tuple[int, ...]) -> Tensor:
+        return Tensor(np.full(shape, value, dtype=x.dtype))
+
+    n, c, h, w = x.shape
+    if top or bottom:
+        x = concatenate([constant((n, c, top, w)), x, constant((n, c, bottom, w))], axis=2)
+    if left or right:
+        h = x.shape[2]
+        x = concatenate([constant((n, c, h, left)), x, constant((n, c, h, right))], axis=3)
+    return x
+
+
+def _windows(x: Tensor, pads: tuple, value: float, slices: list) -> Tensor:
+    """(N, C, K, OH, OW): what each of the K kernel offsets reads, in Tensor ops (the
+    composed sources below, used when a graph of the gradient is wanted)."""
+    padded = _padded_tensor(x, pads, value)
+    return stack([padded[:, :, rows, columns] for rows, columns in slices], axis=2)
 
 
 # -- conv2d ---------------------------------------------------------------------------
@@ -184,7 +207,26 @@ def _conv_padding(padding: Any, kernel: tuple, stride: tuple, dilation: tuple) -
     return (ph, ph, pw, pw)
 
 
+def _conv2d_composed(out: Tensor) -> Any:
+    """conv2d in Tensor ops: the windows stacked, one (batched) matmul with the kernels."""
+    _, _, pads, stride, dilation, groups = out._saved
+    n, c_out, out_h, out_w = out.shape
+
+    def composed(x: Tensor, weight: Tensor, *bias: Tensor) -> Tensor:
+        c_group, kh, kw = weight.shape[1:]
+        slices = _window_slices((kh, kw), stride, dilation, (out_h, out_w))
+        patches = _windows(x, pads, 0.0, slices)  # rows (c, p, q) as the kernels' columns
+        patches = patches.reshape(n, groups, c_group * kh * kw, out_h * out_w)
+        kernels = weight.reshape(groups, c_out // groups, c_group * kh * kw)
+        y = (kernels @ patches).reshape(n, c_out, out_h, out_w)
+        return y + bias[0].reshape(1, c_out, 1, 1) if bias else y
+
+    return composed
+
+
 def _conv2d_backward(out: Tensor, grad: np.ndarray) -> tuple:
+    if _graph_mode(grad):
+        return _through_composed(out, grad, _conv2d_composed(out))
     cols, padded_shape, pads, stride, dilation, groups = out._saved
     x, weight = out._parents[:2]
     n, c_out, out_h, out_w = grad.shape
@@ -275,6 +317,9 @@ def max_pool2d(
 
 
 def _max_pool2d_backward(out: Tensor, grad: np.ndarray) -> tuple:
+    if _graph_mode(grad):  # composed: the max over the stacked windows (ties share the grad)
+        _, _, pads, slices = out._saved
+        return _through_composed(out, grad, lambda x: _windows(x, pads, -np.inf, slices).max(2))
     argmax, padded_shape, pads, slices = out._saved
     dxp = np.zeros(padded_shape, dtype=grad.dtype)
     for k, (rows, columns) in enumerate(slices):
@@ -330,6 +375,12 @@ def avg_pool2d(
 
 def _avg_pool2d_backward(out: Tensor, grad: np.ndarray) -> tuple:
     divisor, padded_shape, pads, slices = out._saved
+    if _graph_mode(grad):  # composed: the stacked windows summed, over the divisor
+
+        def composed(x: Tensor) -> Tensor:
+            return _windows(x, pads, 0.0, slices).sum(axis=2) / divisor.astype(x.dtype)
+
+        return _through_composed(out, grad, composed)
     share = (grad / divisor).astype(grad.dtype)
     dxp = np.zeros(padded_shape, dtype=grad.dtype)
     for rows, columns in slices:
@@ -369,6 +420,9 @@ def pad2d(x: Tensor, pads: tuple[int, int, int, int], mode: str) -> Tensor:
 
 def _pad2d_backward(out: Tensor, grad: np.ndarray) -> tuple:
     (x,), index = out._parents, out._saved
+    if _graph_mode(grad):  # composed: the same index map, read by the index op
+        n, c, h, w = x.shape
+        return _through_composed(out, grad, lambda x: x.reshape(n, c, h * w)[:, :, index])
     n, c, h, w = x.shape
     rows = grad.reshape(n * c, -1)
     dx = np.zeros((n * c, h * w), dtype=grad.dtype)

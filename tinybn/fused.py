@@ -19,19 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from tinybn import autograd
-from tinybn.tensor import Tensor, _graph_mode, _scalar
-
-
-def _through_composed(out: Tensor, grad: Tensor, composed: Any) -> tuple:
-    """A fused node's rule when a graph of the gradient is wanted (create_graph): rebuild the
-    node's output from its inputs with the composed source, ``composed(*inputs)``, and
-    differentiate that — so second derivatives follow the formula the kernel computes."""
-    with autograd.enable_grad():
-        rebuilt = composed(*out._parents)
-    wanted = [parent for parent in out._parents if parent.requires_grad]
-    found = iter(autograd.grad(rebuilt, wanted, grad, create_graph=True, allow_unused=True))
-    return tuple(next(found) if parent.requires_grad else None for parent in out._parents)
+from tinybn.tensor import Tensor, _graph_mode, _scalar, _through_composed
 
 
 def batch_norm(

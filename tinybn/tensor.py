@@ -876,6 +876,18 @@ def _output(out: Tensor, grad: Any) -> Any:
     return out if isinstance(grad, Tensor) else out.data
 
 
+def _through_composed(out: Tensor, grad: Tensor, composed: Callable) -> tuple:
+    """The rule of a node computed by a fast numpy kernel (tinybn.fused, tinybn.conv) when a
+    graph of the gradient is wanted: rebuild the node's output from its inputs with the
+    composed source, ``composed(*inputs)`` in Tensor ops, and differentiate that — so
+    second derivatives follow the formula the kernel computes."""
+    with autograd.enable_grad():
+        rebuilt = composed(*out._parents)
+    wanted = [parent for parent in out._parents if parent.requires_grad]
+    found = iter(autograd.grad(rebuilt, wanted, grad, create_graph=True, allow_unused=True))
+    return tuple(next(found) if parent.requires_grad else None for parent in out._parents)
+
+
 def _add_backward(out: Tensor, grad: Any) -> tuple:
     return grad, grad
 
@@ -1070,38 +1082,40 @@ def _gather_rule(out: Tensor, grad: Any) -> tuple:
 # rules of the comparisons-and-selection block (where, maximum/minimum, logsumexp, ...)
 
 
-def _where_backward(out: Tensor, grad: np.ndarray) -> tuple:
-    mask, zero = out._saved, _scalar(0, grad.dtype)
-    return np.where(mask, grad, zero), np.where(mask, zero, grad)
+def _where_backward(out: Tensor, grad: Any) -> tuple:
+    mask = out._saved.astype(out.data.dtype)  # the condition, a constant 0/1
+    return grad * mask, grad * (1 - mask)
 
 
-def _maximum_backward(out: Tensor, grad: np.ndarray) -> tuple:
+def _maximum_backward(out: Tensor, grad: Any) -> tuple:
     # the winner gets the grad, a tie halves it (PyTorch); also minimum's rule
     a, b = out._parents
-    share_a = (a.data == out.data).astype(grad.dtype)
+    share_a = (a.data == out.data).astype(out.data.dtype)
     share_a -= 0.5 * (a.data == b.data)
     return grad * share_a, grad * (1 - share_a)
 
 
-def _logsumexp_backward(out: Tensor, grad: np.ndarray) -> tuple:
-    (a,), (axes, keepdims) = out._parents, out._saved
-    result = out.data if keepdims else _expand_reduced(out.data, a.shape, axes)
+def _logsumexp_backward(out: Tensor, grad: Any) -> tuple:
+    (a,), result, (axes, keepdims) = _inputs(out, grad), _output(out, grad), out._saved
     if not keepdims:
+        result = _expand_reduced(result, a.shape, axes)
         grad = _expand_reduced(grad, a.shape, axes)
-    return (grad * np.exp(a.data - result),)  # softmax over the axes
+    softmax = (a - result).exp() if _graph_mode(grad) else np.exp(a - result)
+    return (grad * softmax,)  # the softmax over the axes
 
 
-def _expand_backward(out: Tensor, grad: np.ndarray) -> tuple:
-    return (grad,)  # Tensor._backward sums it over the expanded axes
+def _expand_backward(out: Tensor, grad: Any) -> tuple:
+    return (grad,)  # Tensor.pushes sums it over the expanded axes
 
 
-def _rsqrt_backward(out: Tensor, grad: np.ndarray) -> tuple:
-    return (grad * -0.5 * out.data**3,)  # d(x^(−1/2))/dx = −½ x^(−3/2)
+def _rsqrt_backward(out: Tensor, grad: Any) -> tuple:
+    rsqrt = _output(out, grad)
+    return (grad * -0.5 * rsqrt**3,)  # d(x^(−1/2))/dx = −½ x^(−3/2)
 
 
-def _leaky_relu_backward(out: Tensor, grad: np.ndarray) -> tuple:
+def _leaky_relu_backward(out: Tensor, grad: Any) -> tuple:
     x, slope = out._parents[0].data, out._saved
-    return (grad * np.where(x > 0, 1, slope).astype(grad.dtype),)
+    return (grad * np.where(x > 0, 1, slope).astype(x.dtype),)
 
 
 def where(condition: Any, x: Any, y: Any) -> Tensor:
