@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from typing import Any
 
@@ -308,8 +308,7 @@ def hvp(loss: Any, params: Any, vector: Any) -> list[np.ndarray]:
     Returns:
         one array per parameter: the matching block of H·v.
     """
-    params = _as_list(list(params) if not isinstance(params, (list, tuple)) else params)
-    vector = _as_list(vector)
+    params, vector = list(params), list(vector)
     if len(vector) != len(params):
         raise ValueError(f"hvp: {len(params)} parameter(s) but {len(vector)} vector part(s)")
     for position, (param, part) in enumerate(zip(params, vector)):
@@ -319,15 +318,17 @@ def hvp(loss: Any, params: Any, vector: Any) -> list[np.ndarray]:
                 f"{param.shape}"
             )
     grads = grad(loss, params, create_graph=True, allow_unused=True)
+    return _hessian_times(grads, params, vector)
+
+
+def _hessian_times(grads: Sequence[Any], params: list[Any], vector: list[Any]) -> list[np.ndarray]:
+    """H·v = ∂(Σᵢ gᵢ·vᵢ)/∂θ, from the gradients g made with create_graph (one per θ)."""
     dot = None
     for g, part in zip(grads, vector):
-        if g is None or not g.requires_grad:
-            continue
-        term = (g * np.asarray(part, dtype=g.dtype)).sum()
-        dot = term if dot is None else dot + term
-    if dot is None:  # the gradient does not depend on the parameters: H = 0
-        return [np.zeros(p.shape, dtype=p.dtype) for p in params]
-    second = grad(dot, params, allow_unused=True)
+        if g is not None and g.requires_grad:  # else its block of the Hessian is 0
+            term = (g * np.asarray(part, dtype=g.dtype)).sum()
+            dot = term if dot is None else dot + term
+    second = [None] * len(params) if dot is None else grad(dot, params, allow_unused=True)
     return [np.zeros(p.shape, dtype=p.dtype) if s is None else s for p, s in zip(params, second)]
 
 
@@ -336,8 +337,9 @@ def top_hessian_eigenvalue(
 ) -> tuple[float, list[np.ndarray]]:
     """The eigenvalue of the loss's Hessian largest in magnitude, by power iteration on H·v.
 
-    v ← H·v / ‖H·v‖ repeated; λ = v·H·v (the Rayleigh quotient). The gradient's graph is
-    built once and differentiated again at every iteration.
+    v ← H·v / ‖H·v‖ repeated; λ = v·H·v (the Rayleigh quotient), until λ changes by less
+    than ``tol`` (relative) or after ``iterations`` steps. The gradient's graph is built
+    once and differentiated again at every step.
 
     Returns:
         (λ, v): the eigenvalue and its unit eigenvector (one array per parameter).
@@ -345,32 +347,25 @@ def top_hessian_eigenvalue(
     params = list(params)
     if iterations < 1:
         raise ValueError(f"top_hessian_eigenvalue: iterations must be >= 1, got {iterations}")
-    rng = np.random.default_rng(seed)
     grads = grad(loss, params, create_graph=True, allow_unused=True)
-    pairs = [(p, g) for p, g in zip(params, grads) if g is not None and g.requires_grad]
-    if not pairs:
-        return 0.0, [np.zeros(p.shape) for p in params]
-    vector = [rng.normal(size=p.shape) for p, _ in pairs]
+    rng = np.random.default_rng(seed)
+    vector = [rng.normal(size=p.shape) for p in params]
     eigenvalue = 0.0
     for _ in range(iterations):
-        norm = math.sqrt(sum(float((v * v).sum()) for v in vector))
-        vector = [v / norm for v in vector]
-        dot = None
-        for (_, g), v in zip(pairs, vector):
-            term = (g * v.astype(g.dtype)).sum()
-            dot = term if dot is None else dot + term
-        product = [np.asarray(h, dtype=float) for h in grad(dot, [p for p, _ in pairs])]
-        previous, eigenvalue = (
-            eigenvalue,
-            sum(float((v * h).sum()) for v, h in zip(vector, product)),
-        )
+        vector = _unit(vector)
+        product = [np.asarray(h, dtype=float) for h in _hessian_times(grads, params, vector)]
+        previous = eigenvalue
+        eigenvalue = sum(float((v * h).sum()) for v, h in zip(vector, product))
         vector = product
         if abs(eigenvalue - previous) <= tol * max(1.0, abs(eigenvalue)):
             break
+    return eigenvalue, _unit(vector)
+
+
+def _unit(vector: list[np.ndarray]) -> list[np.ndarray]:
+    """The vector (one array per parameter) scaled to norm 1 (left as is if it is 0)."""
     norm = math.sqrt(sum(float((v * v).sum()) for v in vector)) or 1.0
-    unit = iter([v / norm for v in vector])
-    chosen = {id(p) for p, _ in pairs}
-    return eigenvalue, [next(unit) if id(p) in chosen else np.zeros(p.shape) for p in params]
+    return [v / norm for v in vector]
 
 
 def _warn_if_repeated(root: Any) -> None:
