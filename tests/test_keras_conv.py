@@ -337,6 +337,10 @@ def test_bad_layer_arguments_and_shapes():
     with pytest.raises(ValueError, match=r"Flatten\(\)"):
         model.predict(np.zeros((2, 8, 8, 1)), verbose=0)
     assert model.input_shape is None and not model.layers[0].built
+    # a model without input_shape= builds from the first images it sees
+    model = Sequential([Conv2D(2, 3), MaxPooling2D(), Flatten(), Dense(3)], seed=0)
+    assert model.predict(np.zeros((2, 8, 7, 1)), verbose=0).shape == (2, 3)
+    assert model.input_shape == (None, 8, 7, 1) and model.layers[3].kernel.shape == (2 * 3 * 2, 3)
 
 
 # -- a Keras image model is an nn.Module ---------------------------------------------------------
@@ -406,6 +410,11 @@ def test_fold_batchnorm_folds_conv2d_into_batch_normalization():
     assert model.layers[1].moving_mean.data.any()  # the statistics being folded are not trivial
     np.testing.assert_allclose(folded(x).data, model.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
     assert isinstance(model.batch_normalization, BatchNormalization)  # the input is unchanged
+    # the folded model still summarizes: the BN's 4·3 parameters are gone, shapes kept
+    lines = []
+    folded.summary(print_fn=lines.append)
+    assert f"Total params: {model.count_params() - 12} " in lines[0]
+    assert "batch_normalization (Identity)" in lines[0] and "(None, 6, 6, 3)" in lines[0]
 
 
 def test_to_torch_gives_the_same_channels_last_model():

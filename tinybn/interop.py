@@ -162,6 +162,9 @@ def _channels_last(torch: Any) -> dict[str, type]:
     that permutes (N, H, W, C) to (N, C, H, W) and back, and pads as Keras's 'same'.
     Made once per torch module (torch is imported only when asked for)."""
     tnn, functional = torch.nn, torch.nn.functional
+    conv_base: Any = tnn.Conv2d
+    pool_base: Any = tnn.MaxPool2d
+    norm_base: Any = tnn.BatchNorm2d
 
     def keras_pad(layer: Any, x: Any, kernel: Any, stride: Any, dilation: Any, value: float):
         if layer.keras_padding != "same":
@@ -169,7 +172,7 @@ def _channels_last(torch: Any) -> dict[str, type]:
         top, bottom, left, right = same_pads(x.shape[2:], kernel, stride, dilation)
         return functional.pad(x, (left, right, top, bottom), value=value)
 
-    class ChannelsLastConv2d(tnn.Conv2d):
+    class ChannelsLastConv2d(conv_base):
         keras_padding = "valid"
 
         def forward(self, x: Any) -> Any:
@@ -178,7 +181,7 @@ def _channels_last(torch: Any) -> dict[str, type]:
             )
             return super().forward(x).permute(0, 2, 3, 1)
 
-    class ChannelsLastMaxPool2d(tnn.MaxPool2d):
+    class ChannelsLastMaxPool2d(pool_base):
         keras_padding = "valid"
 
         def forward(self, x: Any) -> Any:
@@ -187,7 +190,7 @@ def _channels_last(torch: Any) -> dict[str, type]:
             )
             return super().forward(x).permute(0, 2, 3, 1)
 
-    class ChannelsLastBatchNorm2d(tnn.BatchNorm2d):
+    class ChannelsLastBatchNorm2d(norm_base):
         def forward(self, x: Any) -> Any:
             return super().forward(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
 

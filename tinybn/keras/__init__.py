@@ -31,8 +31,8 @@ differently (Keras 3):
   initialized glorot-uniform, bias zero.
 * Images are channels last, (N, H, W, C) (nn: (N, C, H, W)): ``Conv2D`` holds an
   ``nn.Conv2d`` that transposes at its boundary, with Keras's 'valid'/'same' padding and
-  kernel layout (kh, kw, C_in, filters); ``MaxPooling2D`` is an ``nn.MaxPool2d`` and
-  ``Flatten`` an ``nn.Flatten`` on that layout; ``BatchNormalization`` on (N, H, W, C)
+  kernel layout (kh, kw, C_in, filters); ``MaxPooling2D`` pools as ``nn.MaxPool2d`` and
+  ``Flatten`` is an ``nn.Flatten`` on that layout; ``BatchNormalization`` on (N, H, W, C)
   normalizes each channel over N·H·W (spatial batch norm). ``nn.fold_batchnorm`` folds a
   ``Conv2D`` without activation into the ``BatchNormalization`` after it.
 * Optimizers use Keras's defaults and update rules (``Adam``: epsilon 1e-7 added to √v,

@@ -3,7 +3,7 @@
 Keras lays a batch of images out as (N, H, W, C); ``nn`` (as PyTorch) as (N, C, H, W). Each
 layer here takes and returns Keras's layout and transposes to nn's at its own boundary:
 ``Conv2D`` holds a ``ChannelsLastConv2d`` (an ``nn.Conv2d`` whose forward permutes in and
-out) and its activation, ``MaxPooling2D`` IS an ``nn.MaxPool2d`` with such a forward, and
+out) and its activation, ``MaxPooling2D`` permutes around ``F.max_pool2d``, and
 ``Flatten`` IS an ``nn.Flatten`` (flattening (H, W, C) in that order is Keras's order
 already). ``BatchNormalization`` on (N, H, W, C) lives in ``layers`` with the 2-D case.
 
@@ -293,9 +293,9 @@ class Conv2D(Layer, nn.Sequential):
         )
 
 
-class MaxPooling2D(Layer, nn.MaxPool2d):
-    """The maximum of each pool_size window of (N, H, W, C) images, channel by channel: an
-    ``nn.MaxPool2d`` with Keras's channels-last layout and padding.
+class MaxPooling2D(Layer):
+    """The maximum of each pool_size window of (N, H, W, C) images, channel by channel:
+    ``F.max_pool2d`` (as ``nn.MaxPool2d``) with Keras's channels-last layout and padding.
 
     Args:
         pool_size: int or (ph, pw). strides: int or pair; None (default) = pool_size.
@@ -317,7 +317,7 @@ class MaxPooling2D(Layer, nn.MaxPool2d):
         _check_data_format(data_format)
         pool = _int_pair(pool_size, "pool_size")
         stride = pool if strides is None else _int_pair(strides, "strides")
-        nn.MaxPool2d.__init__(self, pool, stride)
+        nn.Module.__init__(self)
         self._init_layer(name, True)
         self.pool_size, self.strides, self.padding = pool, stride, _padding(padding)
 

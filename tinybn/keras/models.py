@@ -201,14 +201,15 @@ class Sequential(nn.Sequential):
                 f'layer "{name}" declares {what}, but receives {got} from the layer before it'
             )
         if getattr(layer, "built", False) and layer._in_shape != shape:
-            built, got = layer._in_shape, shape
-            if len(built) == len(got) == 1:
+            built = layer._in_shape
+            if len(built) == len(shape) == 1:
                 raise ValueError(
-                    f'layer "{name}" was built for {built[0]} input features, but receives {got[0]}'
+                    f'layer "{name}" was built for {built[0]} input features, '
+                    f"but receives {shape[0]}"
                 )
             raise ValueError(
                 f'layer "{name}" was built for input of shape {_shape_text(built)}, '
-                f"but receives {_shape_text(got)}"
+                f"but receives {_shape_text(shape)}"
             )
 
     def _build_layers(self) -> None:
