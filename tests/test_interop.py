@@ -214,8 +214,8 @@ def test_what_cannot_convert_is_a_type_error_naming_it():
     custom = keras.Sequential([keras.Dense(2, activation=lambda x: x * 2, input_dim=2)])
     with pytest.raises(TypeError, match="CustomActivation"):
         to_torch(custom)
-    with pytest.raises(TypeError, match="Conv2d"):
-        from_torch(torch.nn.Sequential(torch.nn.Conv2d(1, 1, 3)))
+    with pytest.raises(TypeError, match="Conv1d"):  # Conv2d converts since issue 16
+        from_torch(torch.nn.Sequential(torch.nn.Conv1d(1, 1, 3)))
     with pytest.raises(TypeError, match="tinybn nn.Module"):
         to_torch(torch.nn.Linear(2, 2))
     with pytest.raises(TypeError, match="torch.nn.Module"):

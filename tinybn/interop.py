@@ -3,26 +3,35 @@
 Both build the equivalent model layer by layer, with copies of every parameter and
 buffer (running statistics included), the same ``requires_grad`` flags and the same train
 or eval mode, so the two give the same outputs. The layers both frameworks have:
-Sequential, Linear, BatchNorm1d, LayerNorm, Dropout, ReLU, Sigmoid, Tanh, Softmax and
-Identity. A ``tinybn.keras`` model converts through the nn layers it is made of (a Keras
-``BatchNormalization`` becomes a ``torch.nn.BatchNorm1d`` with momentum 1 − Keras's);
-``from_torch`` always returns plain ``tinybn.nn`` modules.
+Sequential, Linear, Conv2d, MaxPool2d, AvgPool2d, Flatten, BatchNorm1d, BatchNorm2d,
+LayerNorm, Dropout, ReLU, Sigmoid, Tanh, Softmax and Identity. A ``tinybn.keras`` model
+converts through the nn layers it is made of (a Keras ``BatchNormalization`` becomes a
+``torch.nn.BatchNorm1d`` with momentum 1 − Keras's). Keras's image layers work on
+channels-last (N, H, W, C) batches; they become subclasses of torch's Conv2d, MaxPool2d and
+BatchNorm2d, made here, that permute to channels first and back around torch's forward
+(and pad as Keras's padding='same'), so the torch model takes the same (N, H, W, C) input
+and has the same state_dict keys. ``from_torch`` always returns plain ``tinybn.nn``
+modules (and refuses those channels-last subclasses).
 
 torch is imported inside these functions only: importing tinybn never imports it.
 """
 
 from __future__ import annotations
 
+import functools
 import inspect
+import math
 from collections import OrderedDict
 from typing import Any, cast
 
 import numpy as np
 
 from tinybn import keras, nn
+from tinybn.keras.layers_conv import ChannelsLastConv2d, same_pads
 
 _SUPPORTED = (
-    "Sequential, Linear, BatchNorm1d, LayerNorm, Dropout, ReLU, Sigmoid, Tanh, Softmax, Identity"
+    "Sequential, Linear, Conv2d, MaxPool2d, AvgPool2d, Flatten, BatchNorm1d, BatchNorm2d, "
+    "LayerNorm, Dropout, ReLU, Sigmoid, Tanh, Softmax, Identity"
 )
 
 
@@ -92,7 +101,35 @@ def _to_torch(module: Any, torch: Any) -> Any:
         out.weight = _parameter(torch, module.weight)
         if module.bias is not None:
             out.bias = _parameter(torch, module.bias)
-    elif kind in (nn.BatchNorm1d, keras.BatchNormalization):
+    elif kind is nn.Conv2d:
+        out = _conv_to_torch(module, torch, tnn.Conv2d, module.padding, module.padding_mode)
+    elif kind is ChannelsLastConv2d:
+        out = _conv_to_torch(module, torch, _channels_last(torch)["conv"], 0, "zeros")
+        out.keras_padding = module.keras_padding
+    elif kind is nn.MaxPool2d:
+        out = tnn.MaxPool2d(
+            module.kernel_size,
+            module.stride,
+            module.padding,
+            module.dilation,
+            False,
+            module.ceil_mode,
+        )
+    elif kind is keras.MaxPooling2D:
+        out = _channels_last(torch)["max_pool"](module.pool_size, module.strides)
+        out.keras_padding = module.padding
+    elif kind is nn.AvgPool2d:
+        out = tnn.AvgPool2d(
+            module.kernel_size,
+            module.stride,
+            module.padding,
+            module.ceil_mode,
+            module.count_include_pad,
+            module.divisor_override,
+        )
+    elif kind in (nn.Flatten, keras.Flatten):
+        out = tnn.Flatten(module.start_dim, module.end_dim)
+    elif kind in (nn.BatchNorm1d, nn.BatchNorm2d, keras.BatchNormalization):
         out = _batch_norm_to_torch(module, torch)
     elif kind is nn.LayerNorm:
         out = tnn.LayerNorm(
@@ -119,16 +156,82 @@ def _to_torch(module: Any, torch: Any) -> Any:
     return out
 
 
+@functools.cache
+def _channels_last(torch: Any) -> dict[str, type]:
+    """torch layers for Keras's channels-last image layers: torch's own, with a forward
+    that permutes (N, H, W, C) to (N, C, H, W) and back, and pads as Keras's 'same'.
+    Made once per torch module (torch is imported only when asked for)."""
+    tnn, functional = torch.nn, torch.nn.functional
+    conv_base: Any = tnn.Conv2d
+    pool_base: Any = tnn.MaxPool2d
+    norm_base: Any = tnn.BatchNorm2d
+
+    def keras_pad(layer: Any, x: Any, kernel: Any, stride: Any, dilation: Any, value: float):
+        if layer.keras_padding != "same":
+            return x
+        top, bottom, left, right = same_pads(x.shape[2:], kernel, stride, dilation)
+        return functional.pad(x, (left, right, top, bottom), value=value)
+
+    class ChannelsLastConv2d(conv_base):
+        keras_padding = "valid"
+
+        def forward(self, x: Any) -> Any:
+            x = keras_pad(
+                self, x.permute(0, 3, 1, 2), self.kernel_size, self.stride, self.dilation, 0.0
+            )
+            return super().forward(x).permute(0, 2, 3, 1)
+
+    class ChannelsLastMaxPool2d(pool_base):
+        keras_padding = "valid"
+
+        def forward(self, x: Any) -> Any:
+            x = keras_pad(
+                self, x.permute(0, 3, 1, 2), self.kernel_size, self.stride, (1, 1), -math.inf
+            )
+            return super().forward(x).permute(0, 2, 3, 1)
+
+    class ChannelsLastBatchNorm2d(norm_base):
+        def forward(self, x: Any) -> Any:
+            return super().forward(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+
+    return {
+        "conv": ChannelsLastConv2d,
+        "max_pool": ChannelsLastMaxPool2d,
+        "batch_norm": ChannelsLastBatchNorm2d,
+    }
+
+
+def _conv_to_torch(module: Any, torch: Any, kind: type, padding: Any, padding_mode: str) -> Any:
+    out = kind(
+        module.in_channels,
+        module.out_channels,
+        module.kernel_size,
+        stride=module.stride,
+        padding=padding,
+        dilation=module.dilation,
+        groups=module.groups,
+        bias=module.bias is not None,
+        padding_mode=padding_mode,
+    )
+    out.weight = _parameter(torch, module.weight)
+    if module.bias is not None:
+        out.bias = _parameter(torch, module.bias)
+    return out
+
+
 def _batch_norm_to_torch(module: Any, torch: Any) -> Any:
     has_affine = module.weight is not None or module.bias is not None
     momentum = module.momentum
+    kind = torch.nn.BatchNorm2d if isinstance(module, nn.BatchNorm2d) else torch.nn.BatchNorm1d
     if isinstance(module, keras.BatchNormalization):
         # Keras weighs the old value (never None), PyTorch the new one
         momentum = 1.0 - cast(float, module.momentum)
+        if module.input_shape is not None and len(module.input_shape) == 4:  # (N, H, W, C)
+            kind = _channels_last(torch)["batch_norm"]
     options: dict[str, Any] = {}
     if module.weight is not None and module.bias is None and _has_bias_option(torch):
         options["bias"] = False  # PyTorch ≥ 2.13's BatchNorm(bias=False), as nn's
-    out = torch.nn.BatchNorm1d(
+    out = kind(
         module.num_features,
         eps=module.eps,
         momentum=momentum,
@@ -204,8 +307,42 @@ def _from_torch(module: Any, torch: Any) -> nn.Module:
             bias=module.bias is not None,
             rng=np.random.default_rng(0),
         )
-    elif kind is tnn.BatchNorm1d:
-        out = nn.BatchNorm1d(
+    elif kind is tnn.Conv2d:
+        out = nn.Conv2d(
+            module.in_channels,
+            module.out_channels,
+            module.kernel_size,
+            module.stride,
+            module.padding,
+            module.dilation,
+            module.groups,
+            bias=module.bias is not None,
+            padding_mode=module.padding_mode,
+            rng=np.random.default_rng(0),  # overwritten at once, as Linear's
+        )
+    elif kind is tnn.MaxPool2d:
+        if module.return_indices:
+            raise ValueError("from_torch: MaxPool2d(return_indices=True) is not supported")
+        out = nn.MaxPool2d(
+            module.kernel_size,
+            module.stride,
+            module.padding,
+            module.dilation,
+            ceil_mode=module.ceil_mode,
+        )
+    elif kind is tnn.AvgPool2d:
+        out = nn.AvgPool2d(
+            module.kernel_size,
+            module.stride,
+            module.padding,
+            module.ceil_mode,
+            module.count_include_pad,
+            module.divisor_override,
+        )
+    elif kind is tnn.Flatten:
+        out = nn.Flatten(module.start_dim, module.end_dim)
+    elif kind in (tnn.BatchNorm1d, tnn.BatchNorm2d):
+        out = getattr(nn, kind.__name__)(
             module.num_features,
             eps=module.eps,
             momentum=module.momentum,

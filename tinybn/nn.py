@@ -1062,11 +1062,53 @@ def _fold_linear_bn(linear: Linear, bn: BatchNorm1d) -> Linear:
     return folded
 
 
-def fold_batchnorm(model: Module) -> Module:
-    """A new eval-mode model with every Linear → BatchNorm1d pair folded into one Linear.
+def _fold_conv_bn(conv: Conv2d, bn: _BatchNorm) -> Conv2d:
+    """A copy of ``conv`` computing bn(conv(x)) in eval mode: each output channel o of a
+    convolution is a Linear on the windows, so the Linear rule holds channel by channel:
+        W'[o] = s_o·W[o],   b'_o = s_o·(b_o − E_o) + β_o,   s_o = γ_o/√(Var_o + ε).
+    The copy keeps the conv's class and options (stride, padding, groups, a channels-last
+    forward); it gets a bias if it had none."""
+    dtype = conv.weight.dtype
+    var = bn.running_var.data.astype(np.float64)
+    scale = 1.0 / np.sqrt(var + bn.eps)
+    if bn.weight is not None:
+        scale = bn.weight.data.astype(np.float64) * scale
+    shift = bn.bias.data.astype(np.float64) if bn.bias is not None else np.zeros_like(var)
+    bias = conv.bias.data.astype(np.float64) if conv.bias is not None else 0.0
+    folded = copy.deepcopy(conv)
+    folded.weight = Parameter((scale[:, None, None, None] * conv.weight.data).astype(dtype))
+    folded.bias = Parameter((scale * (bias - bn.running_mean.data) + shift).astype(dtype))
+    return folded
 
-    Inside every Sequential of the model (at any depth), a Linear immediately followed by
-    a BatchNorm1d that tracks running statistics becomes one Linear computing the same
+
+def _foldable(layer: Any, bn: Any) -> bool:
+    """``bn`` right after ``layer`` normalizes its output channels with running statistics:
+    Linear → BatchNorm1d, or Conv2d → BatchNorm2d, or a channels-last conv → a
+    channels-last batch norm (``channels_last``: tinybn.keras's Conv2D and
+    BatchNormalization on (N, H, W, C) images)."""
+    if not (isinstance(bn, _BatchNorm) and bn.track_running_stats):
+        return False
+    if bn.running_mean is None:
+        return False
+    if isinstance(layer, Linear):
+        return isinstance(bn, BatchNorm1d) and bn.num_features == layer.out_features
+    if isinstance(layer, Conv2d):
+        channels_last = getattr(layer, "channels_last", False)
+        if channels_last != getattr(bn, "channels_last", False):
+            return False
+        return (channels_last or isinstance(bn, BatchNorm2d)) and (
+            bn.num_features == layer.out_channels
+        )
+    return False
+
+
+def fold_batchnorm(model: Module) -> Module:
+    """A new eval-mode model with every Linear → BatchNorm1d pair folded into one Linear,
+    and every Conv2d → BatchNorm2d pair into one Conv2d.
+
+    Inside every Sequential of the model (at any depth), a Linear (Conv2d) immediately
+    followed by a BatchNorm1d (BatchNorm2d) that tracks running statistics becomes one
+    Linear (Conv2d) computing the same
     function as the pair in eval mode — also when the two sit on either side of a nested
     Sequential's boundary (``Sequential(Linear, Sequential(BatchNorm1d, ReLU))``: they
     still run one right after the other); the BatchNorm1d's place is taken by an Identity
@@ -1082,14 +1124,10 @@ def fold_batchnorm(model: Module) -> Module:
             if not isinstance(module, Sequential):
                 continue
             chain = _run_order(module)
-            for (home, first, linear), (bn_home, second, bn) in zip(chain, chain[1:]):
-                if (
-                    isinstance(linear, Linear)
-                    and isinstance(bn, BatchNorm1d)
-                    and bn.track_running_stats
-                    and bn.num_features == linear.out_features
-                ):
-                    home.add_module(first, _fold_linear_bn(linear, bn))
+            for (home, first, layer), (bn_home, second, bn) in zip(chain, chain[1:]):
+                if _foldable(layer, bn):
+                    fold = _fold_linear_bn if isinstance(layer, Linear) else _fold_conv_bn
+                    home.add_module(first, fold(layer, bn))
                     bn_home.add_module(second, Identity())
     return folded_model.eval()
 

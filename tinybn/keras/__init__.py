@@ -1,4 +1,5 @@
-"""A Keras-style facade over ``tinybn.nn``: Sequential, Dense, BatchNormalization, fit.
+"""A Keras-style facade over ``tinybn.nn``: Sequential, Dense, Conv2D, MaxPooling2D,
+Flatten, BatchNormalization, fit.
 
 The lecture notes' snippet runs as written, with only the import changed::
 
@@ -28,6 +29,12 @@ differently (Keras 3):
   A training batch of one sample is allowed: μ = x and σ² = 0, so the output is β.
 * ``Dense`` shows its kernel as (input_dim, units) (``nn.Linear.weight`` is the transpose),
   initialized glorot-uniform, bias zero.
+* Images are channels last, (N, H, W, C) (nn: (N, C, H, W)): ``Conv2D`` holds an
+  ``nn.Conv2d`` that transposes at its boundary, with Keras's 'valid'/'same' padding and
+  kernel layout (kh, kw, C_in, filters); ``MaxPooling2D`` pools as ``nn.MaxPool2d`` and
+  ``Flatten`` is an ``nn.Flatten`` on that layout; ``BatchNormalization`` on (N, H, W, C)
+  normalizes each channel over N·H·W (spatial batch norm). ``nn.fold_batchnorm`` folds a
+  ``Conv2D`` without activation into the ``BatchNormalization`` after it.
 * Optimizers use Keras's defaults and update rules (``Adam``: epsilon 1e-7 added to √v,
   not to the bias-corrected √v̂; ``SGD``: learning rate 0.01, velocity form of momentum;
   ``RMSprop``: epsilon inside the square root).
@@ -38,12 +45,13 @@ Randomness (weight initialization, shuffling in ``fit``, dropout masks) comes fr
 model's own generator, made by ``layers._generator``: ``Sequential(seed=0)`` makes everything
 reproducible.
 
-Modules: ``layers`` (the layers, built from nn), ``losses`` (losses and accuracy metrics),
+Modules: ``layers`` (the layers, built from nn), ``layers_conv`` (the image layers),
+``losses`` (losses and accuracy metrics),
 ``optimizers`` (Keras's update rules on tinybn.optim), ``models`` (Sequential: compile, fit,
 evaluate, predict, summary, get/set_weights, save; ``load_model``).
 """
 
-from tinybn.keras import layers, losses, models, optimizers
+from tinybn.keras import layers, layers_conv, losses, models, optimizers
 from tinybn.keras.layers import (
     Activation,
     BatchNormalization,
@@ -54,6 +62,7 @@ from tinybn.keras.layers import (
     Layer,
     get_activation,
 )
+from tinybn.keras.layers_conv import Conv2D, Flatten, MaxPooling2D
 from tinybn.keras.losses import (
     binary_crossentropy,
     categorical_crossentropy,
@@ -67,6 +76,9 @@ __all__ = [
     "Sequential",
     "Layer",
     "Dense",
+    "Conv2D",
+    "MaxPooling2D",
+    "Flatten",
     "BatchNormalization",
     "Dropout",
     "Activation",
@@ -78,6 +90,7 @@ __all__ = [
     "Adam",
     "RMSprop",
     "layers",
+    "layers_conv",
     "losses",
     "optimizers",
     "models",

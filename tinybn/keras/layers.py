@@ -116,7 +116,10 @@ def get_activation(identifier: str | Callable | None) -> tuple[str, Callable[[Te
 
 
 def _snake_case(name: str) -> str:
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+    """Keras's ``to_snake_case``: BatchNormalization → batch_normalization, Conv2D → conv2d,
+    MaxPooling2D → max_pooling2d (a layer's default name)."""
+    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
 def _declared_width(input_dim: int | None, input_shape: Sequence[int] | None) -> int | None:
@@ -126,18 +129,61 @@ def _declared_width(input_dim: int | None, input_shape: Sequence[int] | None) ->
         shape = tuple(input_shape)
         if len(shape) != 1:
             raise ValueError(
-                f"tinybn.keras works on flat feature vectors: input_shape must be (features,), "
-                f"got {shape}"
+                f"Dense works on flat feature vectors: input_shape must be (features,), "
+                f"got {shape} (put a Flatten() before it)"
             )
         input_dim = shape[0]
     return None if input_dim is None else _check_positive_int(input_dim, "input_dim")
 
 
-class Layer(nn.Module):
-    """Keras's layer API on an ``nn.Module``. Works on (N, features) float32 Tensors.
+def _sample_shape(input_shape: Any, name: str = "input_shape") -> tuple[int, ...]:
+    """The shape of one sample from Keras's ways of giving it: an int d (→ (d,)), a shape
+    whose first entry is None (the batch axis: (None, 28, 28, 1) → (28, 28, 1)), or a
+    shape of one sample ((d,) or (28, 28, 1))."""
+    if isinstance(input_shape, (int, np.integer)) and not isinstance(input_shape, bool):
+        return (_check_positive_int(input_shape, name),)
+    try:
+        shape = tuple(input_shape)
+    except TypeError:
+        raise TypeError(f"{name} must be an int or a tuple of ints, got {input_shape!r}") from None
+    if shape and shape[0] is None:
+        shape = shape[1:]
+    if not shape:
+        raise ValueError(f"{name} must give at least one axis besides the batch, got {input_shape}")
+    return tuple(_check_positive_int(n, name) for n in shape)
 
-    A layer is *built* once its input width is known (Keras's deferred building; PyTorch's
-    Lazy modules do the same); building creates its nn layers and weights. ``weights``
+
+def _shape_text(shape: tuple[int, ...]) -> str:
+    """(None, 8, 8, 1): a batch of samples of ``shape``, as Keras prints it."""
+    return str((None, *shape))
+
+
+def _check_sample_shape(shape: tuple[int, ...], expected: tuple[int, ...], what: str) -> None:
+    """A batch of ``shape`` holds samples of ``expected`` shape; else a ValueError that names
+    the first axis that differs, as Keras's message does."""
+    if len(shape) != len(expected) + 1:
+        raise ValueError(
+            f"{what} is incompatible with the layer: expected ndim={len(expected) + 1}, "
+            f"found ndim={len(shape)}: expected input of shape {_shape_text(expected)}, "
+            f"got {shape}"
+        )
+    for axis in range(-1, -len(shape), -1):
+        if shape[axis] != expected[axis]:
+            raise ValueError(
+                f"{what} is incompatible with the layer: expected axis {axis} of input shape "
+                f"to have value {expected[axis]}, but received input with shape "
+                f"{_shape_text(shape[1:])}"
+            )
+
+
+class Layer(nn.Module):
+    """Keras's layer API on an ``nn.Module``. Works on float32 Tensors of shape
+    (N, features) or, channels last as Keras, (N, H, W, C).
+
+    A layer is *built* once its input shape is known (Keras's deferred building; PyTorch's
+    Lazy modules do the same); building creates its nn layers and weights. ``input_shape``
+    and ``output_shape`` are then (None, *one sample's shape*), as Keras prints them;
+    ``input_dim`` / ``output_dim`` their last axes (features or channels). ``weights``
     lists the weight tensors in Keras's order (trainable ones first within a layer);
     ``get_weights``/``set_weights`` use Keras's layouts (a Dense kernel as (in, units)).
     ``layer(x, training=...)`` runs in that mode; ``training=None`` keeps the module's mode,
@@ -151,17 +197,53 @@ class Layer(nn.Module):
         self.name = name
         self._trainable = bool(trainable)
         self.built = False
-        self.input_dim: int | None = None
-        self.output_dim: int | None = None
-        self.declared_input_dim: int | None = None  # from input_dim= / input_shape=
+        self._in_shape: tuple[int, ...] | None = None  # one sample's shape, once built
+        self._out_shape: tuple[int, ...] | None = None
+        self.declared_input_shape: tuple[int, ...] | None = None  # input_dim= / input_shape=
         object.__setattr__(self, "training", False)  # Keras's calls default to inference
 
     # subclasses override these
+    _sample_ndims: tuple[int, ...] | None = None  # the ranks of one sample it takes (None: any)
+    _expects = "input"  # what a sample must be, for the error on a wrong rank
+
     def _create_weights(self, input_dim: int, rng: np.random.Generator) -> None:
-        pass
+        """Make the weights for samples of shape ``self._in_shape`` (last axis input_dim)."""
 
     def _output_dim(self, input_dim: int) -> int:
         return input_dim
+
+    def _output_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        """One output sample's shape from one input sample's (default: the last axis by
+        ``_output_dim``)."""
+        return shape[:-1] + (self._output_dim(shape[-1]),)
+
+    @property
+    def input_dim(self) -> int | None:
+        """The last axis of the input (features, or channels for (N, H, W, C))."""
+        return None if self._in_shape is None else self._in_shape[-1]
+
+    @property
+    def output_dim(self) -> int | None:
+        return None if self._out_shape is None else self._out_shape[-1]
+
+    @property
+    def input_shape(self) -> tuple[int | None, ...] | None:
+        """(None, *sample shape) once built, as Keras shows it."""
+        return None if self._in_shape is None else (None, *self._in_shape)
+
+    @property
+    def output_shape(self) -> tuple[int | None, ...] | None:
+        return None if self._out_shape is None else (None, *self._out_shape)
+
+    @property
+    def declared_input_dim(self) -> int | None:
+        """The width a flat layer was declared with (input_dim= or input_shape=(d,))."""
+        shape = self.declared_input_shape
+        return shape[-1] if shape is not None and len(shape) == 1 else None
+
+    def _nn_layout(self, index: int, array: np.ndarray) -> np.ndarray:
+        """The inverse of ``_keras_layout``: a weight given as Keras lays it out, as nn keeps it."""
+        return self._keras_layout(index, array)
 
     @property
     def weights(self) -> list[Tensor]:
@@ -188,33 +270,40 @@ class Layer(nn.Module):
         self._trainable = bool(value)
         self.requires_grad_(self._trainable)
 
-    def build(self, input_dim: int, rng: np.random.Generator | None = None) -> None:
-        """Create the weights for inputs of width ``input_dim``."""
-        input_dim = _check_positive_int(input_dim, "input_dim")
+    def build(self, input_shape: Any, rng: np.random.Generator | None = None) -> None:
+        """Create the weights for inputs of ``input_shape``: a width d, (None, *sample
+        shape) as Keras, or one sample's shape ((d,), (H, W, C))."""
+        shape = _sample_shape(input_shape)
         if self.name is None:  # a layer used on its own; in a model, the model names it
             self.name = _snake_case(type(self).__name__)
-        self.input_dim = input_dim
-        self.output_dim = self._output_dim(input_dim)
-        self._create_weights(input_dim, rng if rng is not None else _generator(None))
+        self._check_rank(shape)
+        out_shape = self._output_shape(shape)  # raises (e.g. a kernel larger than the input)
+        self._in_shape, self._out_shape = shape, out_shape
+        self._create_weights(shape[-1], rng if rng is not None else _generator(None))
         self.train(self.training)  # the nn layers just made take the layer's mode
         self.built = True
         self.requires_grad_(self._trainable)
 
+    def _check_rank(self, shape: tuple[int, ...]) -> None:
+        """One sample has a rank this layer takes."""
+        if self._sample_ndims is not None and len(shape) not in self._sample_ndims:
+            name = self.name or _snake_case(type(self).__name__)
+            raise ValueError(
+                f'layer "{name}" ({type(self).__name__}) expects {self._expects}, but receives '
+                f"input of shape {_shape_text(shape)} ({len(shape) + 1}-d)"
+            )
+
     def __call__(self, x: Any, training: bool | None = None) -> Tensor:
         if not isinstance(x, Tensor):
             x = Tensor(np.asarray(x, dtype=FLOATX))
-        if x.ndim != 2:
+        if x.ndim < 2:
             raise ValueError(
-                f'Layer "{self.name}" expects input of shape (batch, features), got {x.shape}'
+                f'Layer "{self.name}" expects a batch of samples (batch, ...), got {x.shape}'
             )
         if not self.built:
-            self.build(x.shape[1])
-        if x.shape[1] != self.input_dim:
-            raise ValueError(
-                f'Input 0 of layer "{self.name}" is incompatible with the layer: expected axis '
-                f"-1 of input shape to have value {self.input_dim}, but received input with "
-                f"shape {(None, x.shape[1])}"
-            )
+            self.build(x.shape[1:])
+        assert self._in_shape is not None
+        _check_sample_shape(x.shape, self._in_shape, f'Input 0 of layer "{self.name}"')
         if training is None or bool(training) == self.training:
             return self.forward(x)
         with _mode(self, training):
@@ -238,6 +327,24 @@ class Layer(nn.Module):
     def get_weights(self) -> list[np.ndarray]:
         return [self._keras_layout(i, w.data).copy() for i, w in enumerate(self.weights)]
 
+    def set_weights(self, values: Sequence[Any]) -> None:
+        """Replace this layer's weights (Keras's layouts, as get_weights); all checked first."""
+        weights = self.weights
+        if len(values) != len(weights):
+            raise ValueError(
+                f'layer "{self.name}": set_weights expected {len(weights)} arrays, got '
+                f"{len(values)}"
+            )
+        arrays = [np.asarray(v, dtype=FLOATX) for v in values]
+        for i, (w, a) in enumerate(zip(weights, arrays)):
+            expected = self._keras_layout(i, w.data).shape
+            if a.shape != expected:
+                raise ValueError(
+                    f"set_weights: shape mismatch: {w.label}: expected {expected}, got {a.shape}"
+                )
+        for i, (w, a) in enumerate(zip(weights, arrays)):
+            w.data = np.ascontiguousarray(self._nn_layout(i, a))
+
     def __bool__(self) -> bool:  # a layer is truthy, even one that holds no nn layers yet
         return True
 
@@ -258,6 +365,9 @@ class Dense(Layer, nn.Sequential):
         which is (units, input_dim) as in PyTorch.
     """
 
+    _sample_ndims = (1,)
+    _expects = "input of shape (batch, features) (put a Flatten() before it)"
+
     def __init__(
         self,
         units: int,
@@ -274,7 +384,8 @@ class Dense(Layer, nn.Sequential):
         self.activation_name, module = _activation_module(activation)
         object.__setattr__(self, "_activation", module)  # a child once built, after linear
         self.use_bias = use_bias
-        self.declared_input_dim = _declared_width(input_dim, input_shape)
+        width = _declared_width(input_dim, input_shape)
+        self.declared_input_shape = None if width is None else (width,)
 
     def _output_dim(self, input_dim: int) -> int:
         return self.units
@@ -352,13 +463,21 @@ class BatchNormalization(Layer, nn.BatchNorm1d):
         momentum: weight of the OLD moving value (Keras 0.99; PyTorch's 0.1 is 1 − this).
         epsilon: added to the variance (Keras 1e-3).
         center: learn β (else no shift). scale: learn γ (else no scale).
-        axis: the feature axis, -1 (channels last; for (N, C) input the same as axis 1).
+        axis: the feature axis, -1: the last (for (N, C) input the same as 1; for
+            (N, H, W, C) images, channels last as Keras, the same as 3).
+    On (N, H, W, C) input this is spatial batch norm (``nn.BatchNorm2d``'s math with the
+    channels last): one μ_B and σ²_B per channel over the N·H·W values of the batch. The
+    input is viewed as (N, C, H·W), normalized as an ``nn.BatchNorm1d`` does, and viewed
+    back.
     Weights (each (C,)): gamma (ones), beta (zeros) — trainable; moving_mean (zeros),
         moving_variance (ones) — non-trainable. They are nn's weight, bias, running_mean
         and running_var (state_dict keys); nn's num_batches_tracked counts the steps.
     """
 
     _allow_batch_of_one = True
+    _sample_ndims = (1, 3)
+    _expects = "input of shape (batch, features) or (batch, height, width, channels)"
+    channels_last = True  # nn.fold_batchnorm folds it into a channels-last conv before it
 
     def __init__(
         self,
@@ -371,8 +490,11 @@ class BatchNormalization(Layer, nn.BatchNorm1d):
         trainable: bool = True,
     ) -> None:
         nn.Module.__init__(self)  # nn.BatchNorm1d.__init__ runs in build, once C is known
-        if axis not in (-1, 1):
-            raise ValueError(f"tinybn.keras normalizes the feature axis (-1) only, got axis={axis}")
+        if isinstance(axis, bool) or axis not in (-1, 1, 3):
+            raise ValueError(
+                f"tinybn.keras normalizes the last axis (axis=-1; 1 for (N, C), 3 for "
+                f"(N, H, W, C)) only, got axis={axis}"
+            )
         if not 0.0 <= momentum <= 1.0:
             raise ValueError(f"momentum must be in [0, 1], got {momentum}")
         if not epsilon > 0:
@@ -382,10 +504,19 @@ class BatchNormalization(Layer, nn.BatchNorm1d):
         self.eps = float(epsilon)
         self.center = center
         self.scale = scale
+        self.axis = int(axis)
 
     @property
     def epsilon(self) -> float:
         return self.eps
+
+    def _check_rank(self, shape: tuple[int, ...]) -> None:
+        super()._check_rank(shape)
+        if self.axis not in (-1, len(shape)):  # the last axis of (N, *shape)
+            raise ValueError(
+                f'layer "{self.name}": axis={self.axis} is not the last axis of input of shape '
+                f"{_shape_text(shape)}; tinybn.keras normalizes the last axis (axis=-1) only"
+            )
 
     def _create_weights(self, input_dim: int, rng: np.random.Generator) -> None:
         training = self.training
@@ -419,8 +550,18 @@ class BatchNormalization(Layer, nn.BatchNorm1d):
     def forward(self, x: Any) -> Tensor:
         if self.training and not self.trainable:  # Keras: a frozen BN layer runs in inference
             with _mode(self, False):
-                return nn.BatchNorm1d.forward(self, x)
-        return nn.BatchNorm1d.forward(self, x)
+                return self._channels_last_forward(x)
+        return self._channels_last_forward(x)
+
+    def _channels_last_forward(self, x: Any) -> Tensor:
+        """(N, C) as nn.BatchNorm1d; (N, ..., C) viewed as (N, C, L), normalized, viewed back."""
+        if not isinstance(x, Tensor):
+            x = Tensor(np.asarray(x, dtype=FLOATX))
+        if x.ndim <= 2:
+            return nn.BatchNorm1d.forward(self, x)
+        shape = x.shape
+        by_channel = x.reshape(shape[0], -1, shape[-1]).permute(0, 2, 1)
+        return nn.BatchNorm1d.forward(self, by_channel).permute(0, 2, 1).reshape(shape)
 
     @property
     def gamma(self) -> Tensor | None:
@@ -455,6 +596,7 @@ class BatchNormalization(Layer, nn.BatchNorm1d):
             "epsilon": self.eps,
             "center": self.center,
             "scale": self.scale,
+            "axis": self.axis,
         }
 
     def extra_repr(self) -> str:
@@ -511,19 +653,21 @@ class Activation(Layer, nn.Sequential):
 
 
 class InputLayer(Layer):
-    """Declares the input width; made by ``Input(shape=(d,))``. Not listed in ``model.layers``."""
+    """Declares the input shape of one sample; made by ``Input(shape=(d,))`` or
+    ``Input(shape=(H, W, C))``. Not listed in ``model.layers``."""
 
     def __init__(self, shape: Sequence[int], name: str | None = None) -> None:
         nn.Module.__init__(self)
         self._init_layer(name, True)
-        self.declared_input_dim = _declared_width(None, shape)
+        self.declared_input_shape = _sample_shape(shape, "shape")
 
     def forward(self, x: Tensor) -> Tensor:
         return x
 
 
 def Input(shape: Sequence[int], name: str | None = None) -> InputLayer:
-    """``Input(shape=(d,))`` as the first entry of a Sequential model fixes its input width."""
+    """``Input(shape=(d,))`` or ``Input(shape=(H, W, C))`` as the first entry of a
+    Sequential model fixes the shape of its samples."""
     return InputLayer(shape, name)
 
 

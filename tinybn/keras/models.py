@@ -24,8 +24,11 @@ from tinybn.keras.layers import (
     InputLayer,
     Layer,
     _check_positive_int,
+    _check_sample_shape,
     _generator,
     _mode,
+    _sample_shape,
+    _shape_text,
     _snake_case,
 )
 from tinybn.keras.losses import _LOSSES, _METRICS, _metric_values, _resolve_metric
@@ -100,7 +103,8 @@ class Sequential(nn.Sequential):
     ``nn.Sequential`` whose children are the layers, named as Keras names them.
 
     Args:
-        layers: an optional list of layers (an ``Input(shape=(d,))`` may come first).
+        layers: an optional list of layers (an ``Input(shape=(d,))`` or
+            ``Input(shape=(H, W, C))`` may come first).
         name: the model's name in ``summary()``.
         seed: seed of the model's generator (weight init, shuffling, dropout masks).
     The model starts in inference (eval) mode: ``model(x)`` uses the moving statistics, as
@@ -117,7 +121,7 @@ class Sequential(nn.Sequential):
         object.__setattr__(self, "training", False)
         self.name = name or "sequential"
         self._rng = _generator(seed)
-        self.input_dim: int | None = None
+        self._input_shape: tuple[int, ...] | None = None  # one sample's shape
         self.optimizer: optim.Optimizer | None = None
         self.loss: str | Callable | None = None
         self.metrics_names: list[str] = []
@@ -130,13 +134,13 @@ class Sequential(nn.Sequential):
     # -- building --------------------------------------------------------------------------
 
     def add(self, layer: nn.Module) -> None:
-        """Append a layer; it is built at once if the model's input width is known."""
+        """Append a layer; it is built at once if the model's input shape is known."""
         if not isinstance(layer, Layer):
             raise TypeError(f"Sequential.add expects a tinybn.keras layer, got {layer!r}")
         if isinstance(layer, InputLayer):
-            if self._modules or self.input_dim is not None:
+            if self._modules or self._input_shape is not None:
                 raise ValueError("Input(...) must be the first entry of a Sequential model")
-            self.input_dim = layer.declared_input_dim
+            self._input_shape = layer.declared_input_shape
             return
         layers = self.layers
         if any(existing is layer for existing in layers):
@@ -152,14 +156,14 @@ class Sequential(nn.Sequential):
                 f"layer name {name!r} cannot name a child of the model (it holds a '.' or is "
                 "the name of a model attribute); choose another name"
             )
-        if not layers and self.input_dim is None and layer.declared_input_dim is not None:
-            self.input_dim = layer.declared_input_dim
-        incoming = layers[-1].output_dim if layers else self.input_dim
+        if not layers and self._input_shape is None and layer.declared_input_shape is not None:
+            self._input_shape = layer.declared_input_shape
+        incoming = self._shape_after(layers) if layers else self._input_shape
         self._check_width(layer, name, incoming)
         layer.name = name
         self.add_module(name, layer)
         layer.train(self.training)
-        if self.input_dim is not None:
+        if self._input_shape is not None:
             self._build_layers()
 
     def append(self, module: nn.Module) -> Sequential:
@@ -175,44 +179,103 @@ class Sequential(nn.Sequential):
             suffix += 1
         return f"{base}_{suffix}"
 
+    def _shape_after(self, layers: Sequence[nn.Module]) -> tuple[int, ...] | None:
+        """One sample's shape after ``layers`` (the model's first ones); None if unknown.
+        An nn module put in by nn.fold_batchnorm (an Identity) keeps the shape."""
+        shape = self._input_shape
+        for layer in layers:
+            if isinstance(layer, Layer):
+                shape = layer._out_shape
+        return shape
+
     @staticmethod
-    def _check_width(layer: Any, name: str, width: int | None) -> None:
-        """A layer that declares or was built for an input width must receive that width."""
-        if width is None:
+    def _check_width(layer: Any, name: str, shape: tuple[int, ...] | None) -> None:
+        """A layer that declares or was built for an input shape must receive that shape."""
+        if shape is None:
             return
-        declared = getattr(layer, "declared_input_dim", None)
-        if declared is not None and declared != width:
+        declared = getattr(layer, "declared_input_shape", None)
+        if declared is not None and declared != shape:
+            what = f"input_dim={declared[0]}" if len(declared) == 1 else f"input_shape={declared}"
+            got = f"{shape[0]} features" if len(shape) == 1 else f"input of shape {shape}"
             raise ValueError(
-                f'layer "{name}" declares input_dim={declared}, but receives {width} '
-                "features from the layer before it"
+                f'layer "{name}" declares {what}, but receives {got} from the layer before it'
             )
-        if getattr(layer, "built", False) and layer.input_dim != width:
+        if getattr(layer, "built", False) and layer._in_shape != shape:
+            built = layer._in_shape
+            if len(built) == len(shape) == 1:
+                raise ValueError(
+                    f'layer "{name}" was built for {built[0]} input features, '
+                    f"but receives {shape[0]}"
+                )
             raise ValueError(
-                f'layer "{name}" was built for {layer.input_dim} input features, '
-                f"but receives {width}"
+                f'layer "{name}" was built for input of shape {_shape_text(built)}, '
+                f"but receives {_shape_text(shape)}"
             )
 
     def _build_layers(self) -> None:
-        """Build every layer not built yet, each from the width its predecessor outputs."""
-        width = self.input_dim
+        """Build every layer not built yet, each from the shape its predecessor outputs.
+
+        Every layer's shapes are checked first, so a model that cannot be built is left as
+        it was."""
+        shape = self._input_shape
+        for name, layer in self._modules.items():
+            if isinstance(layer, Layer) and shape is not None:
+                self._check_width(layer, name, shape)
+                if not layer.built:
+                    layer._check_rank(shape)
+                    shape = layer._output_shape(shape)
+                else:
+                    shape = layer._out_shape
+        shape = self._input_shape
         for name, layer in self._modules.items():
             if not isinstance(layer, Layer):  # an nn module put in by nn.fold_batchnorm
                 continue
-            self._check_width(layer, name, width)
-            if not layer.built and width is not None:
-                layer.build(width, self._rng)
-            width = layer.output_dim
+            self._check_width(layer, name, shape)
+            if not layer.built and shape is not None:
+                layer.build(shape, self._rng)
+            shape = layer._out_shape
 
     def build(self, input_shape: int | Sequence[int | None]) -> None:
-        """Build the weights for inputs of shape (None, d) (or width d)."""
-        width = input_shape if isinstance(input_shape, int) else tuple(input_shape)[-1]
-        width = _check_positive_int(width, "input width")
-        if self.input_dim is not None and self.input_dim != width:
-            raise ValueError(f"model expects {self.input_dim} input features, got {width}")
+        """Build the weights for inputs of shape (None, d) or (None, H, W, C) (or width d).
+
+        As in Keras the shape includes the batch axis; its first entry (None or a batch
+        size) is dropped. A width d or (d,) alone is accepted too."""
+        if isinstance(input_shape, (int, np.integer)) or len(tuple(input_shape)) == 1:
+            shape = _sample_shape(input_shape, "input_shape")
+        else:
+            shape = _sample_shape((None, *tuple(input_shape)[1:]), "input_shape")
+        if self._input_shape is not None and self._input_shape != shape:
+            if len(shape) == len(self._input_shape) == 1:
+                raise ValueError(
+                    f"model expects {self._input_shape[0]} input features, got {shape[0]}"
+                )
+            raise ValueError(
+                f"model expects input of shape {_shape_text(self._input_shape)}, "
+                f"got {_shape_text(shape)}"
+            )
         if not self._modules:
             raise ValueError("cannot build a Sequential model with no layers")
-        self.input_dim = width
-        self._build_layers()
+        before, self._input_shape = self._input_shape, shape
+        try:
+            self._build_layers()
+        except (ValueError, TypeError):
+            self._input_shape = before
+            raise
+
+    @property
+    def input_dim(self) -> int | None:
+        """The last axis of the input (features, or channels of (N, H, W, C) images)."""
+        return None if self._input_shape is None else self._input_shape[-1]
+
+    @property
+    def input_shape(self) -> tuple[int | None, ...] | None:
+        """(None, *one sample's shape), once known."""
+        return None if self._input_shape is None else (None, *self._input_shape)
+
+    @property
+    def output_shape(self) -> tuple[int | None, ...] | None:
+        shape = self._shape_after(self.layers)
+        return None if shape is None or not self.layers else (None, *shape)
 
     @property
     def built(self) -> bool:
@@ -222,8 +285,8 @@ class Sequential(nn.Sequential):
         if not self.built:
             raise ValueError(
                 f"{what}: this model has not yet been built: give the first layer "
-                "input_dim= (or input_shape=(d,)), start with Input(shape=(d,)), or call "
-                "build((None, d)), fit or predict first"
+                "input_dim= (or input_shape=(d,) / (H, W, C)), start with Input(shape=...), "
+                "or call build((None, d)), fit or predict first"
             )
 
     @property
@@ -276,29 +339,29 @@ class Sequential(nn.Sequential):
         if wrong:
             raise ValueError("set_weights: shape mismatch: " + "; ".join(wrong))
         for (layer, i, w), a in zip(slots, arrays):
-            w.data = np.ascontiguousarray(layer._keras_layout(i, a))
+            w.data = np.ascontiguousarray(layer._nn_layout(i, a))
 
     # -- running ---------------------------------------------------------------------------
 
     def _inputs(self, x: Any) -> np.ndarray:
-        """x as a float32 (N, d) array; builds the model from d if it is not built yet."""
+        """x as a float32 (N, d) or (N, H, W, C) array; builds the model from its shape if
+        it is not built yet."""
         data = x.data if isinstance(x, Tensor) else x
         try:
             array = np.asarray(data, dtype=FLOATX)
         except (TypeError, ValueError):
             raise TypeError(f"x must be numeric, got {type(x).__name__}") from None
-        if array.ndim != 2:
-            raise ValueError(f"x must have shape (samples, features), got {array.shape}")
+        if array.ndim < 2 or (self._input_shape is not None and len(self._input_shape) == 1):
+            if array.ndim != 2:
+                raise ValueError(f"x must have shape (samples, features), got {array.shape}")
         if not self._modules:
             raise ValueError("this Sequential model has no layers; add some first")
-        if self.input_dim is None:
-            self.build(array.shape[1])
-        if array.shape[1] != self.input_dim:
-            raise ValueError(
-                f'Input 0 of layer "{self.layers[0].name}" is incompatible with the layer: '
-                f"expected axis -1 of input shape to have value {self.input_dim}, but received "
-                f"input with shape {(None, array.shape[1])}"
-            )
+        if self._input_shape is None:
+            self.build((None, *array.shape[1:]))
+        assert self._input_shape is not None
+        _check_sample_shape(
+            array.shape, self._input_shape, f'x: Input 0 of layer "{self.layers[0].name}"'
+        )
         return array
 
     def __call__(self, x: Any, training: bool | None = None) -> Tensor:
@@ -328,7 +391,7 @@ class Sequential(nn.Sequential):
         if bar is not None:
             bar.close()
         if not outputs:
-            return np.zeros((0, self.output_dim or 0), dtype=FLOATX)
+            return np.zeros((0, *(self._shape_after(self.layers) or (0,))), dtype=FLOATX)
         return np.concatenate(outputs)
 
     # -- compiling and training --------------------------------------------------------------
@@ -618,7 +681,11 @@ class Sequential(nn.Sequential):
                     "layer (e.g. after nn.fold_batchnorm); save its state_dict with tb.save"
                 )
             layers.append({"class_name": type(layer).__name__, "config": layer.get_config()})
-        config: dict[str, Any] = {"name": self.name, "input_dim": self.input_dim, "layers": layers}
+        config: dict[str, Any] = {
+            "name": self.name,
+            "input_shape": None if self._input_shape is None else list(self._input_shape),
+            "layers": layers,
+        }
         if self.compiled:
             if not isinstance(self.optimizer, Optimizer) or not isinstance(self.loss, str):
                 raise TypeError(
@@ -654,14 +721,14 @@ class Sequential(nn.Sequential):
         """
         self._require_built("summary")
         print_fn = print_fn or print
-        rows, width = [], self.input_dim
+        rows, shape = [], self._input_shape
         for name, layer in self._modules.items():
             if isinstance(layer, Layer):
-                width, count = layer.output_dim, layer.count_params()
-            else:  # an nn module (after nn.fold_batchnorm)
-                width = getattr(layer, "out_features", width)
+                shape, count = layer._out_shape, layer.count_params()
+            else:  # an nn module (an Identity after nn.fold_batchnorm) keeps the shape
                 count = sum(p.size for p in layer.parameters())
-            rows.append((f"{name} ({type(layer).__name__})", f"(None, {width})", f"{count:,}"))
+            assert shape is not None
+            rows.append((f"{name} ({type(layer).__name__})", _shape_text(shape), f"{count:,}"))
         header = ("Layer (type)", "Output Shape", "Param #")
         widths = [max(len(header[i]), *(len(r[i]) for r in rows)) + 2 for i in range(3)]
         widths = [max(widths[0], 33), max(widths[1], 24), max(widths[2], 13)]
@@ -718,8 +785,9 @@ def load_model(path: str | os.PathLike) -> Sequential:
     model = Sequential(name=config["name"])
     for entry in config["layers"]:
         model.add(_LAYERS[entry["class_name"]](**entry["config"]))
-    if config["input_dim"] is not None and not model.built:
-        model.build(config["input_dim"])
+    input_shape = config.get("input_shape", config.get("input_dim"))  # older files: input_dim
+    if input_shape is not None and not model.built:
+        model.build((None, *input_shape) if isinstance(input_shape, list) else input_shape)
     model.load_state_dict(state)
     if "compile" in config:
         settings = config["compile"]
