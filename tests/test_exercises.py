@@ -90,13 +90,11 @@ def forward_wrong_axis(x, gamma, beta, eps):
 
 def backward_without_mean_route(dy, x, gamma, eps):
     dx, dgamma, dbeta = bn_backward(dy, x, gamma, eps)
-    xhat = (x - x.mean(0)) / np.sqrt(x.var(0) + eps)
     dxhat = dy * gamma
     return dx + dxhat.sum(0) / (x.shape[0] * np.sqrt(x.var(0) + eps)), dgamma, dbeta
 
 
 def backward_without_var_route(dy, x, gamma, eps):
-    n = x.shape[0]
     std = np.sqrt(x.var(0) + eps)
     dxhat = dy * gamma
     dx = (dxhat - dxhat.mean(0)) / std
