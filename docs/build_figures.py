@@ -48,6 +48,8 @@ from tinybn.check import batch_norm_backward  # noqa: E402
 
 FIGURES = Path(__file__).resolve().parent / "figures"
 EXPLORER = Path(__file__).resolve().parent / "explorer" / "bn.html"
+# chapter 0's graph: micrograd's opening example, L = (a·b + c)·f
+BACKPROP_EXPLORER = EXPLORER.parent / "backprop.html"
 
 # The lecture notes' worked example: a batch of 10 samples, 2 features.
 X1 = [33, 72, 40, 104, 52, 56, 89, 24, 52, 73]
@@ -126,6 +128,13 @@ def four_samples_loss() -> Value:
     return loss
 
 
+def micrograd_example() -> Value:
+    """Chapter 0's graph (micrograd's first example): L = (a·b + c)·f, before backward."""
+    a, b = Value(2.0, label="a"), Value(-3.0, label="b")
+    c, f = Value(10.0, label="c"), Value(-2.0, label="f")
+    return (((a * b).named("e") + c).named("d") * f).named("L")
+
+
 def graphs() -> None:
     """The batch-norm graph of the worked example, before and after backward."""
     # top to bottom, 3 of the 10 samples drawn: ~950 px wide instead of 2240, so the labels
@@ -142,6 +151,8 @@ def graphs() -> None:
     EXPLORER.parent.mkdir(parents=True, exist_ok=True)
     tb.explore(loss, max_nodes=400).save(EXPLORER)
     print(f"wrote {EXPLORER.relative_to(ROOT)}")
+    tb.explore(micrograd_example(), rankdir="LR").save(BACKPROP_EXPLORER)
+    print(f"wrote {BACKPROP_EXPLORER.relative_to(ROOT)}")
 
     x = Tensor(np.array([X1, X2], dtype=np.float64).T, requires_grad=True).named("x")
     gamma = Tensor(np.ones(2), requires_grad=True).named("γ")
