@@ -53,6 +53,9 @@ def chapters() -> list[Path]:
 
 def _markdown_cell(lines: list[str], attachments: dict) -> dict | None:
     text = "\n".join(lines).strip("\n")
+    # Jupyter's math delimiters (a formula may run over two lines)
+    text = re.sub(r"\\\((.+?)\\\)", r"$\1$", text, flags=re.S)
+    text = text.replace("\\[", "$$").replace("\\]", "$$")
     if not text.strip():
         return None
     cell = {"cell_type": "markdown", "metadata": {}, "source": text}
@@ -86,6 +89,12 @@ def _repl_sources(body: list[str]) -> list[str]:
     return ["\n".join(code) for code in cells if code]
 
 
+def _include(line: str) -> str:
+    """A ``--8<-- "path"`` line replaced by the file it names (pymdownx.snippets' job)."""
+    snippet = SNIPPET.match(line)
+    return (ROOT / snippet["path"]).read_text(encoding="utf-8").rstrip("\n") if snippet else line
+
+
 def _prose(line: str, page: Path, attachments: dict) -> str | None:
     """One line of prose as the notebook shows it (None: dropped)."""
     if "<iframe" in line:
@@ -104,8 +113,6 @@ def _prose(line: str, page: Path, attachments: dict) -> str | None:
         return f"![{match['alt']}](attachment:{image.name})"
 
     line = IMAGE.sub(attach, line)
-    line = re.sub(r"\\\((.+?)\\\)", r"$\1$", line)
-    line = line.replace("\\[", "$$").replace("\\]", "$$")
     # links to other chapters point at the site's pages; in a notebook, at the notebooks
     line = re.sub(r"\]\((\d[\w-]*)\.md(#[\w-]+)?\)", r"](\1.ipynb\2)", line)
     return line
@@ -152,7 +159,8 @@ def notebook(page: Path) -> dict:
                     for cell in cells[-len(_repl_sources(body)) :]:
                         cell["metadata"]["tags"] = ["raises-exception"]
             else:
-                prose.extend([f"```{language}", *body, "```"])
+                shown = [_include(line) for line in body]
+                prose.extend([f"```{language}", *shown, "```"])
             continue
         admonition = ADMONITION.match(line)
         if admonition:
