@@ -131,7 +131,8 @@ def plot(maps: dict, lrs: list[float], scales: list[float], steps: int) -> Any:
         ("test_acc", "test accuracy", "viridis", (0.0, 1.0)),
         ("steps_to_threshold", f"steps until loss < {LOSS_THRESHOLD}", "cividis", (0, steps)),
     ]
-    fig, axes = plt.subplots(2, 3, figsize=(15, 8.5))
+    fig, axes = plt.subplots(3, 2, figsize=(7.5, 10))
+    axes = axes.T  # panel [r, c] drawn at row c, column r: two columns fit the page
     for row, name in enumerate(("without BN", "with BN")):
         for col, (key, title, cmap, (vmin, vmax)) in enumerate(panels):
             ax = axes[row, col]
@@ -159,7 +160,7 @@ def plot(maps: dict, lrs: list[float], scales: list[float], steps: int) -> Any:
                     text,
                     ha="center",
                     va="center",
-                    fontsize=7,
+                    fontsize=9,
                     color="white" if dark else "black",
                 )
             ax.set_xticks(range(len(lrs)), [f"{lr:g}" for lr in lrs])
