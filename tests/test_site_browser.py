@@ -3,7 +3,8 @@ playwright, as tests/test_explorer_browser.py): built with ``mkdocs build --stri
 temporary folder, served from 127.0.0.1, every page opened.
 
 On every page: no console error, no request leaving the site, every image loaded and shown
-at no less than half its own pixel width (so its text reads at the column width), every
+at no less than half its own pixel width (so its text reads at the column width), no code
+block or table wider than the column (hiding the columns a verdict cites), every
 formula rendered (MathML, no raw ``\\(`` or ``$$`` left in the text); and an embedded
 explorer steps when its **Next step** is clicked.
 
@@ -41,7 +42,10 @@ MEASURE = """() => {
     src: img.getAttribute('src'), loaded: img.complete && img.naturalWidth > 0,
     natural: img.naturalWidth, shown: img.getBoundingClientRect().width}));
   const text = document.querySelector('article').innerText;
-  return {images, formulas: document.querySelectorAll('article math').length,
+  const wide = [...document.querySelectorAll('article pre > code, article .md-typeset__table')]
+    .filter(el => el.scrollWidth > el.clientWidth + 1)
+    .map(el => el.innerText.split('\\n')[0].slice(0, 60));
+  return {images, wide, formulas: document.querySelectorAll('article math').length,
           rawTex: (text.match(/\\\\\\(|\\\\\\[|\\$\\$/g) || []).length,
           iframes: document.querySelectorAll('article iframe').length};
 }"""
@@ -127,6 +131,8 @@ def test_every_page_renders_offline_with_readable_images_and_math(browser, site)
                     f"{name}: {image['src']} is {image['natural']} px wide, shown at "
                     f"{image['shown']:.0f} px (under half: its text cannot be read)"
                 )
+        for block in found["wide"]:
+            problems.append(f"{name}: a block runs off the column's right edge: {block!r}")
         if found["rawTex"]:
             problems.append(f"{name}: {found['rawTex']} raw TeX delimiters in the text")
     page.close()

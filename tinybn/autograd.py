@@ -32,7 +32,16 @@ _detect_anomaly = False
 
 
 def is_grad_enabled() -> bool:
-    """True when operations are being recorded for backward()."""
+    """True when operations are being recorded for ``backward()`` (not inside ``no_grad``).
+
+    Examples:
+        >>> import tinybn as tb
+        >>> tb.is_grad_enabled()
+        True
+        >>> with tb.no_grad():
+        ...     tb.is_grad_enabled()
+        False
+    """
     return _grad_enabled
 
 

@@ -3,26 +3,23 @@
 You write a numpy function; ``check`` runs it on a few cases and tells you it passes, or
 shows the first case it gets wrong with a hint about what is wrong (never the answer):
 
->>> from tinybn import exercises
->>> sorted(exercises.list())
-['bn_backward', 'bn_forward', 'bn_running_stats', 'layer_norm']
->>> def not_yet(x, gamma, beta, eps):
-...     return x
->>> exercises.check("bn_forward", not_yet, quiet=True).passed
-False
+Examples:
+    >>> from tinybn import exercises
+    >>> sorted(exercises.list())
+    ['bn_backward', 'bn_forward', 'bn_running_stats', 'layer_norm']
+    >>> def not_yet(x, gamma, beta, eps):
+    ...     return x
+    >>> exercises.check("bn_forward", not_yet, quiet=True).passed
+    False
 
 The expected values come from tinybn itself (its composed ``functional`` ops and autograd,
 and ``nn.BatchNorm1d``), which follow PyTorch; nothing here is a written-out solution.
 
-=================  ======================================================================
-exercise           your function
-=================  ======================================================================
-bn_forward         ``f(x, gamma, beta, eps) -> y``; x (N, D), gamma and beta (D,)
-bn_backward        ``f(dy, x, gamma, eps) -> (dx, dgamma, dbeta)``; dy and x (N, D)
-bn_running_stats   ``f(x, gamma, beta, running_mean, running_var, training, momentum, eps)
-                   -> (y, new_running_mean, new_running_var)``, PyTorch's BatchNorm1d
-layer_norm         ``f(x, gamma, beta, eps) -> y``; x (N, D) normalized per row
-=================  ======================================================================
+- ``bn_forward``: ``f(x, gamma, beta, eps) -> y``; x (N, D), gamma and beta (D,).
+- ``bn_backward``: ``f(dy, x, gamma, eps) -> (dx, dgamma, dbeta)``; dy and x (N, D).
+- ``bn_running_stats``: ``f(x, gamma, beta, running_mean, running_var, training, momentum,
+  eps) -> (y, new_running_mean, new_running_var)``, as PyTorch's BatchNorm1d.
+- ``layer_norm``: ``f(x, gamma, beta, eps) -> y``; x (N, D) normalized per row.
 """
 
 from __future__ import annotations
@@ -366,8 +363,9 @@ EXERCISES = {
 def list() -> dict[str, str]:  # noqa: A001 - the name the chapters use: exercises.list()
     """Every exercise's name → what to write (and print them).
 
-    >>> "layer_norm" in list()
-    True
+    Examples:
+        >>> "layer_norm" in list()
+        True
     """
     return {name: f"(chapter {e.chapter}) {e.task}" for name, e in EXERCISES.items()}
 
@@ -408,14 +406,15 @@ def check(name: str, your_function: Callable[..., Any], quiet: bool = False) -> 
     Returns:
         a ``Result``: truthy when every case passes.
 
-    >>> import numpy as np
-    >>> def layer_norm(x, gamma, beta, eps):
-    ...     return x - x.mean(axis=1, keepdims=True)   # not scaled yet
-    >>> result = check("layer_norm", layer_norm, quiet=True)
-    >>> result.passed
-    False
-    >>> print(result.message.splitlines()[0])
-    layer_norm: case 0: y[0, 0] is ..., expected a different value (15 of 15 entries differ)
+    Examples:
+        >>> import numpy as np
+        >>> def layer_norm(x, gamma, beta, eps):
+        ...     return x - x.mean(axis=1, keepdims=True)   # not scaled yet
+        >>> result = check("layer_norm", layer_norm, quiet=True)
+        >>> result.passed
+        False
+        >>> print(result.message.splitlines()[0])
+        layer_norm: case 0: y[0, 0] is ..., expected a different value (15 of 15 entries differ)
     """
     if name not in EXERCISES:
         raise ValueError(f"exercises.check: unknown exercise {name!r}; one of {sorted(EXERCISES)}")

@@ -245,35 +245,60 @@ def batch_norm(
     var: Any = None,
     fused: bool = False,
 ) -> Any:
-    """Batch normalization (Ioffe & Szegedy 2015, Algorithm 1).
+    r"""Batch normalization (Ioffe & Szegedy 2015, Algorithm 1). Taught in chapter 2.
 
-    For each feature c, over the batch (axis 0, and axis 2 for (N, C, L) input):
-        μ_c = (1/m) Σ x_ic,   σ²_c = (1/m) Σ (x_ic − μ_c)²,
-        x̂_ic = (x_ic − μ_c) / √(σ²_c + ε),   y_ic = γ_c x̂_ic + β_c.
+    For each feature \(c\), over the \(m\) values of the batch (axis 0, and axis 2 for
+    (N, C, L) input):
+
+    \[
+    \mu_c = \frac{1}{m}\sum_i x_{ic}, \qquad
+    \sigma^2_c = \frac{1}{m}\sum_i (x_{ic} - \mu_c)^2, \qquad
+    \hat{x}_{ic} = \frac{x_{ic} - \mu_c}{\sqrt{\sigma^2_c + \epsilon}}, \qquad
+    y_{ic} = \gamma_c \hat{x}_{ic} + \beta_c .
+    \]
 
     Args:
         x: a Tensor of shape (N, C) or (N, C, L), or N rows of C scalar Values.
-        gamma, beta: (C,) scale and shift (a Tensor, or for rows of Values a list of Values
-            made with tb.values: plain numbers are refused with a TypeError, as their
-            gradient would have nowhere to go), or None to skip.
-        eps: added to σ² so that a constant feature does not divide by zero; >= 0
+        gamma: optional (C,) scale γ (a Tensor, or for rows of Values a list of Values made
+            with tb.values: plain numbers are refused with a TypeError, as their gradient
+            would have nowhere to go); None (the default) means γ = 1.
+        beta: optional (C,) shift β, as gamma; None (the default) means β = 0.
+        eps: ε, added to σ² so that a constant feature does not divide by zero; >= 0
             (0 is allowed, as in PyTorch; negative → ValueError).
-        mean, var: (C,) statistics to use instead of the batch's (inference).
+        mean: optional (C,) statistic to use instead of the batch's μ (inference).
+        var: optional (C,) statistic to use instead of the batch's σ² (inference).
         fused: Tensor input only — one node with the closed-form backward (fast) instead
             of the composed graph of the steps above (the default: readable, drawable).
     Returns:
         y in the form of x (a Tensor, or nested lists of Values).
+
+    Examples:
+        >>> import numpy as np
+        >>> from tinybn import Tensor, functional as F
+        >>> x = Tensor([[33.0, 9.0], [72.0, 8.0], [40.0, 7.0], [104.0, 10.0]])
+        >>> y = F.batch_norm(x)
+        >>> np.round(y.data, 4)
+        array([[-1.036 ,  0.4472],
+               [ 0.3453, -0.4472],
+               [-0.788 , -1.3416],
+               [ 1.4787,  1.3416]], dtype=float32)
+        >>> np.round(y.data.mean(axis=0), 6) + 0.0, np.round(y.data.var(axis=0), 4)
+        (array([0., 0.], dtype=float32), array([1., 1.], dtype=float32))
     """
     return batch_norm_with_stats(x, gamma, beta, eps, mean=mean, var=var, fused=fused)[0]
 
 
 def batch_norm_backward(dy: Any, x: Any, gamma: Any = None, eps: float = 1e-5) -> tuple:
-    """The closed-form backward of batch norm (Ioffe & Szegedy 2015, section 3), composed
-    from the same primitives as ``batch_norm``, on either engine:
+    r"""The closed-form backward of batch norm (Ioffe & Szegedy 2015, section 3), composed
+    from the same primitives as ``batch_norm``, on either engine. Taught in chapter 3.
 
-        dβ = Σᵢ dyᵢ        dγ = Σᵢ dyᵢ·x̂ᵢ        dx = (γ/√(σ² + ε))·(dy − dβ/m − x̂·dγ/m)
+    \[
+    d\beta = \sum_i dy_i, \qquad d\gamma = \sum_i dy_i\,\hat{x}_i, \qquad
+    dx = \frac{\gamma}{\sqrt{\sigma^2 + \epsilon}}
+         \left(dy - \frac{d\beta}{m} - \hat{x}\,\frac{d\gamma}{m}\right)
+    \]
 
-    with m values per channel. Autodiff through ``batch_norm`` gives the same numbers by
+    with \(m\) values per channel. Autodiff through ``batch_norm`` gives the same numbers by
     three routes (through x̂, σ² and μ); this is those routes added up by hand.
 
     Args:
@@ -283,6 +308,16 @@ def batch_norm_backward(dy: Any, x: Any, gamma: Any = None, eps: float = 1e-5) -
         eps: as in ``batch_norm``.
     Returns:
         (dx, dγ, dβ): dx in the form of x; dγ and dβ of shape (C,) (lists for scalars).
+
+    Examples:
+        >>> import numpy as np
+        >>> from tinybn import Tensor, functional as F
+        >>> x = Tensor([[1.0], [2.0], [4.0]], requires_grad=True)
+        >>> dy = Tensor([[1.0], [0.0], [-1.0]])
+        >>> (F.batch_norm(x) * dy).sum().backward()  # autodiff, for comparison
+        >>> dx, dgamma, dbeta = F.batch_norm_backward(dy, x)
+        >>> bool(np.allclose(dx.data, x.grad, atol=1e-6)), dbeta.data
+        (True, array([0.], dtype=float32))
     """
     _check_eps(eps, "batch_norm_backward")
     array = _as_array(x, "batch_norm_backward")
@@ -317,14 +352,28 @@ def layer_norm(
     *,
     normalized_ndim: int | None = None,
 ) -> Any:
-    """Layer normalization (Ba, Kiros & Hinton 2016): the same transform per example.
+    r"""Layer normalization (Ba, Kiros & Hinton 2016): the same transform per example.
+    Taught in chapter 6 (and exercise ``layer_norm`` of chapter 5).
 
     Each example is normalized over its last ``normalized_ndim`` axes (default: gamma's
-    ndim, or 1): μ = (1/H) Σ_i a_i, σ² = (1/H) Σ_i (a_i − μ)², y = γ·(a − μ)/√(σ² + ε) + β.
+    ndim, or 1), with \(H\) values there:
+    \(\mu = \frac{1}{H}\sum_i a_i\), \(\sigma^2 = \frac{1}{H}\sum_i (a_i - \mu)^2\),
+    \(y = \gamma\,\frac{a - \mu}{\sqrt{\sigma^2 + \epsilon}} + \beta\).
 
     Args:
         x: a Tensor (..., H) or rows of H scalar Values.
-        gamma, beta: the normalized shape, e.g. (H,), or None.
+        gamma: optional scale γ of the normalized shape, e.g. (H,); None means 1.
+        beta: optional shift β of the normalized shape; None means 0.
+        eps: ε, added to σ² (>= 0).
+        normalized_ndim: optional number of trailing axes to normalize over.
+
+    Examples:
+        >>> import numpy as np
+        >>> from tinybn import Tensor, functional as F
+        >>> y = F.layer_norm(Tensor([[1.0, 2.0, 3.0], [10.0, 10.0, 40.0]]))
+        >>> np.round(y.data, 4)
+        array([[-1.2247,  0.    ,  1.2247],
+               [-0.7071, -0.7071,  1.4142]], dtype=float32)
     """
     _check_eps(eps, "layer_norm")
     array = _as_array(x, "layer_norm")

@@ -194,6 +194,16 @@ class Module:
     # -- calling -----------------------------------------------------------------------
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
+        """The layer's computation; a subclass defines it, and ``module(x)`` calls it.
+
+        Examples:
+            >>> from tinybn import Tensor, nn
+            >>> class Double(nn.Module):
+            ...     def forward(self, x):
+            ...         return x * 2
+            >>> Double()(Tensor([1.0, 2.0])).data
+            array([2., 4.], dtype=float32)
+        """
         raise NotImplementedError(f"{type(self).__name__} must define forward()")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -248,6 +258,14 @@ class Module:
         return self._named_members("_parameters", prefix, recurse)
 
     def parameters(self, recurse: bool = True) -> Iterator[Parameter]:
+        """Every learned tensor of this module (and of its children with ``recurse``), each
+        once, in the order they were assigned: what an optimizer is given.
+
+        Examples:
+            >>> from tinybn import nn
+            >>> [tuple(p.shape) for p in nn.Sequential(nn.Linear(2, 3), nn.BatchNorm1d(3)).parameters()]
+            [(3, 2), (3,), (3,), (3,)]
+        """
         for _, param in self.named_parameters(recurse=recurse):
             yield param
 

@@ -66,7 +66,20 @@ def _power(base: float, exponent: float, what: str) -> float:
 
 
 class Value:
-    """A scalar node in a computation graph.
+    """A scalar node in a computation graph: ``Value(data, label="")``.
+
+    Make leaves with ``Value(2.0, label="a")`` (or many at once with ``tb.values``);
+    arithmetic on Values makes the inner nodes, and ``backward()`` fills every ``grad``.
+    (The constructor's other arguments are how operations link a new node to its
+    parents; they are not for users.) Taught in chapter 0, *Backprop in ten minutes*.
+
+    Examples:
+        >>> from tinybn import Value
+        >>> a, b = Value(2.0, label="a"), Value(-3.0, label="b")
+        >>> L = (a * b + a).named("L")
+        >>> L.backward()
+        >>> L.data, a.grad, b.grad
+        (-4.0, -2.0, 2.0)
 
     Attributes:
         data: the float this node holds.
