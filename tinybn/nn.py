@@ -263,7 +263,8 @@ class Module:
 
         Examples:
             >>> from tinybn import nn
-            >>> [tuple(p.shape) for p in nn.Sequential(nn.Linear(2, 3), nn.BatchNorm1d(3)).parameters()]
+            >>> model = nn.Sequential(nn.Linear(2, 3), nn.BatchNorm1d(3))
+            >>> [tuple(p.shape) for p in model.parameters()]
             [(3, 2), (3,), (3,), (3,)]
         """
         for _, param in self.named_parameters(recurse=recurse):
