@@ -139,3 +139,19 @@ def test_a_wrong_repl_output_fails(tmp_path):
     page.write_text("```pycon\n>>> 1 + 1\n3\n```\n")
     with pytest.raises(AssertionError, match="REPL session differs"):
         run_blocks(page)
+
+
+COLUMN_PX = 688  # the docs' column at a 1280 px window (Material; measured by test_site_browser)
+
+
+@pytest.mark.parametrize("path", DOC_FILES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_png_is_shown_at_half_its_width_or_more(path):
+    """A PNG wider than twice the column is shown at under half its pixel width, and its
+    text cannot be read (the browser test measures the same on the built site)."""
+    from PIL import Image
+
+    for match in IMAGE.finditer(path.read_text(encoding="utf-8")):
+        image = (path.parent / match["path"]).resolve()
+        if image.suffix == ".png":
+            width = Image.open(image).size[0]
+            assert width <= 2 * COLUMN_PX, f"{path.name}: {image.name} is {width} px wide"
