@@ -34,6 +34,8 @@ CASES = [
     "op_overhead",
     "small_step",
     "mlp_bn_step",
+    "conv_op",
+    "lenet_step",
     "memory",
     "render",
     "hvp",
@@ -68,6 +70,14 @@ def run_case(name: str, settings: Settings, threads: int | None = None) -> list[
         if "tinybn" in result.seconds:
             result.extra["tinybn / matmul floor"] = result.seconds["tinybn"] / floor
         return [result]
+    if name == "conv_op":
+        from benchmarks import conv_cases
+
+        return [conv_cases.conv_op(settings, shape) for shape in conv_cases.CONV_SHAPES]
+    if name == "lenet_step":
+        from benchmarks import conv_cases
+
+        return [conv_cases.lenet_step(settings)]
     if name == "memory":
         result = CaseResult(f"memory: peak RSS, {memory.STEPS} mlp_bn_steps", {}, {})
         for impl in ("tinybn", "numpy", "torch"):
@@ -126,6 +136,9 @@ def _target(result: CaseResult) -> tuple[str, bool | None]:
         ratio, floor = r.get("tinybn/torch"), e.get("tinybn / matmul floor")
         met = None if ratio is None else ratio <= 1.0 and (floor is None or floor <= 1.6)
         return "≤ 1.0× PyTorch, ≤ 1.6× matmul floor", met
+    if case.startswith("conv_op") or case == "lenet_step":
+        ratio = r.get("tinybn/torch")
+        return "≤ 2.0× PyTorch (1 thread)", None if ratio is None else ratio <= 2.0
     if case.startswith("memory"):
         ratio = e.get("tinybn/numpy peak")
         return "≤ 1.3× hand numpy", None if ratio is None else ratio <= 1.3

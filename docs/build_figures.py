@@ -72,6 +72,8 @@ DEMOS = (
     "santurkar",
     "layernorm",
     "gan",
+    "cnn",
+    "norms",
 )
 
 
@@ -137,7 +139,7 @@ def micrograd_example() -> Value:
 
 
 def graphs() -> None:
-    """The batch-norm graph of the worked example, before and after backward."""
+    """The batch-norm graph of the worked example, before and after backward; spatial BN."""
     # top to bottom, 3 of the 10 samples drawn: ~950 px wide instead of 2240, so the labels
     # read in the docs' column (the whole graph is in the explorer)
     _, _, _, _, loss = worked_example(features=(0,))
@@ -162,6 +164,7 @@ def graphs() -> None:
     loss = (F.batch_norm(x, gamma, beta) * weights).sum().named("L")
     loss.backward()
     save_graph(tb.draw(loss, rankdir="TB"), "bn_tensor_graph.svg")  # 465 pt wide, not 4970
+    spatial_bn_graph()
 
 
 # -- plots ----------------------------------------------------------------------------------------
@@ -175,6 +178,11 @@ def gradient_graphs() -> None:
     loss = Value.sum((i + 1) * row[0] for i, row in enumerate(y)).named("L")
     loss.backward(create_graph=True)
     save_graph(tb.draw(x[0][0].grad, rankdir="TB", clusters=False), "bn_grad_graph.svg")
+    # the gradient's own graph, stepped backward in the explorer: ∂(∂L/∂x₀)/∂(everything)
+    path = EXPLORER.parent / "bn_grad.html"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tb.explore(x[0][0].grad, rankdir="TB", clusters=False).save(path)
+    print(f"wrote {path.relative_to(ROOT)}")
     dx, _, _ = F.batch_norm_backward([[1.0], [2.0], [3.0]], x, gamma)
     save_graph(tb.draw(dx[0][0], rankdir="TB", clusters=False), "bn_closed_form_graph.svg")
 
@@ -318,8 +326,59 @@ def speed() -> None:
     print(f"wrote {path.relative_to(ROOT)}")
 
 
+def spatial_bn_graph() -> None:
+    """Spatial batch norm on scalars: a (2, 2, 2, 2) input (N, C, H, W), drawn from the
+    σ² of channel 0 back: its inputs are the 8 values x[n, 0, h, w], both examples and all
+    four positions, through one μ."""
+    x = tb.ValueArray(np.round(np.random.default_rng(0).normal(size=(2, 2, 2, 2)), 1).tolist())
+    y, _, var = F.batch_norm_with_stats(x.named("x").tolist())
+    weights = np.arange(1.0, 17.0).reshape(2, 2, 2, 2)
+    (tb.ValueArray(y) * weights).sum().backward()  # the grads shown: of L = Σ w·y
+    save_graph(tb.draw(var.values[0, 0, 0, 0]), "spatial_bn_channel0.png")
+
+
+def norm_family() -> None:
+    """The GroupNorm paper's Figure 2: the four normalizations on an N × C × (H·W) block,
+    the values that share one μ and σ² shaded. The shaded sets are not drawn by hand: for
+    each norm, the entries x with ∂y[0, 0, 0]/∂x ≠ 0 (computed by tinybn's own functions
+    and backward pass) are exactly those normalized together with the first entry."""
+    n, c, h, w = 6, 6, 3, 2
+    x = np.random.default_rng(0).normal(size=(n, c, h, w))
+    norms = {
+        "Batch Norm": lambda t: F.batch_norm(t),
+        "Layer Norm": lambda t: F.layer_norm(t, normalized_ndim=3),
+        "Instance Norm": lambda t: F.instance_norm(t),
+        "Group Norm (2 channels a group)": lambda t: F.group_norm(t, c // 2),
+    }
+    fig = plt.figure(figsize=(13, 3.6))
+    for i, (name, norm) in enumerate(norms.items()):
+        leaf = Tensor(x, requires_grad=True)
+        norm(leaf)[0, 0, 0, 0].backward()
+        shared = (np.abs(leaf.grad) > 1e-12).reshape(n, c, h * w)
+        ax = fig.add_subplot(1, 4, i + 1, projection="3d")
+        colors = np.where(shared[..., None], [0.27, 0.51, 0.71, 0.95], [1.0, 1.0, 1.0, 0.25])
+        ax.voxels(
+            np.ones(shared.shape, dtype=bool), facecolors=colors, edgecolor=(0, 0, 0, 0.25), lw=0.3
+        )
+        ax.set_xlabel("N", labelpad=-12)
+        ax.set_ylabel("C", labelpad=-12)
+        ax.set_zlabel("H, W", labelpad=-12)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_zticks([])
+        ax.set_box_aspect((1, 1, 1))
+        ax.view_init(elev=22, azim=-52)
+        ax.set_title(f"{name}\n{int(shared.sum())} values share μ, σ²", fontsize=10)
+    fig.suptitle(
+        "Which values are normalized together (shaded): N examples × C channels × H·W positions",
+        fontsize=11,
+    )
+    save_plot(fig, "norm_family.png")
+
+
 def plots() -> None:
     gradient_graphs()
+    norm_family()
     sigmoid_regime()
     gradient_routes()
     training_curves()

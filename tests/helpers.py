@@ -96,6 +96,34 @@ def check_op(
     return out_data, grads
 
 
+def torch_reference(torch_fn: Callable) -> dict[str, Callable]:
+    """``reference`` and ``grad_reference`` for ``check_op`` from a PyTorch function.
+
+    ``torch_fn`` takes one float64 torch tensor per input (each requiring grad) and returns
+    a tensor; the reference output is its value and the reference grads are those of the
+    weighted loss Σ dout ⊙ output, i.e. ``out.backward(dout)``. Usage:
+    ``check_op(fn, inputs, **torch_reference(lambda x, w: torch.nn.functional.conv2d(x, w)))``.
+    """
+    import torch
+
+    def run(*raw: np.ndarray) -> tuple[Any, list]:
+        leaves = [torch.tensor(np.asarray(a, dtype=np.float64), requires_grad=True) for a in raw]
+        return torch_fn(*leaves), leaves
+
+    def reference(*raw: np.ndarray) -> np.ndarray:
+        return run(*raw)[0].detach().numpy()
+
+    def grad_reference(*args: Any) -> list[np.ndarray]:
+        *raw, dout = args
+        out, leaves = run(*raw)
+        out.backward(torch.as_tensor(np.asarray(dout, dtype=np.float64)).reshape(out.shape))
+        return [
+            leaf.grad.numpy() if leaf.grad is not None else np.zeros(leaf.shape) for leaf in leaves
+        ]
+
+    return {"reference": reference, "grad_reference": grad_reference}
+
+
 def json_leaves(value: Any) -> Iterator[Any]:
     """Every leaf (number, string, bool, null) of a JSON value, depth first."""
     if isinstance(value, dict):

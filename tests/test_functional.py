@@ -259,7 +259,7 @@ def test_wrong_gamma_or_beta_length_names_both_lengths(as_tensor):
 
 
 def test_wrong_input_rank_and_half_given_statistics():
-    with pytest.raises(ValueError, match=r"\(N, C\) or \(N, C, L\)"):
+    with pytest.raises(ValueError, match=r"\(N, C\), \(N, C, L\) or \(N, C, H, W\)"):
         F.batch_norm(Tensor(np.ones(5)))
     with pytest.raises(ValueError, match="both mean= and var="):
         F.batch_norm(Tensor(np.ones((3, 2))), mean=np.zeros(2))

@@ -86,7 +86,107 @@ OPS = {
         lambda x: torch.log_softmax(x, dim=1),
         X,
     ),
+    # the ops of the peer suites (comparisons give constants: only the selection is graphed)
+    "where": (
+        lambda x: tb.where(x.data > 0, x * x, x * 3.0),
+        lambda x: torch.where(x > 0, x * x, x * 3.0),
+        X,
+    ),
+    "maximum_minimum": (
+        lambda x: x.maximum(x * x * 0.5) + x.minimum(x.tanh()) * x,
+        lambda x: torch.maximum(x, x * x * 0.5) + torch.minimum(x, x.tanh()) * x,
+        X,
+    ),
+    "min_ties": (
+        lambda x: x.min(axis=0, keepdims=True) * x,
+        lambda x: x.amin(dim=0, keepdim=True) * x,
+        -TIES,
+    ),
+    "std": (
+        lambda x: x.std(axis=1, keepdims=True) * x,
+        lambda x: x.std(dim=1, keepdim=True, unbiased=False) * x,
+        X,
+    ),
+    "logsumexp": (
+        lambda x: x.logsumexp(axis=1, keepdims=True) * x,
+        lambda x: torch.logsumexp(x, dim=1, keepdim=True) * x,
+        X,
+    ),
+    "expand": (
+        lambda x: (x.sum(axis=0, keepdims=True) * x[:1]).expand(4, 3) * x,
+        lambda x: (x.sum(dim=0, keepdim=True) * x[:1]).expand(4, 3) * x,
+        X,
+    ),
+    "rsqrt": (lambda x: x.rsqrt(), torch.rsqrt, POSITIVE),
+    "leaky_relu": (
+        lambda x: F.leaky_relu(x, 0.1) * x,
+        lambda x: torch.nn.functional.leaky_relu(x, 0.1) * x,
+        X,
+    ),
+    "permute_transpose": (
+        lambda x: x.reshape(2, 2, 3).permute(2, 0, 1).transpose(0, 1).reshape(4, 3) * x,
+        lambda x: x.reshape(2, 2, 3).permute(2, 0, 1).transpose(0, 1).reshape(4, 3) * x,
+        X,
+    ),
 }
+
+IMAGES = RNG.normal(size=(2, 4, 6, 5))
+KERNELS = RNG.normal(size=(6, 2, 3, 2)) * 0.5
+CONV_BIAS = RNG.normal(size=6)
+
+# name → (tinybn f, torch f) of one (2, 4, 6, 5) input
+CONV_OPS = {
+    "conv2d": (
+        lambda x: F.conv2d(x * x, Tensor(KERNELS), Tensor(CONV_BIAS), padding=1, groups=2),
+        lambda x: torch.nn.functional.conv2d(
+            x * x, torch.tensor(KERNELS), torch.tensor(CONV_BIAS), padding=1, groups=2
+        ),
+    ),
+    "conv2d_stride_dilation": (
+        lambda x: F.conv2d(x, Tensor(KERNELS), stride=2, dilation=(1, 2), groups=2).tanh(),
+        lambda x: torch.nn.functional.conv2d(
+            x, torch.tensor(KERNELS), stride=2, dilation=(1, 2), groups=2
+        ).tanh(),
+    ),
+    "max_pool2d": (
+        lambda x: F.max_pool2d(x * x, 2, padding=1) * F.max_pool2d(x, 2, padding=1),
+        lambda x: (
+            torch.nn.functional.max_pool2d(x * x, 2, padding=1)
+            * torch.nn.functional.max_pool2d(x, 2, padding=1)
+        ),
+    ),
+    "avg_pool2d": (
+        lambda x: F.avg_pool2d(x * x, 3, stride=2, padding=1, count_include_pad=False),
+        lambda x: torch.nn.functional.avg_pool2d(
+            x * x, 3, stride=2, padding=1, count_include_pad=False
+        ),
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CONV_OPS))
+def test_second_derivatives_of_the_convolution_ops_equal_torch(name):
+    ours, theirs = CONV_OPS[name]
+    shape = tuple(ours(Tensor(IMAGES)).shape)
+    weights, direction = RNG.normal(size=shape), RNG.normal(size=IMAGES.shape)
+    first, second = tinybn_second(ours, IMAGES, weights, direction)
+    want_first, want_second = torch_second(theirs, IMAGES, weights, direction)
+    np.testing.assert_allclose(first, want_first, rtol=1e-9, atol=1e-10)
+    np.testing.assert_allclose(second, want_second, rtol=1e-8, atol=1e-9)
+
+
+def test_second_derivative_through_a_conv_layer_with_reflect_padding_and_its_weights():
+    layer = nn.Conv2d(4, 3, 3, padding=1, padding_mode="reflect").double()
+    twin = torch.nn.Conv2d(4, 3, 3, padding=1, padding_mode="reflect").double()
+    twin.load_state_dict({k: torch.tensor(v) for k, v in layer.state_dict().items()})
+    x = Tensor(IMAGES.copy(), requires_grad=True)
+    (gx,) = tb.grad((layer(x) ** 2).sum(), x, create_graph=True)
+    ours = tb.grad((gx * Tensor(IMAGES)).sum(), [x, layer.weight])
+    xt = torch.tensor(IMAGES, requires_grad=True)
+    (gxt,) = torch.autograd.grad((twin(xt) ** 2).sum(), xt, create_graph=True)
+    theirs = torch.autograd.grad((gxt * torch.tensor(IMAGES)).sum(), [xt, twin.weight])
+    for got, want in zip(ours, theirs):
+        np.testing.assert_allclose(got, want.numpy(), rtol=1e-9, atol=1e-9)
 
 
 def tinybn_second(f, x0, weights=W, direction=V):
@@ -328,13 +428,16 @@ def test_grad_leaves_every_grad_as_it_was_and_checks_its_arguments():
         hvp((x * x).sum(), [x], [np.ones(3)])
 
 
-def test_the_gradient_graph_can_be_drawn_and_stepped():
+def test_the_gradient_graph_can_be_drawn_stepped_and_explored(tmp_path):
     a, b = Value(2.0, label="a"), Value(-3.0, label="b")
     out = (a * b + a**2).tanh().named("L")
     out.backward(create_graph=True)
     assert a.grad.label == "∂L/∂a" and b.grad.label == "∂L/∂b"
     da = a.grad
     assert "∂L/∂a" in tb.draw(da).source
+    page = tb.explore(da)
+    assert page.data["total"] == sum(1 for n in tb.autograd.topological_order(da) if n.parents)
+    assert "∂L/∂a" in page.save(tmp_path / "grad.html").read_text(encoding="utf-8")
     want = tb.grad(da, [a, b])  # ∂²L/∂a², ∂²L/∂a∂b
     a.grad = b.grad = 0.0
     steps = list(tb.backward_steps(da))  # stepping the gradient's own graph

@@ -16,6 +16,7 @@ from tinybn.tensor import (
     set_default_dtype,
     stack,
     tensor,
+    where,
 )
 from tinybn.viz import backward_steps, contributions, draw, explore, nodes, tree
 
@@ -55,6 +56,7 @@ __all__ = [
     "grad",
     "concatenate",
     "stack",
+    "where",
     "get_default_dtype",
     "set_default_dtype",
 ]

@@ -15,10 +15,12 @@ from typing import Any
 import numpy as np
 
 from tinybn import fused as fused_kernels
+from tinybn.conv import avg_pool2d, conv2d, max_pool2d
 from tinybn.random import default_generator
 from tinybn.scalar import Value
 from tinybn.scalar_array import ValueArray
 from tinybn.tensor import Tensor
+from tinybn.tensor import _axes as _tensor_axes
 
 # -- engine dispatch ------------------------------------------------------------------
 
@@ -163,12 +165,18 @@ def _normalize(
 
 
 def _batch_axes(x: Any) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """Reduction axes and parameter shape for (N, C) or (N, C, L) input."""
-    if x.ndim == 2:
-        return (0,), (1, x.shape[1])
-    if x.ndim == 3:
-        return (0, 2), (1, x.shape[1], 1)
-    raise ValueError(f"batch_norm expects input of shape (N, C) or (N, C, L), got {x.shape}")
+    """Reduction axes and parameter shape for (N, C), (N, C, L) or (N, C, H, W) input:
+    every axis but the channels', and (1, C) with a 1 for each of the others."""
+    if x.ndim in (2, 3, 4):
+        return (0, *range(2, x.ndim)), _channel_shape(x)
+    raise ValueError(
+        f"batch_norm expects input of shape (N, C), (N, C, L) or (N, C, H, W), got {x.shape}"
+    )
+
+
+def _channel_shape(x: Any) -> tuple[int, ...]:
+    """(1, C, 1, ...): a per-channel array that broadcasts against x (N, C, ...)."""
+    return (1, x.shape[1]) + (1,) * (x.ndim - 2)
 
 
 def batch_norm_with_stats(
@@ -185,11 +193,12 @@ def batch_norm_with_stats(
     """``batch_norm`` that also returns the batch mean μ and biased variance σ² it used.
 
     A module updates its running statistics from these (see ``nn.BatchNorm1d``).
-    Shapes: x (N, C) or (N, C, L); gamma, beta (C,); μ and σ² keep x's ndim with size-1
-    reduced axes, e.g. (1, C). ``fused=True`` (Tensors only) runs ``tinybn.fused.batch_norm``:
-    the same y as ONE graph node with the closed-form backward, for speed; its μ and σ²
-    are constants, not graph nodes. ``allow_batch_of_one=True`` accepts one value per
-    channel, as Keras does: μ = x, σ² = 0, so x̂ = 0 and y = β (PyTorch refuses it).
+    Shapes: x (N, C), (N, C, L) or (N, C, H, W); gamma, beta (C,); μ and σ² keep x's ndim
+    with size-1 reduced axes, e.g. (1, C). ``fused=True`` (Tensors only) runs
+    ``tinybn.fused.batch_norm``: the same y as ONE graph node with the closed-form
+    backward, for speed; its μ and σ² are constants, not graph nodes.
+    ``allow_batch_of_one=True`` accepts one value per channel, as Keras does: μ = x, σ² = 0,
+    so x̂ = 0 and y = β (PyTorch refuses it).
     """
     _check_eps(eps, "batch_norm")
     array = _as_array(x, "batch_norm")
@@ -197,8 +206,7 @@ def batch_norm_with_stats(
     if fused and not isinstance(array, Tensor):
         raise TypeError("batch_norm: fused=True needs a Tensor input; scalar Values compose")
     axes, param_shape = _batch_axes(array)
-    shape = array.shape
-    values_per_channel = shape[0] * shape[2] if len(shape) == 3 else shape[0]  # N·L or N
+    values_per_channel = array.shape[0] * int(np.prod(array.shape[2:], dtype=int))  # N·H·W
     if mean is None and values_per_channel < (1 if allow_batch_of_one else 2):
         raise ValueError(
             f"batch_norm: expected more than 1 value per channel when training, got input of "
@@ -247,8 +255,9 @@ def batch_norm(
 ) -> Any:
     r"""Batch normalization (Ioffe & Szegedy 2015, Algorithm 1). Taught in chapter 2.
 
-    For each feature \(c\), over the \(m\) values of the batch (axis 0, and axis 2 for
-    (N, C, L) input):
+    For each feature \(c\), over the \(m\) values of the batch (axis 0, and the positions L
+    or H, W of (N, C, L) or (N, C, H, W) input: spatial batch norm, one μ and σ² per
+    channel over N·H·W):
 
     \[
     \mu_c = \frac{1}{m}\sum_i x_{ic}, \qquad
@@ -258,7 +267,8 @@ def batch_norm(
     \]
 
     Args:
-        x: a Tensor of shape (N, C) or (N, C, L), or N rows of C scalar Values.
+        x: a Tensor of shape (N, C), (N, C, L) or (N, C, H, W), or nested lists of scalar
+            Values of one of those shapes.
         gamma: optional (C,) scale γ (a Tensor, or for rows of Values a list of Values made
             with tb.values: plain numbers are refused with a TypeError, as their gradient
             would have nowhere to go); None (the default) means γ = 1.
@@ -383,18 +393,159 @@ def layer_norm(
     if not 1 <= normalized_ndim <= array.ndim:
         raise ValueError(f"layer_norm: cannot normalize {normalized_ndim} axes of {array.shape}")
     normalized_shape = array.shape[array.ndim - normalized_ndim :]
+    gamma, beta = _affine_params(gamma, beta, engine, normalized_shape, "layer_norm")
+    axes = tuple(range(array.ndim - normalized_ndim, array.ndim))
+    y, _, _ = _normalize(array, axes, gamma, beta, eps)
+    return _back_to_input_form(y, x)
+
+
+def _affine_params(
+    gamma: Any, beta: Any, engine: type, shape: tuple, op: str, what: str = "normalized shape"
+) -> list:
+    """gamma and beta as ``engine`` arrays of ``shape`` (None stays None); ``what`` names
+    where the shape comes from, for the error."""
     params = []
     for p, name in ((gamma, "gamma"), (beta, "beta")):
         if p is not None:
             p = p if isinstance(p, engine) else engine(p)
-            if p.shape != normalized_shape:
+            if p.shape != shape:
                 raise ValueError(
-                    f"layer_norm: {name} has shape {p.shape}, but the input's normalized shape "
-                    f"is {normalized_shape}"
+                    f"{op}: {name} has shape {p.shape}, but the input's {what} is {shape}"
                 )
         params.append(p)
-    axes = tuple(range(array.ndim - normalized_ndim, array.ndim))
-    y, _, _ = _normalize(array, axes, params[0], params[1], eps)
+    return params
+
+
+def _channels_first(x: Any, op: str) -> Tensor | ValueArray:
+    """The input of a per-channel norm: (N, C, *) with at least one position axis."""
+    array = _as_array(x, op)
+    if array.ndim < 3:
+        raise ValueError(
+            f"{op}: expected input of shape (N, C, L) or (N, C, H, W), got {array.ndim}-d "
+            f"input of shape {array.shape}"
+        )
+    return array
+
+
+def group_norm(
+    x: Any, num_groups: int, gamma: Any = None, beta: Any = None, eps: float = 1e-5
+) -> Any:
+    """Group normalization (Wu & He 2018): per example, the C channels split into G groups
+    of C/G, each group normalized over its channels and positions, then γ, β per channel.
+
+    Computed as batch norm's steps (``_normalize``) on x viewed as (N, G, C/G, *): μ and σ²
+    over the last axes, one pair per (example, group). G = 1 is layer norm over (C, H, W)
+    with per-channel γ, β; G = C is instance norm.
+
+    Args:
+        x: (N, C, *) Tensor or nested lists of Values; C divisible by num_groups.
+        gamma, beta: (C,) or None.
+    """
+    _check_eps(eps, "group_norm")
+    array = _as_array(x, "group_norm")
+    if array.ndim < 2:
+        raise ValueError(f"group_norm: expected input of shape (N, C, *), got {array.shape}")
+    channels = array.shape[1]
+    if isinstance(num_groups, bool) or not isinstance(num_groups, (int, np.integer)):
+        raise TypeError(f"group_norm: num_groups must be an int, got {num_groups!r}")
+    if num_groups < 1 or channels % num_groups:
+        raise ValueError(
+            f"group_norm: num_groups={num_groups} must divide the {channels} input channels"
+        )
+    engine = Tensor if isinstance(array, Tensor) else ValueArray
+    gamma, beta = _affine_params(gamma, beta, engine, (channels,), "group_norm", "channel shape")
+    n, rest = array.shape[0], array.shape[2:]
+    grouped_shape = (n, num_groups, channels // num_groups, *rest)
+    param_shape = (1, num_groups, channels // num_groups) + (1,) * len(rest)
+    grouped = array.reshape(grouped_shape)
+    gamma = gamma.reshape(param_shape) if gamma is not None else None
+    beta = beta.reshape(param_shape) if beta is not None else None
+    y, _, _ = _normalize(grouped, tuple(range(2, grouped.ndim)), gamma, beta, eps)
+    return _back_to_input_form(y.reshape(array.shape), x)
+
+
+def instance_norm_with_stats(
+    x: Any,
+    gamma: Any = None,
+    beta: Any = None,
+    eps: float = 1e-5,
+    *,
+    mean: Any = None,
+    var: Any = None,
+) -> tuple[Any, Any, Any]:
+    """``instance_norm`` that also returns the μ and biased σ² it used, each (N, C, 1, ...)
+    from the input (or the given (C,) statistics, shaped (1, C, 1, ...))."""
+    _check_eps(eps, "instance_norm")
+    array = _channels_first(x, "instance_norm")
+    positions = int(np.prod(array.shape[2:], dtype=int))
+    if mean is None and positions < 2:
+        raise ValueError(
+            f"instance_norm: expected more than 1 spatial element when training, got input of "
+            f"shape {array.shape}"
+        )
+    if (mean is None) != (var is None):
+        raise ValueError("instance_norm: pass both mean= and var= (inference), or neither")
+    engine = Tensor if isinstance(array, Tensor) else ValueArray
+    channel_shape = _channel_shape(array)
+    gamma = _param(gamma, "gamma", engine, channel_shape)
+    beta = _param(beta, "beta", engine, channel_shape)
+    if mean is not None:
+        mean = _statistic(mean, "running_mean", array, channel_shape)
+        var = _statistic(var, "running_var", array, channel_shape)
+    axes = tuple(range(2, array.ndim))
+    y, used_mean, used_var = _normalize(array, axes, gamma, beta, eps, mean, var)
+    return _back_to_input_form(y, x), used_mean, used_var
+
+
+def instance_norm(
+    x: Any,
+    gamma: Any = None,
+    beta: Any = None,
+    eps: float = 1e-5,
+    *,
+    mean: Any = None,
+    var: Any = None,
+) -> Any:
+    """Instance normalization (Ulyanov et al. 2016): each channel of each example normalized
+    over its own positions, μ_nc = mean over (H, W) of x[n, c], σ²_nc likewise; then γ, β
+    per channel. ``mean``, ``var``: (C,) statistics to use instead (eval with running stats).
+
+    Args:
+        x: (N, C, L) or (N, C, H, W), a Tensor or nested lists of Values.
+        gamma, beta: (C,) or None.
+    """
+    return instance_norm_with_stats(x, gamma, beta, eps, mean=mean, var=var)[0]
+
+
+def rms_norm(
+    x: Any, normalized_shape: int | tuple[int, ...], gamma: Any = None, eps: float | None = None
+) -> Any:
+    """RMS normalization (Zhang & Sennrich 2019), as PyTorch's ``F.rms_norm``: no centering,
+    y = x / √(mean(x²) + ε) · γ over the last len(normalized_shape) axes.
+
+    Args:
+        x: (..., *normalized_shape), a Tensor or nested lists of Values.
+        gamma: normalized_shape, or None.
+        eps: None means the machine epsilon of x's dtype (PyTorch's default).
+    """
+    array = _as_array(x, "rms_norm")
+    shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    k = len(shape)
+    if not shape or array.shape[array.ndim - k :] != shape or array.ndim < k:
+        raise ValueError(
+            f"rms_norm: input of shape {array.shape} does not end in normalized_shape {shape}"
+        )
+    if eps is None:
+        eps = float(np.finfo(array.dtype if isinstance(array, Tensor) else np.float64).eps)
+    _check_eps(eps, "rms_norm")
+    engine = Tensor if isinstance(array, Tensor) else ValueArray
+    gamma, _ = _affine_params(gamma, None, engine, shape, "rms_norm")
+    axes = tuple(range(array.ndim - k, array.ndim))
+    mean_square = (array**2).named("x²").mean(axis=axes, keepdims=True).named("mean(x²)")
+    rms = (mean_square + eps).named("mean(x²) + ε").sqrt().named("√(mean(x²) + ε)")
+    y = (array / rms).named("x̂")
+    if gamma is not None:
+        y = (gamma * y).named("γ·x̂")
     return _back_to_input_form(y, x)
 
 
@@ -450,10 +601,16 @@ def tanh(x: Tensor) -> Tensor:
     return x.tanh()
 
 
+def leaky_relu(x: Tensor, negative_slope: float = 0.01) -> Tensor:
+    """x for x > 0, else negative_slope·x."""
+    return x.leaky_relu(negative_slope)
+
+
 def log_softmax(logits: Tensor, axis: int = -1) -> Tensor:
     """z − max z − log Σ exp(z − max z): the max is subtracted so that exp cannot overflow."""
-    shifted = logits - logits.data.max(axis=axis, keepdims=True)
-    return shifted - shifted.exp().sum(axis=axis, keepdims=True).log()
+    axes = _tensor_axes(axis, logits.ndim)  # a 0-d tensor takes axis 0 or −1, as PyTorch
+    shifted = logits - logits.data.max(axis=axes, keepdims=True)
+    return shifted - shifted.exp().sum(axis=axes, keepdims=True).log()
 
 
 def softmax(logits: Tensor, axis: int = -1) -> Tensor:
@@ -478,35 +635,114 @@ def dropout(
     return x * keep
 
 
-# -- losses (reduced by the mean) ---------------------------------------------------------------
+# -- losses (reduction='mean' by default, 'sum' or 'none' as in PyTorch) ------------------------
 
 
 def _targets(targets: Any) -> np.ndarray:
     return np.asarray(targets.data if isinstance(targets, Tensor) else targets)
 
 
-def cross_entropy(logits: Tensor, targets: Any) -> Tensor:
-    """Mean of −log softmax(logits)[target].
+def _check_reduction(reduction: Any, op: str) -> None:
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"{op}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+
+
+def _check_logits(logits: Any, op: str) -> None:
+    if not isinstance(logits, Tensor):
+        raise TypeError(f"{op}: input must be a Tensor, got {type(logits).__name__}")
+    if logits.ndim < 1:
+        raise ValueError(f"{op}: input must be (C,), (N, C) or (N, C, *), got a 0-d tensor")
+
+
+def _class_indices(
+    logits: Tensor, targets: Any, ignore_index: int, op: str, classes: np.ndarray | None = None
+) -> np.ndarray:
+    """Integer targets checked against logits (N, C, *): shape (N, *), values in [0, C)."""
+    classes = _targets(targets) if classes is None else classes
+    if classes.dtype.kind not in "iu":
+        expected = logits.shape[:1] + logits.shape[2:]
+        raise TypeError(
+            f"{op}: targets must be integer class indices of shape {expected}"
+            f" or class probabilities of the input's shape {logits.shape}, got {classes.dtype} "
+            f"of shape {classes.shape}"
+        )
+    expected = logits.shape[:1] + logits.shape[2:]
+    if classes.shape != expected:
+        raise ValueError(
+            f"{op}: targets shape {classes.shape} does not match logits {logits.shape} "
+            f"(expected {expected})"
+        )
+    used = classes[classes != ignore_index]
+    if used.size and (used.min() < 0 or used.max() >= logits.shape[1]):
+        raise ValueError(f"{op}: targets must be in [0, {logits.shape[1]}) (or ignore_index)")
+    return classes
+
+
+def cross_entropy(
+    logits: Tensor,
+    targets: Any,
+    reduction: str = "mean",
+    label_smoothing: float = 0.0,
+    ignore_index: int = -100,
+) -> Tensor:
+    """−log softmax(logits)[target], as PyTorch's ``F.cross_entropy``.
 
     Args:
-        logits: (N, K) unnormalized class scores.
-        targets: (N,) integer class indices in [0, K).
+        logits: (N, C) unnormalized class scores; also (C,) for one example, or (N, C, *)
+            with a class score per position.
+        targets: integer class indices (N,) (or (), (N, *)), numpy array or Tensor; or class
+            probabilities as a float array/Tensor of the logits' shape.
+        reduction: 'mean' (over the targets not equal to ignore_index; over the rows for
+            probabilities), 'sum', or 'none' (one loss per row, shape (N, *)).
+        label_smoothing: ε in [0, 1]: the target becomes (1 − ε)·target + ε/C.
+        ignore_index: a class index whose rows add nothing (class-index targets only).
     """
-    classes = _targets(targets)
-    if logits.ndim != 2:
-        raise ValueError(f"cross_entropy: logits must be (N, K), got shape {logits.shape}")
-    if classes.dtype.kind not in "iu":
-        raise TypeError(
-            f"cross_entropy: targets must be integer class indices, got {classes.dtype}"
+    _check_logits(logits, "cross_entropy")
+    _check_reduction(reduction, "cross_entropy")
+    if isinstance(label_smoothing, bool) or not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
+    if logits.ndim == 1:  # one example: (C,) with a () class or (C,) probabilities
+        if isinstance(targets, Tensor) and targets.ndim == 1:
+            row = targets.reshape(1, -1)
+        else:
+            row = _targets(targets)
+            row = row.reshape(1, -1) if row.ndim == 1 else row.reshape(1)
+        loss = cross_entropy(logits.reshape(1, -1), row, reduction, label_smoothing, ignore_index)
+        return loss.reshape(()) if reduction == "none" else loss
+    raw = _targets(targets)
+    if raw.dtype.kind == "f" and raw.shape == logits.shape:
+        probs = targets if isinstance(targets, Tensor) else Tensor(raw.astype(logits.dtype))
+        return fused_kernels.cross_entropy(logits, probs, reduction, label_smoothing)
+    classes = _class_indices(logits, targets, ignore_index, "cross_entropy", raw)
+    # one graph node with the closed-form gradient (softmax − target)/N (``tinybn.fused``)
+    return fused_kernels.cross_entropy(logits, classes, reduction, label_smoothing, ignore_index)
+
+
+def nll_loss(
+    log_probs: Tensor, targets: Any, reduction: str = "mean", ignore_index: int = -100
+) -> Tensor:
+    """−log_probs[target]: the negative log-likelihood of log-probabilities (e.g. from
+    ``log_softmax``), as PyTorch's ``F.nll_loss``; ``cross_entropy`` is
+    ``nll_loss(log_softmax(z))``. Shapes and reduction as ``cross_entropy`` with class
+    indices. Composed: index, mask, sum (one node each)."""
+    _check_logits(log_probs, "nll_loss")
+    _check_reduction(reduction, "nll_loss")
+    if log_probs.ndim == 1:
+        loss = nll_loss(
+            log_probs.reshape(1, -1), _targets(targets).reshape(1), reduction, ignore_index
         )
-    if classes.shape != (logits.shape[0],):
-        raise ValueError(
-            f"cross_entropy: targets shape {classes.shape} does not match logits {logits.shape}"
-        )
-    if classes.size and (classes.min() < 0 or classes.max() >= logits.shape[1]):
-        raise ValueError(f"cross_entropy: targets must be in [0, {logits.shape[1]})")
-    # one graph node with the closed-form gradient (softmax − onehot)/N (``tinybn.fused``)
-    return fused_kernels.cross_entropy(logits, classes)
+        return loss.reshape(()) if reduction == "none" else loss
+    classes = _class_indices(log_probs, targets, ignore_index, "nll_loss")
+    rows = log_probs.permute(0, *range(2, log_probs.ndim), 1).reshape(-1, log_probs.shape[1])
+    flat = classes.reshape(-1)
+    kept = flat != ignore_index
+    picked = rows[np.arange(len(flat)), np.where(kept, flat, 0)]
+    terms = -(picked * kept.astype(log_probs.dtype))
+    if reduction == "none":
+        return terms.reshape(classes.shape)
+    if reduction == "sum":
+        return terms.sum()
+    return terms.sum() / np.asarray(kept.sum(), dtype=log_probs.dtype)
 
 
 def _check_same_shape(a: Tensor, b: Any, name: str) -> None:
@@ -515,37 +751,72 @@ def _check_same_shape(a: Tensor, b: Any, name: str) -> None:
         raise ValueError(f"{name}: input shape {a.shape} != target shape {np.shape(b)}")
 
 
-def binary_cross_entropy(p: Tensor, y: Any) -> Tensor:
-    """Mean of −[y log p + (1 − y) log(1 − p)]; each log is clamped at −100 as in PyTorch.
+def binary_cross_entropy(p: Tensor, y: Any, reduction: str = "mean") -> Tensor:
+    """−[y log p + (1 − y) log(1 − p)] per element, reduced; each log is clamped at −100 as
+    in PyTorch.
 
     One graph node with PyTorch's closed-form gradient (p − y)/max(p(1 − p), 1e-12)/n
     (``tinybn.fused``).
     """
+    _check_reduction(reduction, "binary_cross_entropy")
     _check_same_shape(p, y, "binary_cross_entropy")
     if np.any((p.data < 0) | (p.data > 1)):
         raise ValueError("binary_cross_entropy: probabilities must be in [0, 1]")
     y = y if isinstance(y, Tensor) else Tensor(np.asarray(y, dtype=p.dtype))
-    return fused_kernels.binary_cross_entropy(p, y)
+    return fused_kernels.binary_cross_entropy(p, y, reduction)
 
 
-def binary_cross_entropy_with_logits(z: Tensor, y: Any) -> Tensor:
-    """BCE of sigmoid(z), computed stably: mean of max(z, 0) − z·y + log(1 + e^(−|z|)).
+def binary_cross_entropy_with_logits(
+    z: Tensor, y: Any, reduction: str = "mean", pos_weight: Any = None
+) -> Tensor:
+    """BCE of sigmoid(z), computed stably: max(z, 0) − z·y + log(1 + e^(−|z|)) per element,
+    reduced. ``pos_weight`` (broadcast over the last axis, e.g. (C,)) weighs the positive
+    term: −[w·y·log σ(z) + (1 − y)·log(1 − σ(z))], as PyTorch.
 
     One graph node with the closed-form gradient (σ(z) − y)/n (``tinybn.fused``).
     """
+    _check_reduction(reduction, "binary_cross_entropy_with_logits")
     _check_same_shape(z, y, "binary_cross_entropy_with_logits")
     y = y if isinstance(y, Tensor) else Tensor(np.asarray(y, dtype=z.dtype))
-    return fused_kernels.binary_cross_entropy_with_logits(z, y)
+    if pos_weight is not None:
+        if isinstance(pos_weight, Tensor) and pos_weight.requires_grad:
+            raise ValueError(
+                "binary_cross_entropy_with_logits: pos_weight is a constant and cannot require "
+                "grad (as in PyTorch)"
+            )
+        if not isinstance(pos_weight, Tensor):
+            pos_weight = Tensor(np.asarray(pos_weight, dtype=z.dtype))
+        try:
+            np.broadcast_shapes(pos_weight.shape, z.shape)
+        except ValueError:
+            raise ValueError(
+                f"binary_cross_entropy_with_logits: pos_weight of shape {pos_weight.shape} does "
+                f"not broadcast against the input {z.shape}"
+            ) from None
+    return fused_kernels.binary_cross_entropy_with_logits(z, y, reduction, pos_weight)
 
 
-def mse_loss(a: Tensor, b: Any) -> Tensor:
-    """Mean of (a − b)²."""
+def mse_loss(a: Tensor, b: Any, reduction: str = "mean") -> Tensor:
+    """(a − b)² per element, reduced ('mean', 'sum' or 'none')."""
+    _check_reduction(reduction, "mse_loss")
     _check_same_shape(a, b, "mse_loss")
-    return ((a - b) ** 2).mean()
+    squares = (a - b) ** 2
+    if reduction == "none":
+        return squares
+    return squares.sum() if reduction == "sum" else squares.mean()
 
 
 __all__ = [
     "linear",
+    "conv2d",
+    "max_pool2d",
+    "avg_pool2d",
+    "group_norm",
+    "instance_norm",
+    "instance_norm_with_stats",
+    "rms_norm",
+    "leaky_relu",
+    "nll_loss",
     "batch_norm",
     "batch_norm_with_stats",
     "layer_norm",

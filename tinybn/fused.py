@@ -19,19 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from tinybn import autograd
-from tinybn.tensor import Tensor, _graph_mode, _scalar
-
-
-def _through_composed(out: Tensor, grad: Tensor, composed: Any) -> tuple:
-    """A fused node's rule when a graph of the gradient is wanted (create_graph): rebuild the
-    node's output from its inputs with the composed source, ``composed(*inputs)``, and
-    differentiate that — so second derivatives follow the formula the kernel computes."""
-    with autograd.enable_grad():
-        rebuilt = composed(*out._parents)
-    wanted = [parent for parent in out._parents if parent.requires_grad]
-    found = iter(autograd.grad(rebuilt, wanted, grad, create_graph=True, allow_unused=True))
-    return tuple(next(found) if parent.requires_grad else None for parent in out._parents)
+from tinybn.tensor import Tensor, _graph_mode, _scalar, _through_composed
 
 
 def batch_norm(
@@ -45,7 +33,7 @@ def batch_norm(
     """Batch norm as a single node; called by ``functional.batch_norm_with_stats``.
 
     Args:
-        x: (N, C) or (N, C, L).
+        x: (N, C), (N, C, L) or (N, C, H, W).
         gamma, beta: (C,), or None.
         eps: added to σ² before the square root.
         mean, var: given statistics (inference) of shape (1, C) or (1, C, 1), or None
@@ -145,8 +133,9 @@ def _sum_per_channel(a: np.ndarray) -> np.ndarray:
     per row; the product with a vector of ones is the same sum done by BLAS, and at
     (4096, 64) it is about ten times faster.
     """
-    if a.ndim == 3:
-        return _sum_per_channel(a.sum(axis=2))[..., None]
+    if a.ndim > 2:  # (N, C, L) or (N, C, H, W): the positions first, then the batch
+        per_sample = a.reshape(a.shape[0], a.shape[1], -1).sum(axis=2)
+        return _sum_per_channel(per_sample).reshape((1, -1) + (1,) * (a.ndim - 2))
     if a.size < 8192:  # small: the direct reduction has less call overhead
         return np.add.reduce(a, axis=0, keepdims=True)
     return (_ones(a.shape[0], a.dtype) @ a)[None, :]
@@ -169,8 +158,11 @@ def _dot_per_channel(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """
     if a.size < 8192 or a.size // a.shape[0] < 256:
         return _sum_per_channel(a * b)
-    subscripts = "nc,nc->c" if a.ndim == 2 else "ncl,ncl->c"
-    return np.einsum(subscripts, a, b).reshape((1, -1) + (1,) * (a.ndim - 2))
+    if a.ndim == 2:
+        return np.einsum("nc,nc->c", a, b)[None, :]
+    rows = a.shape[:2] + (-1,)  # (N, C, positions)
+    sums = np.einsum("ncl,ncl->c", a.reshape(rows), b.reshape(rows))
+    return sums.reshape((1, -1) + (1,) * (a.ndim - 2))
 
 
 def _batch_norm_composed(out: Tensor) -> Any:
@@ -270,13 +262,33 @@ def _linear_backward(out: Tensor, dy: np.ndarray) -> tuple:
     return dx, dweight, dbias
 
 
-def binary_cross_entropy(p: Tensor, y: Tensor) -> Tensor:
-    """mean(−[y·max(log p, −100) + (1 − y)·max(log(1 − p), −100)]) as one node (p and y of
-    the same shape; the clamp at −100 is PyTorch's, so p = 0 or 1 gives a finite loss).
+def _reduced(terms: np.ndarray, reduction: str, count: float | None = None) -> np.ndarray:
+    """The loss from its per-element terms: 'none' (the terms), 'sum', or 'mean' (the sum
+    over ``count``, by default the number of terms)."""
+    if reduction == "none":
+        return terms
+    # add.reduce / n rather than .mean(): the same pairwise sum without the Python-level
+    # wrappers of .mean() and .sum()
+    total = np.add.reduce(terms, axis=None)
+    if reduction == "mean":
+        with np.errstate(invalid="ignore", divide="ignore"):  # 0/0 = nan, as PyTorch
+            total = total / (terms.size if count is None else count)
+    return np.asarray(total, dtype=terms.dtype)
 
-    The backward pass is PyTorch's closed form, with n entries:
 
-        dL/dp = (p − y) / max(p·(1 − p), 1e-12) / n        dL/dy = (log(1 − p) − log p) / n
+def _term_grads(grad: np.ndarray, reduction: str, count: float) -> np.ndarray:
+    """dL/d(each term): the incoming grad ('none', 'sum'), or it over ``count`` ('mean')."""
+    return grad / count if reduction == "mean" else grad
+
+
+def binary_cross_entropy(p: Tensor, y: Tensor, reduction: str = "mean") -> Tensor:
+    """−[y·max(log p, −100) + (1 − y)·max(log(1 − p), −100)] per element, reduced, as one
+    node (p and y of the same shape; the clamp at −100 is PyTorch's, so p = 0 or 1 gives a
+    finite loss).
+
+    The backward pass is PyTorch's closed form, per term (before the reduction's 1/n):
+
+        dL/dp = (p − y) / max(p·(1 − p), 1e-12)        dL/dy = log(1 − p) − log p
 
     i.e. the exact derivative of the unclamped loss, bounded where p·(1 − p) underflows: a
     saturated p that is wrong still gets a large gradient (composing the clamped logs would
@@ -287,21 +299,35 @@ def binary_cross_entropy(p: Tensor, y: Tensor) -> Tensor:
         log_p = np.maximum(np.log(pd), _scalar(-100, pd.dtype))
         log_not_p = np.maximum(np.log1p(-pd), _scalar(-100, pd.dtype))
     terms = -(yd * log_p + (1 - yd) * log_not_p)
-    loss = np.asarray(np.add.reduce(terms, axis=None) / terms.size, dtype=terms.dtype)
-    return p._make(loss, (p, y), "bce", _bce_backward)
+    loss = _reduced(terms, reduction)
+    return p._make(loss, (p, y), "bce", _bce_backward, reduction)
 
 
-def _bce_composed(p: Tensor, y: Tensor) -> Tensor:
-    """The composed source of a fused BCE node: mean(−[y·log p + (1 − y)·log(1 − p)])."""
-    return -(y * p.log() + (1.0 - y) * (1.0 - p).log()).mean()
+def _reduced_composed(terms: Tensor, reduction: str, count: float) -> Tensor:
+    """The losses' reduction in Tensor ops: 'mean' (over ``count`` terms), 'sum' or 'none'."""
+    if reduction == "none":
+        return terms
+    total = terms.sum()
+    return total / count if reduction == "mean" else total
+
+
+def _bce_composed(out: Tensor) -> Any:
+    """The composed source of a fused BCE node: −[y·log p + (1 − y)·log(1 − p)], reduced."""
+    reduction, count = out._saved, out._parents[0].data.size
+
+    def composed(p: Tensor, y: Tensor) -> Tensor:
+        terms = -(y * p.log() + (1.0 - y) * (1.0 - p).log())
+        return _reduced_composed(terms, reduction, count)
+
+    return composed
 
 
 def _bce_backward(out: Tensor, grad: np.ndarray) -> tuple:
     if _graph_mode(grad):
-        return _through_composed(out, grad, _bce_composed)
+        return _through_composed(out, grad, _bce_composed(out))
     p, y = out._parents
     pd, yd = p.data, y.data
-    scale = grad / pd.size
+    scale = _term_grads(grad, out._saved, pd.size)
     dp = dy = None
     if p.requires_grad:
         dp = (pd - yd) / np.maximum(pd * (1 - pd), _scalar(1e-12, pd.dtype)) * scale
@@ -311,83 +337,170 @@ def _bce_backward(out: Tensor, grad: np.ndarray) -> tuple:
     return dp, dy
 
 
-def binary_cross_entropy_with_logits(z: Tensor, y: Tensor) -> Tensor:
-    """mean(max(z, 0) − z·y + log(1 + e^(−|z|))) as one node (z and y of the same shape).
+def binary_cross_entropy_with_logits(
+    z: Tensor, y: Tensor, reduction: str = "mean", pos_weight: Tensor | None = None
+) -> Tensor:
+    """max(z, 0) − z·y + log(1 + e^(−|z|)) per element, reduced, as one node (z and y of
+    the same shape). With ``pos_weight`` w (broadcast over the last axis), PyTorch's
+    −[w·y·log σ(z) + (1 − y)·log(1 − σ(z))] = (1 − y)·z + (1 + (w − 1)·y)·softplus(−z).
 
-    Composed, this loss is ten nodes; its backward in closed form, with n entries, is
+    Composed, this loss is ten nodes; its backward in closed form, per term, is
 
-        dL/dz = (σ(z) − y) / n        dL/dy = −z / n
+        dL/dz = (1 + (w − 1)·y)·σ(z) − w·y        dL/dy = (w − 1)·softplus(−z) − z
 
-    which is also the exact derivative at z = 0, where the composed max and |·| have kinks.
+    (σ(z) − y and −z for w = 1), also exact at z = 0, where the composed max and |·| have kinks.
     """
     zd, yd = z.data, y.data
     # softplus(z) = log(1 + e^z) = max(z, 0) + log(1 + e^(−|z|)): numpy's logaddexp(0, z)
     # computes exactly this stable form in one call instead of five
     softplus = np.logaddexp(_scalar(0, zd.dtype), zd)
-    terms = softplus - zd * yd
-    # add.reduce / size rather than .mean(): the same pairwise sum without the Python-level
-    # wrappers of .mean() and .sum()
-    loss = np.asarray(np.add.reduce(terms, axis=None) / terms.size, dtype=terms.dtype)
-    return z._make(loss, (z, y), "bce_with_logits", _bce_with_logits_backward, softplus)
+    if pos_weight is None:
+        terms = softplus - zd * yd
+    else:  # softplus(−z) = softplus(z) − z
+        weight = 1 + (pos_weight.data - 1) * yd
+        terms = (1 - yd) * zd + weight * (softplus - zd)
+    loss = _reduced(terms.astype(zd.dtype, copy=False), reduction)
+    weight = None if pos_weight is None else pos_weight.data  # a constant, as in PyTorch
+    saved = (softplus, reduction, weight)
+    return z._make(loss, (z, y), "bce_with_logits", _bce_with_logits_backward, saved)
 
 
-def _bce_with_logits_composed(z: Tensor, y: Tensor) -> Tensor:
-    """The composed source of a fused BCE-with-logits node: mean(softplus(z) − z·y), with
+def _bce_with_logits_composed(out: Tensor) -> Any:
+    """The composed source of a fused BCE-with-logits node: softplus(z) − z·y per term, or
+    (1 − y)·z + (1 + (w − 1)·y)·softplus(−z) with pos_weight w, reduced; with
     softplus(z) = max(z, 0) + log(1 + e^(−|z|))."""
-    softplus = z.relu() + ((-z.abs()).exp() + 1.0).log()
-    return (softplus - z * y).mean()
+    _, reduction, weight = out._saved
+    count = out._parents[0].data.size
+
+    def softplus(z: Tensor) -> Tensor:
+        return z.relu() + ((-z.abs()).exp() + 1.0).log()
+
+    def composed(z: Tensor, y: Tensor) -> Tensor:
+        if weight is None:
+            terms = softplus(z) - z * y
+        else:
+            terms = (1.0 - y) * z + (1.0 + (weight - 1.0) * y) * softplus(-z)
+        return _reduced_composed(terms, reduction, count)
+
+    return composed
 
 
 def _bce_with_logits_backward(out: Tensor, grad: np.ndarray) -> tuple:
     if _graph_mode(grad):
-        return _through_composed(out, grad, _bce_with_logits_composed)
+        return _through_composed(out, grad, _bce_with_logits_composed(out))
     z, y = out._parents
-    scale = grad / z.data.size
+    softplus, reduction, w = out._saved
+    scale = _term_grads(grad, reduction, z.data.size)
     dz = dy = None
     if z.requires_grad:
         # σ(z) = e^z / (1 + e^z) = exp(z − softplus(z)), reusing the forward pass's softplus;
         # the exponent is never positive, so exp cannot overflow
-        dz = np.exp(z.data - out._saved)
-        dz -= y.data
+        dz = np.exp(z.data - softplus)
+        if w is not None:
+            dz = (1 + (w - 1) * y.data) * dz - w * y.data
+        else:
+            dz -= y.data
         dz *= scale
     if y.requires_grad:
         dy = -z.data * scale
+        if w is not None:
+            dy = dy + (w - 1) * (softplus - z.data) * scale
     return dz, dy
 
 
-def cross_entropy(logits: Tensor, classes: np.ndarray) -> Tensor:
-    """mean over rows of −log softmax(z)[target], as one node; called by
+def cross_entropy(
+    logits: Tensor,
+    targets: np.ndarray | Tensor,
+    reduction: str = "mean",
+    label_smoothing: float = 0.0,
+    ignore_index: int = -100,
+) -> Tensor:
+    """−Σ_k t_k·log softmax(z)_k per row, reduced, as one node; called by
     ``functional.cross_entropy`` (shapes and classes checked there).
 
-    Composed, this loss is eight nodes (log-softmax, pick, mean, negate); its backward in
-    closed form, with N rows, is
+    Rows are the positions of logits (N, C, *) with the classes on axis 1. The target
+    distribution t of a row is, as PyTorch's: for a class index c, (1 − ε)·onehot(c) + ε/C
+    (zero for c = ignore_index; 'mean' divides by the rows not ignored); for class
+    probabilities p (a float Tensor of the logits' shape), (1 − ε)·p + ε/C ('mean' divides
+    by the number of rows). Composed, this is eight nodes; its backward in closed form is
 
-        dL/dz = (softmax(z) − onehot(target)) / N
+        dL/dz = softmax(z)·Σ_k t_k − t        dL/dp = −(1 − ε)·log softmax(z)
+
+    (softmax − onehot for a class index), times the reduction's 1/count.
 
     Args:
-        logits: (N, K); classes: (N,) integers in [0, K).
+        logits: (N, C, *); targets: integer (N, *) array, or a float Tensor of logits' shape.
     """
-    z = logits.data
+    z = np.moveaxis(logits.data, 1, -1)  # rows × classes
+    classes = z.shape[-1]
+    z = z.reshape(-1, classes)
     shifted = z - z.max(axis=1, keepdims=True)  # so that exp cannot overflow
     exp = np.exp(shifted)
     sum_exp = exp.sum(axis=1, keepdims=True)
-    rows = np.arange(len(classes))
-    log_likelihood = shifted[rows, classes] - np.log(sum_exp[:, 0])
-    loss = np.asarray(-log_likelihood.sum() / len(classes), dtype=z.dtype)
+    log_probs = shifted - np.log(sum_exp)
     exp /= sum_exp  # in place: exp is now softmax(z), kept for the backward pass
-    return logits._make(
-        loss, (logits,), "cross_entropy", _cross_entropy_backward, (exp, rows, classes)
-    )
+    smoothing = _scalar(label_smoothing, z.dtype)
+    if isinstance(targets, Tensor):  # class probabilities
+        probs = np.moveaxis(targets.data, 1, -1).reshape(-1, classes)
+        dist = probs * (1 - smoothing) + smoothing / classes
+        count = len(z)
+    else:
+        flat = targets.reshape(-1)
+        kept = flat != ignore_index
+        dist = np.zeros_like(z)
+        dist[np.arange(len(z))[kept], flat[kept]] = 1 - smoothing
+        dist[kept] += smoothing / classes
+        count = int(kept.sum())
+    terms = -(dist * log_probs).sum(axis=1)
+    out_shape = logits.shape[:1] + logits.shape[2:]
+    loss = _reduced(terms.reshape(out_shape).astype(z.dtype, copy=False), reduction, count)
+    parents = (logits, targets) if isinstance(targets, Tensor) else (logits,)
+    saved = (exp, dist, log_probs, reduction, count, float(label_smoothing))
+    return logits._make(loss, parents, "cross_entropy", _cross_entropy_backward, saved)
+
+
+def _cross_entropy_composed(out: Tensor) -> Any:
+    """The composed source of a fused cross-entropy node: −Σ_k t_k·log softmax(z)_k per row,
+    reduced; t is the saved target distribution, or (1 − ε)·p + ε/C of probability targets."""
+    from tinybn.functional import log_softmax
+
+    _, dist, _, reduction, count, smoothing = out._saved
+    logits = out._parents[0]
+    classes = logits.shape[1]
+    moved = logits.shape[:1] + logits.shape[2:] + logits.shape[1:2]
+    constant = np.moveaxis(dist.reshape(moved), -1, 1)  # rows × classes → the logits' layout
+
+    def composed(z: Tensor, *probabilities: Tensor) -> Tensor:
+        if probabilities:
+            target = probabilities[0] * (1.0 - smoothing) + smoothing / classes
+        else:
+            target = Tensor(constant.astype(z.dtype, copy=False))
+        terms = -(target * log_softmax(z, axis=1)).sum(axis=1)
+        return _reduced_composed(terms, reduction, count)
+
+    return composed
 
 
 def _cross_entropy_backward(out: Tensor, grad: np.ndarray) -> tuple:
     if _graph_mode(grad):
-        from tinybn.functional import log_softmax
+        return _through_composed(out, grad, _cross_entropy_composed(out))
+    softmax, dist, log_probs, reduction, count, smoothing = out._saved
+    logits = out._parents[0]
+    scale = np.reshape(_term_grads(grad, reduction, count), (-1, 1))  # per row
 
-        _, rows, classes = out._saved
-        return _through_composed(out, grad, lambda z: -log_softmax(z, axis=1)[rows, classes].mean())
-    softmax, rows, classes = out._saved
-    scale = grad / len(classes)
-    dz = softmax * scale  # a new array: softmax stays intact for another backward()
-    dz[rows, classes] -= scale
-    return (dz,)
+    def to_logits_layout(rows: np.ndarray) -> np.ndarray:
+        moved = logits.shape[:1] + logits.shape[2:] + logits.shape[1:2]
+        return np.moveaxis(rows.reshape(moved), -1, 1)
+
+    dz = None
+    if logits.requires_grad:
+        dz = softmax * dist.sum(axis=1, keepdims=True)  # a new array: softmax stays intact
+        dz -= dist
+        dz *= scale
+        dz = to_logits_layout(dz)
+    if len(out._parents) == 1:
+        return (dz,)
+    dp = None
+    if out._parents[1].requires_grad:
+        dp = to_logits_layout(-(1 - smoothing) * log_probs * scale)
+    return dz, dp

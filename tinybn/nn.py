@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import math
+import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, NamedTuple
@@ -480,32 +481,19 @@ _ONE = np.array(1, dtype=np.int64)  # num_batches_tracked's step (int64, as the 
 _ONE.flags.writeable = False
 
 
-class BatchNorm1d(Module):
-    """Batch normalization over a mini-batch of (N, C) or (N, C, L) inputs.
+# -- the normalization family: one base ------------------------------------------------------
 
-    Training: normalize with the batch mean μ_B and biased variance σ²_B of each channel
-    (over N, and L), and update the running statistics with the unbiased variance:
-        running_mean ← (1 − f)·running_mean + f·μ_B
-        running_var  ← (1 − f)·running_var  + f·σ²_B·m/(m − 1),   m = N·L values per channel
-    where f = momentum (PyTorch's convention: the weight of the NEW value), or, if
-    momentum is None, f = 1/num_batches_tracked — a cumulative average with the paper's
-    formula, E_B[μ_B] and m/(m−1)·E_B[σ²_B]. It is the paper's estimate only over batches
-    of equal size from a frozen network; averaged during training it keeps stale
-    statistics of earlier weights (the paper recomputes them with the final network).
-    Eval: normalize with running_mean and running_var.
 
-    Args:
-        num_features: C.
-        eps: added to the variance before the square root; >= 0. As in PyTorch, eps = 0
-            is accepted but works only in eval mode with running statistics.
-        momentum: f above (0.1), or None for the cumulative average.
-        affine: learn weight γ (ones) and bias β (zeros), each (C,).
-        bias: with affine, learn β too; False keeps β = 0 (Keras's center=False).
-            Keyword-only, a tinybn extension: PyTorch's BatchNorm1d has no such argument
-            (its LayerNorm does).
-        track_running_stats: keep running_mean (C,), running_var (C,) and
-            num_batches_tracked (0-d int64). If False there are no such buffers and the
-            batch statistics are used in eval mode too.
+class _NormBase(Module):
+    """What every normalization layer shares, written once: the checks of eps and momentum,
+    the affine parameters — weight γ (ones) and bias β (zeros) of ``param_shape`` —, the
+    running statistics (running_mean, running_var, num_batches_tracked) with their reset
+    and update, the input's channel check, and extra_repr.
+
+    PyTorch's ``_NormBase`` covers BatchNorm and InstanceNorm; here LayerNorm, GroupNorm
+    and RMSNorm take the parameter half too (they keep no running statistics).
+    Subclasses list what their repr shows: ``_repr_head`` (values) then ``_repr_keys``
+    (key=value; "bias" shows whether β is learned).
     """
 
     # PyTorch checkpoints from before version 2 of BatchNorm have no num_batches_tracked;
@@ -514,38 +502,44 @@ class BatchNorm1d(Module):
     # PyTorch refuses a training batch with one value per channel; keras.BatchNormalization
     # sets this (Keras gives y = β)
     _allow_batch_of_one = False
+    _repr_head: tuple[str, ...] = ("num_features",)
+    _repr_keys: tuple[str, ...] = ("eps", "momentum", "affine", "bias", "track_running_stats")
 
     def __init__(
         self,
-        num_features: int,
-        eps: float = 1e-5,
-        momentum: float | None = 0.1,
-        affine: bool = True,
-        track_running_stats: bool = True,
-        *,
+        param_shape: tuple[int, ...],
+        eps: float | None,
+        affine: bool,
         bias: bool = True,
+        weight_only: bool = False,
     ) -> None:
         super().__init__()
-        num_features = _check_int(num_features, "BatchNorm1d: num_features", 1)
+        name = type(self).__name__
         # eps = 0 is allowed, as in PyTorch (for eval with running stats); `not >=` refuses NaN
-        if not _check_real(eps, "BatchNorm1d: eps") >= 0:
-            raise ValueError(f"BatchNorm1d: eps must be >= 0, got {eps}")
-        if momentum is not None and not 0.0 <= _check_real(momentum, "BatchNorm1d: momentum") <= 1:
-            raise ValueError(f"BatchNorm1d: momentum must be in [0, 1] or None, got {momentum}")
-        self.num_features = num_features
+        if eps is not None and not _check_real(eps, f"{name}: eps") >= 0:
+            raise ValueError(f"{name}: eps must be >= 0, got {eps}")
         self.eps = eps
-        self.momentum = momentum
-        self.affine = affine
-        self.track_running_stats = track_running_stats
         dtype = get_default_dtype()
         if affine:
-            self.weight = Parameter(np.ones(num_features, dtype=dtype))
+            self.weight = Parameter(np.ones(param_shape, dtype=dtype))
         else:
             self.register_parameter("weight", None)
-        if affine and bias:
-            self.bias = Parameter(np.zeros(num_features, dtype=dtype))
-        else:
+        if affine and bias and not weight_only:
+            self.bias = Parameter(np.zeros(param_shape, dtype=dtype))
+        elif not weight_only:
             self.register_parameter("bias", None)
+
+    def _running_stats(
+        self, num_features: int, momentum: float | None, track_running_stats: bool
+    ) -> None:
+        """Check momentum; keep running_mean (C,) = 0, running_var (C,) = 1 and
+        num_batches_tracked = 0 if ``track_running_stats``."""
+        name = type(self).__name__
+        if momentum is not None and not 0.0 <= _check_real(momentum, f"{name}: momentum") <= 1:
+            raise ValueError(f"{name}: momentum must be in [0, 1] or None, got {momentum}")
+        self.momentum = momentum
+        self.track_running_stats = track_running_stats
+        dtype = get_default_dtype()
         if track_running_stats:
             self.register_buffer("running_mean", np.zeros(num_features, dtype=dtype))
             self.register_buffer("running_var", np.ones(num_features, dtype=dtype))
@@ -557,7 +551,7 @@ class BatchNorm1d(Module):
 
     def reset_running_stats(self) -> None:
         """running_mean ← 0, running_var ← 1, num_batches_tracked ← 0."""
-        if self.track_running_stats:
+        if getattr(self, "running_mean", None) is not None:
             self.running_mean.data[...] = 0
             self.running_var.data[...] = 1
             self.num_batches_tracked.data[...] = 0
@@ -565,60 +559,28 @@ class BatchNorm1d(Module):
     def reset_parameters(self) -> None:
         """Running statistics reset, γ ← 1, β ← 0."""
         self.reset_running_stats()
-        if self.affine:
+        if self.weight is not None:
             self.weight.data[...] = 1
-        if self.bias is not None:
+        if getattr(self, "bias", None) is not None:
             self.bias.data[...] = 0
 
-    def _check_input(self, x: Tensor) -> None:
-        shape = x.data.shape
-        if len(shape) not in (2, 3):
-            raise ValueError(
-                f"BatchNorm1d: expected input of shape (N, C) or (N, C, L), got {len(shape)}-d "
-                f"input of shape {shape}"
-            )
-        if shape[1] != self.num_features:
-            raise ValueError(
-                f"BatchNorm1d: input of shape {shape} has {shape[1]} channels on axis 1, "
-                f"but num_features={self.num_features}"
-            )
+    def _update_running_stats(
+        self, batch_mean: np.ndarray, batch_var: np.ndarray, m: int, factor: float | None = None
+    ) -> None:
+        """EMA (or cumulative average) of μ_B and of the unbiased σ²_B·m/(m−1), each (C,).
 
-    def forward(self, x: Any) -> Tensor:
-        x = _as_tensor(x, "BatchNorm1d")
-        self._check_input(x)
-        # batch statistics in training, and always when there are no running statistics
-        use_batch_stats = self.training or not self.track_running_stats
-        if use_batch_stats and self.eps == 0:  # as PyTorch: eps = 0 only with running stats
-            raise ValueError("BatchNorm1d: eps must be positive when using batch statistics, got 0")
-        mean = var = None
-        if not use_batch_stats:
-            mean, var = self.running_mean.data, self.running_var.data
-        # the one call into the BN math; it raises on one value per channel, before any
-        # state below has changed
-        y, batch_mean, batch_var = F.batch_norm_with_stats(
-            x,
-            self.weight,
-            self.bias,
-            self.eps,
-            mean=mean,
-            var=var,
-            fused=True,
-            allow_batch_of_one=self._allow_batch_of_one,
-        )
-        if self.training and self.track_running_stats:
-            m = x.data.size // self.num_features  # values per channel: N, or N·L
-            self._update_running_stats(batch_mean.data, batch_var.data, m)
-        return y
-
-    def _update_running_stats(self, batch_mean: np.ndarray, batch_var: np.ndarray, m: int) -> None:
-        """EMA (or cumulative average) of μ_B and of the unbiased σ²_B·m/(m−1)."""
+        ``factor`` None: the batch-norm rule (momentum, or 1/num_batches_tracked when
+        momentum is None, counting this batch); else that weight of the new value."""
         # plain numpy on the buffers' arrays (no graph), updated in place, so the buffers stay
         # the same arrays. Speed: at small sizes each numpy call costs more than its
         # arithmetic, so each statistic takes three calls, m/(m−1) riding on the factor, and
         # the factors are 0-d arrays of the buffers' dtype (see tensor._scalar)
-        num_batches = self.num_batches_tracked.data
-        num_batches += _ONE
-        keep, mean_weight, var_weight = self._running_average_weights(m)
+        if factor is None:
+            num_batches = self.num_batches_tracked.data
+            num_batches += _ONE
+            keep, mean_weight, var_weight = self._running_average_weights(m)
+        else:
+            keep, mean_weight, var_weight = 1.0 - factor, factor, factor * m / (m - 1)
         running_mean, running_var = self.running_mean.data, self.running_var.data
         dtype = running_mean.dtype
         keep = _scalar(keep, dtype)
@@ -634,15 +596,268 @@ class BatchNorm1d(Module):
         f = 1.0 / float(self.num_batches_tracked.data) if self.momentum is None else self.momentum
         return 1.0 - f, f, f * m / (m - 1)
 
+    def _check_channels(
+        self, x: Tensor, ndims: tuple[int, ...], shapes: str, size: str = "num_features"
+    ) -> None:
+        """x has one of ``ndims`` dimensions and as many channels on axis 1 as the
+        attribute named ``size`` says."""
+        name, shape, channels = type(self).__name__, x.data.shape, getattr(self, size)
+        if len(shape) not in ndims:
+            raise ValueError(
+                f"{name}: expected input of shape {shapes}, got {len(shape)}-d input of shape "
+                f"{shape}"
+            )
+        if shape[1] != channels:
+            raise ValueError(
+                f"{name}: input of shape {shape} has {shape[1]} channels on axis 1, "
+                f"but {size}={channels}"
+            )
+
+    def _check_trailing(self, x: Tensor) -> int:
+        """x ends in normalized_shape (LayerNorm, RMSNorm); returns its length."""
+        k = len(self.normalized_shape)
+        if x.shape[x.ndim - k :] != self.normalized_shape or x.ndim < k:
+            raise ValueError(
+                f"{type(self).__name__}: input of shape {x.shape} does not end in "
+                f"normalized_shape {self.normalized_shape}"
+            )
+        return k
+
+    def _repr_value(self, key: str) -> Any:
+        return self.bias is not None if key == "bias" else getattr(self, key)
+
     def extra_repr(self) -> str:
-        return (
-            f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
-            f"affine={self.affine}, bias={self.bias is not None}, "
-            f"track_running_stats={self.track_running_stats}"
+        head = [str(getattr(self, key)) for key in self._repr_head]
+        return ", ".join(head + [f"{key}={self._repr_value(key)}" for key in self._repr_keys])
+
+
+class _BatchNorm(_NormBase):
+    """Batch normalization; BatchNorm1d and BatchNorm2d differ only in the input they take.
+
+    Training: normalize with the batch mean μ_B and biased variance σ²_B of each channel
+    (over N and the positions), and update the running statistics with the unbiased variance:
+        running_mean ← (1 − f)·running_mean + f·μ_B
+        running_var  ← (1 − f)·running_var  + f·σ²_B·m/(m − 1),   m = values per channel
+    where f = momentum (PyTorch's convention: the weight of the NEW value), or, if
+    momentum is None, f = 1/num_batches_tracked — a cumulative average with the paper's
+    formula, E_B[μ_B] and m/(m−1)·E_B[σ²_B]. It is the paper's estimate only over batches
+    of equal size from a frozen network; averaged during training it keeps stale
+    statistics of earlier weights (the paper recomputes them with the final network).
+    Eval: normalize with running_mean and running_var (as PyTorch, whenever the buffers
+    exist — also if track_running_stats was switched off after construction).
+
+    Args:
+        num_features: C.
+        eps: added to the variance before the square root; >= 0. As in PyTorch, eps = 0
+            is accepted but works only in eval mode with running statistics.
+        momentum: f above (0.1), or None for the cumulative average.
+        affine: learn weight γ (ones) and bias β (zeros), each (C,).
+        bias: with affine, learn β too; False keeps β = 0 (Keras's center=False).
+            Keyword-only, as PyTorch's (2.13).
+        track_running_stats: keep running_mean (C,), running_var (C,) and
+            num_batches_tracked (0-d int64). If False there are no such buffers and the
+            batch statistics are used in eval mode too.
+    """
+
+    _input_ndims: tuple[int, ...] = (2, 3)
+    _input_shapes = "(N, C) or (N, C, L)"
+
+    def __init__(
+        self,
+        num_features: int,
+        eps: float = 1e-5,
+        momentum: float | None = 0.1,
+        affine: bool = True,
+        track_running_stats: bool = True,
+        *,
+        bias: bool = True,
+    ) -> None:
+        name = type(self).__name__
+        num_features = _check_int(num_features, f"{name}: num_features", 1)
+        super().__init__((num_features,), eps, affine, bias)
+        self.num_features = num_features
+        self.affine = affine
+        self._running_stats(num_features, momentum, track_running_stats)
+
+    def forward(self, x: Any) -> Tensor:
+        name = type(self).__name__
+        x = _as_tensor(x, name)
+        self._check_channels(x, self._input_ndims, self._input_shapes)
+        # as PyTorch: batch statistics in training, and in eval when there are no buffers
+        use_batch_stats = self.training or self.running_mean is None
+        if use_batch_stats and self.eps == 0:  # as PyTorch: eps = 0 only with running stats
+            raise ValueError(f"{name}: eps must be positive when using batch statistics, got 0")
+        mean = var = None
+        if not use_batch_stats:
+            mean, var = self.running_mean.data, self.running_var.data
+        # the one call into the BN math; it raises on one value per channel, before any
+        # state below has changed
+        y, batch_mean, batch_var = F.batch_norm_with_stats(
+            x,
+            self.weight,
+            self.bias,
+            self.eps,
+            mean=mean,
+            var=var,
+            fused=True,
+            allow_batch_of_one=self._allow_batch_of_one,
         )
+        if self.training and self.track_running_stats and self.running_mean is not None:
+            m = x.data.size // self.num_features  # values per channel: N, N·L or N·H·W
+            self._update_running_stats(batch_mean.data, batch_var.data, m)
+        return y
 
 
-class LayerNorm(Module):
+class BatchNorm1d(_BatchNorm):
+    __doc__ = "Batch normalization over (N, C) or (N, C, L) inputs.\n" + _BatchNorm.__doc__
+
+
+class BatchNorm2d(_BatchNorm):
+    __doc__ = (
+        "Spatial batch normalization over (N, C, H, W) inputs: one μ and σ² per channel,\n"
+        "    over N·H·W values (every position of every example).\n" + _BatchNorm.__doc__
+    )
+
+    _input_ndims = (4,)
+    _input_shapes = "(N, C, H, W)"
+
+
+class _InstanceNorm(_NormBase):
+    """Instance normalization: each channel of each example normalized over its own
+    positions (μ_nc, σ²_nc over L or H·W); PyTorch's defaults affine=False,
+    track_running_stats=False.
+
+    With track_running_stats the running statistics are updated in training with the
+    batch average of the per-instance μ and unbiased σ² (weight momentum; momentum None
+    leaves them unchanged, as PyTorch), and used in eval. num_batches_tracked is kept but,
+    as in PyTorch, not counted. An unbatched (C, ...) input is normalized as a batch of one.
+
+    Args:
+        num_features: C. A different channel count is an error with affine or running
+            statistics, and a warning otherwise (as PyTorch).
+    """
+
+    _input_ndims: tuple[int, ...] = (3,)
+    _input_shapes = "(N, C, L)"
+
+    def __init__(
+        self,
+        num_features: int,
+        eps: float = 1e-5,
+        momentum: float | None = 0.1,
+        affine: bool = False,
+        track_running_stats: bool = False,
+        *,
+        bias: bool = True,
+    ) -> None:
+        name = type(self).__name__
+        num_features = _check_int(num_features, f"{name}: num_features", 1)
+        super().__init__((num_features,), eps, affine, bias)
+        self.num_features = num_features
+        self.affine = affine
+        self._running_stats(num_features, momentum, track_running_stats)
+
+    def forward(self, x: Any) -> Tensor:
+        name = type(self).__name__
+        x = _as_tensor(x, name)
+        batched = self._input_ndims[0]
+        if x.ndim == batched - 1:  # unbatched: a batch of one
+            return self.forward(x.reshape(1, *x.shape)).reshape(x.shape)
+        shapes = f"{self._input_shapes} or unbatched (C, ...)"
+        if x.ndim != batched:
+            self._check_channels(x, self._input_ndims, shapes)
+        if x.shape[1] != self.num_features:
+            if self.affine or self.running_mean is not None:
+                self._check_channels(x, self._input_ndims, shapes)
+            warnings.warn(
+                f"{name}: input has {x.shape[1]} channels but num_features={self.num_features}; "
+                "normalizing anyway (affine=False, no running statistics)",
+                stacklevel=2,
+            )
+        use_input_stats = self.training or not self.track_running_stats
+        mean = var = None
+        if not use_input_stats:
+            mean, var = self.running_mean.data, self.running_var.data
+        y, used_mean, used_var = F.instance_norm_with_stats(
+            x, self.weight, self.bias, self.eps, mean=mean, var=var
+        )
+        if use_input_stats and self.running_mean is not None and self.momentum is not None:
+            m = x.data[0, 0].size  # positions per instance
+            self._update_running_stats(
+                used_mean.data.mean(axis=0), used_var.data.mean(axis=0), m, self.momentum
+            )
+        return y
+
+
+class InstanceNorm1d(_InstanceNorm):
+    __doc__ = "Instance normalization of (N, C, L) inputs.\n" + _InstanceNorm.__doc__
+
+
+class InstanceNorm2d(_InstanceNorm):
+    __doc__ = "Instance normalization of (N, C, H, W) inputs.\n" + _InstanceNorm.__doc__
+
+    _input_ndims = (4,)
+    _input_shapes = "(N, C, H, W)"
+
+
+class GroupNorm(_NormBase):
+    """Group normalization (Wu & He 2018): per example, the channels in ``num_groups``
+    groups, each normalized over its channels and positions; γ, β per channel. No running
+    statistics: training and eval behave the same, and any batch size works.
+
+    Args:
+        num_groups: G, dividing num_channels.
+        num_channels: C.
+        eps: added to the variance before the square root.
+        affine: learn weight γ (ones) and bias β (zeros), each (C,).
+    Shapes: x (N, C, *) → y of the same shape.
+    """
+
+    _repr_head = ("num_groups", "num_channels")
+    _repr_keys = ("eps", "affine", "bias")
+
+    def __init__(
+        self,
+        num_groups: int,
+        num_channels: int,
+        eps: float = 1e-5,
+        affine: bool = True,
+        *,
+        bias: bool = True,
+    ) -> None:
+        num_groups = _check_int(num_groups, "GroupNorm: num_groups", 1)
+        num_channels = _check_int(num_channels, "GroupNorm: num_channels", 1)
+        if num_channels % num_groups:
+            raise ValueError(
+                f"GroupNorm: num_channels ({num_channels}) must be divisible by num_groups "
+                f"({num_groups})"
+            )
+        super().__init__((num_channels,), eps, affine, bias)
+        self.num_groups = num_groups
+        self.num_channels = num_channels
+        self.affine = affine
+
+    def forward(self, x: Any) -> Tensor:
+        x = _as_tensor(x, "GroupNorm")
+        self._check_channels(x, tuple(range(2, 9)), "(N, C, *)", "num_channels")
+        return F.group_norm(x, self.num_groups, self.weight, self.bias, self.eps)
+
+
+def _normalized_shape(shape: Any, name: str) -> tuple[int, ...]:
+    if isinstance(shape, (int, np.integer)):
+        shape = (shape,)
+    if not isinstance(shape, (tuple, list)):
+        raise TypeError(
+            f"{name}: normalized_shape must be an int or a tuple of ints, "
+            f"got {type(shape).__name__} {shape!r}"
+        )
+    shape = tuple(_check_int(n, f"{name}: normalized_shape entry", 1) for n in shape)
+    if not shape:
+        raise ValueError(f"{name}: normalized_shape must not be empty")
+    return shape
+
+
+class LayerNorm(_NormBase):
     """Layer normalization: each example normalized over its last len(normalized_shape) axes.
 
     Args:
@@ -654,6 +869,9 @@ class LayerNorm(Module):
     training and eval behave the same.
     """
 
+    _repr_head = ("normalized_shape",)
+    _repr_keys = ("eps", "elementwise_affine", "bias")
+
     def __init__(
         self,
         normalized_shape: int | tuple[int, ...],
@@ -661,48 +879,45 @@ class LayerNorm(Module):
         elementwise_affine: bool = True,
         bias: bool = True,
     ) -> None:
-        super().__init__()
-        if isinstance(normalized_shape, (int, np.integer)):
-            normalized_shape = (normalized_shape,)
-        if not isinstance(normalized_shape, (tuple, list)):
-            raise TypeError(
-                f"LayerNorm: normalized_shape must be an int or a tuple of ints, "
-                f"got {type(normalized_shape).__name__} {normalized_shape!r}"
-            )
-        self.normalized_shape = tuple(
-            _check_int(n, "LayerNorm: normalized_shape entry", 1) for n in normalized_shape
-        )
-        if not self.normalized_shape:
-            raise ValueError("LayerNorm: normalized_shape must not be empty")
-        if not _check_real(eps, "LayerNorm: eps") >= 0:
-            raise ValueError(f"LayerNorm: eps must be >= 0, got {eps}")
-        self.eps = eps
+        shape = _normalized_shape(normalized_shape, "LayerNorm")
+        super().__init__(shape, eps, elementwise_affine, bias)
+        self.normalized_shape = shape
         self.elementwise_affine = elementwise_affine
-        dtype = get_default_dtype()
-        if elementwise_affine:
-            self.weight = Parameter(np.ones(self.normalized_shape, dtype=dtype))
-        else:
-            self.register_parameter("weight", None)
-        if elementwise_affine and bias:
-            self.bias = Parameter(np.zeros(self.normalized_shape, dtype=dtype))
-        else:
-            self.register_parameter("bias", None)
 
     def forward(self, x: Any) -> Tensor:
         x = _as_tensor(x, "LayerNorm")
-        k = len(self.normalized_shape)
-        if x.shape[x.ndim - k :] != self.normalized_shape or x.ndim < k:
-            raise ValueError(
-                f"LayerNorm: input of shape {x.shape} does not end in normalized_shape "
-                f"{self.normalized_shape}"
-            )
+        k = self._check_trailing(x)
         return F.layer_norm(x, self.weight, self.bias, self.eps, normalized_ndim=k)
 
-    def extra_repr(self) -> str:
-        return (
-            f"{self.normalized_shape}, eps={self.eps}, "
-            f"elementwise_affine={self.elementwise_affine}, bias={self.bias is not None}"
-        )
+
+class RMSNorm(_NormBase):
+    """RMS normalization (Zhang & Sennrich 2019; PyTorch ≥ 2.4): y = x / √(mean(x²) + ε)·γ
+    over the last len(normalized_shape) axes — layer norm without the centering or β.
+
+    Args:
+        normalized_shape: int or tuple, the trailing shape to normalize.
+        eps: None (the default) means the machine epsilon of the input's dtype.
+        elementwise_affine: learn weight γ (ones) of normalized_shape.
+    """
+
+    _repr_head = ("normalized_shape",)
+    _repr_keys = ("eps", "elementwise_affine")
+
+    def __init__(
+        self,
+        normalized_shape: int | tuple[int, ...],
+        eps: float | None = None,
+        elementwise_affine: bool = True,
+    ) -> None:
+        shape = _normalized_shape(normalized_shape, "RMSNorm")
+        super().__init__(shape, eps, elementwise_affine, weight_only=True)
+        self.normalized_shape = shape
+        self.elementwise_affine = elementwise_affine
+
+    def forward(self, x: Any) -> Tensor:
+        x = _as_tensor(x, "RMSNorm")
+        self._check_trailing(x)
+        return F.rms_norm(x, self.normalized_shape, self.weight, self.eps)
 
 
 class Dropout(Module):
@@ -741,6 +956,20 @@ class Sigmoid(Module):
 
     def forward(self, x: Any) -> Tensor:
         return F.sigmoid(_as_tensor(x, "Sigmoid"))
+
+
+class LeakyReLU(Module):
+    """x for x > 0, else negative_slope·x, elementwise."""
+
+    def __init__(self, negative_slope: float = 0.01) -> None:
+        super().__init__()
+        self.negative_slope = _check_real(negative_slope, "LeakyReLU: negative_slope")
+
+    def forward(self, x: Any) -> Tensor:
+        return F.leaky_relu(_as_tensor(x, "LeakyReLU"), self.negative_slope)
+
+    def extra_repr(self) -> str:
+        return f"negative_slope={self.negative_slope}"
 
 
 class Tanh(Module):
@@ -896,12 +1125,24 @@ def _run_order(sequential: Sequential) -> list[tuple[Sequential, str, Any]]:
     return layers
 
 
+from tinybn.nn_conv import AvgPool2d, Conv2d, Flatten, MaxPool2d  # noqa: E402  (they use Module)
+
 __all__ = [
     "Parameter",
     "Module",
     "Linear",
     "BatchNorm1d",
+    "BatchNorm2d",
+    "InstanceNorm1d",
+    "InstanceNorm2d",
+    "GroupNorm",
     "LayerNorm",
+    "RMSNorm",
+    "LeakyReLU",
+    "Conv2d",
+    "MaxPool2d",
+    "AvgPool2d",
+    "Flatten",
     "Dropout",
     "ReLU",
     "Sigmoid",

@@ -130,9 +130,23 @@ def _axes(axis: Any, ndim: int) -> tuple[int, ...]:
         return tuple(range(ndim))
     axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
     for a in axes:
-        if not -ndim <= a < max(ndim, 1):
+        if not -max(ndim, 1) <= a < max(ndim, 1):
             raise ValueError(f"axis {a} is out of range for a tensor with {ndim} dimensions")
-    return tuple(sorted(int(a) % max(ndim, 1) for a in axes))
+    if ndim == 0:  # PyTorch: a 0-d tensor takes axis 0 or -1, and reducing it changes nothing
+        return ()
+    return tuple(sorted(int(a) % ndim for a in axes))
+
+
+def _swapped(ndim: int, dim0: int, dim1: int) -> tuple[int, ...]:
+    """The permutation of ``ndim`` axes that swaps dim0 and dim1 (0-d and 1-d: none)."""
+    size = max(ndim, 1)
+    for d in (dim0, dim1):
+        if not -size <= d < size:
+            raise ValueError(f"transpose: axis {d} is out of range for {ndim} dimensions")
+    order = list(range(ndim))
+    if ndim:
+        order[dim0 % ndim], order[dim1 % ndim] = order[dim1 % ndim], order[dim0 % ndim]
+    return tuple(order)
 
 
 def _expand_reduced(grad: np.ndarray, shape: tuple[int, ...], axes: tuple[int, ...]) -> np.ndarray:
@@ -513,9 +527,18 @@ class Tensor:
         return self._make(data, (self,), "reshape", _reshape_backward)
 
     def transpose(self, *axes: int) -> Tensor:
+        """Two ints swap those two axes (PyTorch's ``transpose(dim0, dim1)``); a full
+        permutation (ints or one tuple) reorders the axes, and none reverses them (numpy)."""
         if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
             axes = tuple(axes[0])
+        elif len(axes) == 2:  # on a matrix (1, 0) is also numpy's swap; (0, 1) swaps too
+            axes = _swapped(self.ndim, *axes)
         axes = axes or tuple(reversed(range(self.ndim)))
+        if sorted(int(a) % max(self.ndim, 1) for a in axes) != list(range(self.ndim)):
+            raise ValueError(
+                f"transpose: axes {axes} are not a permutation of the {self.ndim} axes of a "
+                f"tensor of shape {_shape_str(self.shape)} (or two axes to swap)"
+            )
         data = self.data.transpose(axes)
         # saved as non-negative axes: the backward inverts the permutation with argsort
         axes = tuple(int(a) % self.ndim for a in axes)
@@ -716,6 +739,160 @@ class Tensor:
 
         return jupyter_svg(self)
 
+    # -- comparisons, selection and more ops, as PyTorch names them ----------------------
+    # Comparisons return bool tensors outside the graph. Defining __eq__ would make the
+    # class unhashable; nodes stay hashed by identity (autograd's seen-sets rely on it).
+
+    __hash__ = object.__hash__
+
+    def _compare(self, other: Any, op: np.ufunc) -> Any:
+        if isinstance(other, Tensor):
+            other = other.data
+        elif not isinstance(other, (_NUMBERS, bool, np.ndarray, list, tuple)):
+            return NotImplemented  # e.g. t == None is False, as in PyTorch
+        try:
+            return Tensor(np.asarray(op(self.data, other)))
+        except ValueError:
+            shape = _shape_str(np.shape(other))
+            raise ValueError(
+                f"{op.__name__}: shapes {_shape_str(self.shape)} and {shape} do not broadcast"
+            ) from None
+
+    def __lt__(self, other: Any) -> Tensor:
+        return self._compare(other, np.less)
+
+    def __le__(self, other: Any) -> Tensor:
+        return self._compare(other, np.less_equal)
+
+    def __gt__(self, other: Any) -> Tensor:
+        return self._compare(other, np.greater)
+
+    def __ge__(self, other: Any) -> Tensor:
+        return self._compare(other, np.greater_equal)
+
+    def __eq__(self, other: Any) -> Tensor:  # type: ignore[override]
+        return self._compare(other, np.equal)
+
+    def __ne__(self, other: Any) -> Tensor:  # type: ignore[override]
+        return self._compare(other, np.not_equal)
+
+    def __bool__(self) -> bool:
+        if self.data.size != 1:
+            raise ValueError(
+                f"the truth value of a tensor of shape {_shape_str(self.shape)} is ambiguous "
+                "(use .any() or .all() on its data)"
+            )
+        return bool(self.data)
+
+    def where(self, condition: Any, other: Any) -> Tensor:
+        """self where ``condition`` holds, else ``other`` (PyTorch's ``x.where(cond, y)``);
+        the grad goes to self where the condition holds, to other elsewhere."""
+        mask = np.asarray(getattr(condition, "data", condition))
+        if mask.dtype != bool:
+            raise TypeError(f"where: condition must be boolean, got dtype {mask.dtype}")
+        a, b = self._operands(other)
+        try:
+            data = np.where(mask, a.data, b.data)
+        except ValueError:
+            raise ValueError(
+                f"where: condition {_shape_str(mask.shape)}, x {_shape_str(a.shape)} and "
+                f"y {_shape_str(b.shape)} do not broadcast"
+            ) from None
+        return a._make(data, (a, b), "where", _where_backward, mask)
+
+    def maximum(self, other: Any) -> Tensor:
+        """Elementwise max(a, b); at ties each gets half the grad (as PyTorch)."""
+        a, b = self._operands(other)
+        a._broadcast_check(b, "maximum")
+        return a._make(np.maximum(a.data, b.data), (a, b), "maximum", _maximum_backward)
+
+    def minimum(self, other: Any) -> Tensor:
+        """Elementwise min(a, b); at ties each gets half the grad (as PyTorch)."""
+        a, b = self._operands(other)
+        a._broadcast_check(b, "minimum")
+        return a._make(np.minimum(a.data, b.data), (a, b), "minimum", _maximum_backward)
+
+    def min(self, axis: Any = None, keepdims: bool = False) -> Tensor:
+        """The smallest values over ``axis``; tied minima share the gradient equally."""
+        axes = _axes(axis, self.ndim)
+        data = np.asarray(self.data.min(axis=axes, keepdims=keepdims))
+        return self._make(data, (self,), "min", _max_backward, (axes, keepdims))
+
+    def std(
+        self,
+        axis: Any = None,
+        keepdims: bool = False,
+        unbiased: bool = False,
+        correction: int | None = None,
+    ) -> Tensor:
+        """√var, with var's arguments and default (biased, as tinybn's ``var``)."""
+        return self.var(axis, keepdims, unbiased, correction).sqrt()
+
+    def logsumexp(self, axis: Any = None, keepdims: bool = False) -> Tensor:
+        """log Σ exp(x) over ``axis``, as m + log Σ exp(x − m) with m the max (no overflow).
+        Its gradient is softmax(x) over the same axes."""
+        axes = _axes(axis, self.ndim)
+        if self.data.size == 0:
+            shift = np.zeros(_expand_reduced(np.zeros(()), self.shape, axes).shape)
+        else:
+            shift = self.data.max(axis=axes, keepdims=True)
+            shift = np.where(np.isfinite(shift), shift, 0).astype(self.data.dtype)
+        with np.errstate(divide="ignore"):  # all −inf → log 0 = −inf, as PyTorch
+            data = np.log(np.exp(self.data - shift).sum(axis=axes, keepdims=True)) + shift
+        if not keepdims:
+            data = data.reshape(tuple(n for i, n in enumerate(self.shape) if i not in axes))
+        data = np.asarray(data, dtype=self.data.dtype)
+        return self._make(data, (self,), "logsumexp", _logsumexp_backward, (axes, keepdims))
+
+    def expand(self, *sizes: int) -> Tensor:
+        """A broadcast view of new ``sizes`` (−1 keeps a size; new axes go in front); the
+        backward sums the grad over the copies."""
+        if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)):
+            sizes = tuple(sizes[0])
+        lead = len(sizes) - self.ndim
+        if lead < 0:
+            raise ValueError(
+                f"expand: {len(sizes)} sizes for a tensor of {self.ndim} dimensions "
+                f"{_shape_str(self.shape)}"
+            )
+        shape = []
+        for i, n in enumerate(sizes):
+            old = self.shape[i - lead] if i >= lead else None
+            if n == -1 and old is None:
+                raise ValueError(f"expand: -1 is not allowed for the new leading axis {i}")
+            n = old if n == -1 else n
+            if old is not None and old not in (1, n):
+                raise ValueError(
+                    f"expand: axis {i} of size {old} cannot become {n} (only size 1 expands)"
+                )
+            shape.append(n)
+        data = np.broadcast_to(self.data, tuple(shape))
+        return self._make(data, (self,), "expand", _expand_backward)
+
+    def rsqrt(self) -> Tensor:
+        """1/√x."""
+        if np.any(self.data < 0):
+            raise ValueError("rsqrt: argument has negative entries")
+        with np.errstate(divide="ignore"):
+            data = 1.0 / np.sqrt(self.data)
+        return self._make(data.astype(self.data.dtype), (self,), "rsqrt", _rsqrt_backward)
+
+    def leaky_relu(self, negative_slope: float = 0.01) -> Tensor:
+        """x for x > 0, else negative_slope·x."""
+        x = self.data
+        data = np.where(x > 0, x, x * _scalar(negative_slope, x.dtype)).astype(x.dtype)
+        return self._make(data, (self,), "leaky_relu", _leaky_relu_backward, negative_slope)
+
+    def permute(self, *dims: int) -> Tensor:
+        """The axes reordered: output axis i is input axis dims[i] (PyTorch's permute)."""
+        if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
+            dims = tuple(dims[0])
+        if len(dims) != self.ndim:
+            raise ValueError(
+                f"permute: {len(dims)} axes given for a tensor of {self.ndim} dimensions"
+            )
+        return self.transpose(tuple(dims))
+
 
 # -- backward rules: rule(out, grad) -> one grad per parent (None = no grad) -----------------
 # Each returns gradients in the output's shape; ``Tensor.pushes`` sums them back to each
@@ -746,6 +923,18 @@ def _inputs(out: Tensor, grad: Any) -> Sequence[Any]:
 def _output(out: Tensor, grad: Any) -> Any:
     """The node's output as the rule computes with it: an array, or (graph mode) the node."""
     return out if isinstance(grad, Tensor) else out.data
+
+
+def _through_composed(out: Tensor, grad: Tensor, composed: Callable) -> tuple:
+    """The rule of a node computed by a fast numpy kernel (tinybn.fused, tinybn.conv) when a
+    graph of the gradient is wanted: rebuild the node's output from its inputs with the
+    composed source, ``composed(*inputs)`` in Tensor ops, and differentiate that — so
+    second derivatives follow the formula the kernel computes."""
+    with autograd.enable_grad():
+        rebuilt = composed(*out._parents)
+    wanted = [parent for parent in out._parents if parent.requires_grad]
+    found = iter(autograd.grad(rebuilt, wanted, grad, create_graph=True, allow_unused=True))
+    return tuple(next(found) if parent.requires_grad else None for parent in out._parents)
 
 
 def _add_backward(out: Tensor, grad: Any) -> tuple:
@@ -937,6 +1126,55 @@ def _scatter(grad: np.ndarray, shape: tuple[int, ...], index: Any) -> np.ndarray
 def _gather_rule(out: Tensor, grad: Any) -> tuple:
     # scatter's backward: read the scattered entries back (the index op)
     return (grad[out._saved],)
+
+
+# rules of the comparisons-and-selection block (where, maximum/minimum, logsumexp, ...)
+
+
+def _where_backward(out: Tensor, grad: Any) -> tuple:
+    mask = out._saved.astype(out.data.dtype)  # the condition, a constant 0/1
+    return grad * mask, grad * (1 - mask)
+
+
+def _maximum_backward(out: Tensor, grad: Any) -> tuple:
+    # the winner gets the grad, a tie halves it (PyTorch); also minimum's rule
+    a, b = out._parents
+    share_a = (a.data == out.data).astype(out.data.dtype)
+    share_a -= 0.5 * (a.data == b.data)
+    return grad * share_a, grad * (1 - share_a)
+
+
+def _logsumexp_backward(out: Tensor, grad: Any) -> tuple:
+    (a,), result, (axes, keepdims) = _inputs(out, grad), _output(out, grad), out._saved
+    if not keepdims:
+        result = _expand_reduced(result, a.shape, axes)
+        grad = _expand_reduced(grad, a.shape, axes)
+    softmax = (a - result).exp() if _graph_mode(grad) else np.exp(a - result)
+    return (grad * softmax,)  # the softmax over the axes
+
+
+def _expand_backward(out: Tensor, grad: Any) -> tuple:
+    return (grad,)  # Tensor.pushes sums it over the expanded axes
+
+
+def _rsqrt_backward(out: Tensor, grad: Any) -> tuple:
+    rsqrt = _output(out, grad)
+    return (grad * -0.5 * rsqrt**3,)  # d(x^(−1/2))/dx = −½ x^(−3/2)
+
+
+def _leaky_relu_backward(out: Tensor, grad: Any) -> tuple:
+    x, slope = out._parents[0].data, out._saved
+    return (grad * np.where(x > 0, 1, slope).astype(x.dtype),)
+
+
+def where(condition: Any, x: Any, y: Any) -> Tensor:
+    """x where ``condition`` holds, else y (``torch.where``); x or y may be numbers."""
+    if not isinstance(x, Tensor):
+        if not isinstance(y, Tensor):
+            x = Tensor(x)
+        else:
+            x = y._lift(x)
+    return x.where(condition, y)
 
 
 def _concat_backward(out: Tensor, grad: Any) -> tuple:
