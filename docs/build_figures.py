@@ -334,7 +334,8 @@ def spatial_bn_graph() -> None:
     y, _, var = F.batch_norm_with_stats(x.named("x").tolist())
     weights = np.arange(1.0, 17.0).reshape(2, 2, 2, 2)
     (tb.ValueArray(y) * weights).sum().backward()  # the grads shown: of L = Σ w·y
-    save_graph(tb.draw(var.values[0, 0, 0, 0]), "spatial_bn_channel0.png")
+    # top to bottom: the 8 inputs side by side fit the column (left to right is 1759 px)
+    save_graph(tb.draw(var.values[0, 0, 0, 0], rankdir="TB"), "spatial_bn_channel0.png")
 
 
 def norm_family() -> None:
@@ -350,12 +351,12 @@ def norm_family() -> None:
         "Instance Norm": lambda t: F.instance_norm(t),
         "Group Norm (2 channels a group)": lambda t: F.group_norm(t, c // 2),
     }
-    fig = plt.figure(figsize=(13, 3.6))
+    fig = plt.figure(figsize=(7.5, 7.2))  # 2 × 2: laid out for the docs' column
     for i, (name, norm) in enumerate(norms.items()):
         leaf = Tensor(x, requires_grad=True)
         norm(leaf)[0, 0, 0, 0].backward()
         shared = (np.abs(leaf.grad) > 1e-12).reshape(n, c, h * w)
-        ax = fig.add_subplot(1, 4, i + 1, projection="3d")
+        ax = fig.add_subplot(2, 2, i + 1, projection="3d")
         colors = np.where(shared[..., None], [0.27, 0.51, 0.71, 0.95], [1.0, 1.0, 1.0, 0.25])
         ax.voxels(
             np.ones(shared.shape, dtype=bool), facecolors=colors, edgecolor=(0, 0, 0, 0.25), lw=0.3
@@ -456,10 +457,10 @@ def _cells(line: str, starts: list[int]) -> list[str]:
 
 def markdown_table(rows: list[list[str]]) -> str:
     """A demo table as markdown that fits the page column: as printed when it has at most
-    four columns, otherwise turned on its side (one column per model, one row per measure),
-    so a wide table becomes a tall one whose cells wrap."""
+    four columns or more rows than columns, otherwise turned on its side (one column per
+    model, one row per measure), so a wide table becomes a tall one whose cells wrap."""
     header, *body = rows
-    if len(header) > 4 and body:
+    if len(header) > 4 and len(header) > len(body) + 1:
         # the first column names the row; so does each next column without a digit in it
         # (bn_position: "sigmoid", "BN before act (z)")
         labels = 1
