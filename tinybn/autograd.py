@@ -47,7 +47,16 @@ def is_grad_enabled() -> bool:
 
 @contextmanager
 def no_grad() -> Iterator[None]:
-    """Context in which no graph is recorded (inference, parameter updates)."""
+    """Context in which no graph is recorded (inference, parameter updates).
+
+    Examples:
+        >>> import tinybn as tb
+        >>> w = tb.tensor([1.0, 2.0], requires_grad=True)
+        >>> with tb.no_grad():
+        ...     y = w * 3
+        >>> y.requires_grad
+        False
+    """
     global _grad_enabled
     previous, _grad_enabled = _grad_enabled, False
     try:
@@ -58,7 +67,17 @@ def no_grad() -> Iterator[None]:
 
 @contextmanager
 def enable_grad() -> Iterator[None]:
-    """Context that turns graph recording back on inside ``no_grad``."""
+    """Context that turns graph recording back on inside ``no_grad``.
+
+    Examples:
+        >>> import tinybn as tb
+        >>> w = tb.tensor([1.0], requires_grad=True)
+        >>> with tb.no_grad():
+        ...     with tb.enable_grad():
+        ...         y = w * 3
+        >>> y.requires_grad
+        True
+    """
     global _grad_enabled
     previous, _grad_enabled = _grad_enabled, True
     try:
@@ -80,6 +99,16 @@ def detect_anomaly() -> Iterator[None]:
     checked when ``backward()`` runs inside the context. Backward (both engines): after
     each node's backward rule, the grads it pushed to its parents are checked. Either
     raises FloatingPointError. Outside the context nothing is checked.
+
+    Examples:
+        >>> import tinybn as tb
+        >>> x = tb.tensor([-1.0], requires_grad=True)
+        >>> with tb.detect_anomaly():
+        ...     try:
+        ...         x.log().sum().backward()
+        ...     except Exception as error:
+        ...         print(type(error).__name__)
+        ValueError
     """
     global _detect_anomaly
     previous, _detect_anomaly = _detect_anomaly, True
@@ -240,6 +269,17 @@ def grad(
     Returns:
         one gradient per input: a float / numpy array, or a Value / Tensor with create_graph.
         Every ``.grad`` in the graph is left as it was.
+
+    Examples:
+        >>> import tinybn as tb
+        >>> x = tb.tensor([3.0], requires_grad=True)
+        >>> y = (x * x * x).sum()
+        >>> (dy,) = tb.grad(y, x, create_graph=True)  # 3x², itself a graph
+        >>> dy.data
+        array([27.], dtype=float32)
+        >>> (d2y,) = tb.grad(dy.sum(), x)  # 6x
+        >>> d2y
+        array([18.], dtype=float32)
     """
     del retain_graph  # graphs are kept as long as their nodes are referenced
     outputs = _as_nodes(outputs, "outputs")
@@ -316,6 +356,15 @@ def hvp(loss: Any, params: Any, vector: Any) -> list[np.ndarray]:
         vector: one array per parameter, each of its parameter's shape.
     Returns:
         one array per parameter: the matching block of H·v.
+
+    Examples:
+        >>> import numpy as np
+        >>> import tinybn as tb
+        >>> from tinybn.autograd import hvp
+        >>> w = tb.tensor([1.0, 2.0], requires_grad=True)
+        >>> loss = (w * w * w).sum()  # Hessian diag(6w)
+        >>> [np.round(h, 4) for h in hvp(loss, [w], [np.array([1.0, 1.0])])]
+        [array([ 6., 12.], dtype=float32)]
     """
     params = _as_list(list(params) if not isinstance(params, (list, tuple)) else params)
     vector = _as_list(vector)

@@ -102,6 +102,12 @@ def check_grad(
             (|backward − numeric| <= atol + rtol·|numeric| for every input).
     Returns:
         the largest absolute error. Raises ``GradientCheckError`` listing each bad input.
+
+    Examples:
+        >>> from tinybn.check import check_grad
+        >>> error = check_grad(lambda a, b: a * b + a, [2.0, -3.0])  # raises if a grad is wrong
+        >>> error < 1e-6
+        True
     """
     point = [float(x) for x in inputs]
     leaves = [Value(x, label=f"x{i}") for i, x in enumerate(point)]

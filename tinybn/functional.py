@@ -199,6 +199,12 @@ def batch_norm_with_stats(
     backward, for speed; its μ and σ² are constants, not graph nodes.
     ``allow_batch_of_one=True`` accepts one value per channel, as Keras does: μ = x, σ² = 0,
     so x̂ = 0 and y = β (PyTorch refuses it).
+
+    Examples:
+        >>> from tinybn import Tensor, functional as F
+        >>> y, mean, var = F.batch_norm_with_stats(Tensor([[1.0], [3.0]]))
+        >>> mean.data, var.data  # shapes (1, C): the biased variance
+        (array([[2.]], dtype=float32), array([[1.]], dtype=float32))
     """
     _check_eps(eps, "batch_norm")
     array = _as_array(x, "batch_norm")
@@ -440,6 +446,14 @@ def group_norm(
     Args:
         x: (N, C, *) Tensor or nested lists of Values; C divisible by num_groups.
         gamma, beta: (C,) or None.
+
+    Examples:
+        >>> import numpy as np
+        >>> from tinybn import Tensor, functional as F
+        >>> x = Tensor(np.random.default_rng(0).normal(size=(2, 4, 3, 3)))
+        >>> y = F.group_norm(x, 2)  # 2 groups of 2 channels
+        >>> np.round(y.data[0, :2].mean(), 6) + 0.0, np.round(y.data[0, :2].std(), 4)
+        (np.float64(0.0), np.float64(1.0))
     """
     _check_eps(eps, "group_norm")
     array = _as_array(x, "group_norm")
@@ -513,6 +527,14 @@ def instance_norm(
     Args:
         x: (N, C, L) or (N, C, H, W), a Tensor or nested lists of Values.
         gamma, beta: (C,) or None.
+
+    Examples:
+        >>> import numpy as np
+        >>> from tinybn import Tensor, functional as F
+        >>> x = Tensor(np.random.default_rng(0).normal(size=(2, 3, 4, 4)))
+        >>> y = F.instance_norm(x)  # each (example, channel) map on its own
+        >>> np.round(y.data.mean(axis=(2, 3)), 6).max() + 0.0
+        np.float64(0.0)
     """
     return instance_norm_with_stats(x, gamma, beta, eps, mean=mean, var=var)[0]
 
@@ -527,6 +549,12 @@ def rms_norm(
         x: (..., *normalized_shape), a Tensor or nested lists of Values.
         gamma: normalized_shape, or None.
         eps: None means the machine epsilon of x's dtype (PyTorch's default).
+
+    Examples:
+        >>> import numpy as np
+        >>> from tinybn import Tensor, functional as F
+        >>> np.round(F.rms_norm(Tensor([[3.0, 4.0]]), 2).data, 4)  # x / √((9 + 16) / 2)
+        array([[0.8485, 1.1314]], dtype=float32)
     """
     array = _as_array(x, "rms_norm")
     shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
@@ -561,6 +589,12 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
         bias: (out_features,) or None.
     Returns:
         (..., out_features).
+
+    Examples:
+        >>> from tinybn import Tensor, functional as F
+        >>> weight, bias = Tensor([[1.0, 1.0], [0.0, 1.0]]), Tensor([0.5, 0.0])
+        >>> F.linear(Tensor([[1.0, 2.0]]), weight, bias).data  # x Wᵀ + b
+        array([[3.5, 2. ]], dtype=float32)
     """
     # Speed: checked in one expression (this runs once per layer per step); the loop that
     # names the culprit runs only when something is wrong
@@ -587,17 +621,37 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
 
 
 def relu(x: Tensor) -> Tensor:
-    """max(0, x)."""
+    """max(0, x).
+
+    Examples:
+        >>> from tinybn import Tensor, functional as F
+        >>> F.relu(Tensor([-1.0, 0.0, 2.0])).data
+        array([0., 0., 2.], dtype=float32)
+    """
     return x.relu()
 
 
 def sigmoid(x: Tensor) -> Tensor:
-    """1 / (1 + e^(−x))."""
+    """1 / (1 + e^(−x)).
+
+    Examples:
+        >>> import numpy as np
+        >>> from tinybn import Tensor, functional as F
+        >>> np.round(F.sigmoid(Tensor([0.0, 2.0])).data, 4)
+        array([0.5   , 0.8808], dtype=float32)
+    """
     return x.sigmoid()
 
 
 def tanh(x: Tensor) -> Tensor:
-    """(e^x − e^(−x)) / (e^x + e^(−x))."""
+    """(e^x − e^(−x)) / (e^x + e^(−x)).
+
+    Examples:
+        >>> import numpy as np
+        >>> from tinybn import Tensor, functional as F
+        >>> np.round(F.tanh(Tensor([0.0, 1.0])).data, 4)
+        array([0.    , 0.7616], dtype=float32)
+    """
     return x.tanh()
 
 
@@ -607,14 +661,28 @@ def leaky_relu(x: Tensor, negative_slope: float = 0.01) -> Tensor:
 
 
 def log_softmax(logits: Tensor, axis: int = -1) -> Tensor:
-    """z − max z − log Σ exp(z − max z): the max is subtracted so that exp cannot overflow."""
+    """z − max z − log Σ exp(z − max z): the max is subtracted so that exp cannot overflow.
+
+    Examples:
+        >>> import numpy as np
+        >>> from tinybn import Tensor, functional as F
+        >>> np.round(F.log_softmax(Tensor([[0.0, 0.0]])).data, 4)  # log ½
+        array([[-0.6931, -0.6931]], dtype=float32)
+    """
     axes = _tensor_axes(axis, logits.ndim)  # a 0-d tensor takes axis 0 or −1, as PyTorch
     shifted = logits - logits.data.max(axis=axes, keepdims=True)
     return shifted - shifted.exp().sum(axis=axes, keepdims=True).log()
 
 
 def softmax(logits: Tensor, axis: int = -1) -> Tensor:
-    """exp(z) / Σ exp(z), computed stably."""
+    """exp(z) / Σ exp(z), computed stably.
+
+    Examples:
+        >>> import numpy as np
+        >>> from tinybn import Tensor, functional as F
+        >>> np.round(F.softmax(Tensor([[1.0, 2.0, 3.0]])).data, 4)
+        array([[0.09  , 0.2447, 0.6652]], dtype=float32)
+    """
     return log_softmax(logits, axis).exp()
 
 
@@ -623,7 +691,18 @@ def dropout(
 ) -> Tensor:
     """Inverted dropout: zero each entry with probability p, scale the rest by 1/(1−p).
 
-    The mask is drawn from ``rng``, or tinybn's default generator (``tb.manual_seed``)."""
+    The mask is drawn from ``rng``, or tinybn's default generator (``tb.manual_seed``).
+
+    Examples:
+        >>> import numpy as np
+        >>> from tinybn import Tensor, functional as F
+        >>> rng = np.random.default_rng(0)
+        >>> y = F.dropout(Tensor(np.ones((1, 8))), p=0.5, training=True, rng=rng)
+        >>> sorted(set(y.data.ravel().tolist()))  # dropped, or kept and scaled by 1/(1 − p)
+        [0.0, 2.0]
+        >>> F.dropout(Tensor([1.0, 2.0]), p=0.5, training=False).data  # eval: unchanged
+        array([1., 2.], dtype=float32)
+    """
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"dropout probability must be in [0, 1], got {p}")
     if not training or p == 0.0:
@@ -696,6 +775,13 @@ def cross_entropy(
             probabilities), 'sum', or 'none' (one loss per row, shape (N, *)).
         label_smoothing: ε in [0, 1]: the target becomes (1 − ε)·target + ε/C.
         ignore_index: a class index whose rows add nothing (class-index targets only).
+
+    Examples:
+        >>> import numpy as np
+        >>> from tinybn import Tensor, functional as F
+        >>> logits = Tensor([[2.0, 0.0], [0.0, 2.0]])
+        >>> round(float(F.cross_entropy(logits, [0, 1]).data), 4)  # −log softmax of the right class
+        0.1269
     """
     _check_logits(logits, "cross_entropy")
     _check_reduction(reduction, "cross_entropy")
@@ -757,6 +843,11 @@ def binary_cross_entropy(p: Tensor, y: Any, reduction: str = "mean") -> Tensor:
 
     One graph node with PyTorch's closed-form gradient (p − y)/max(p(1 − p), 1e-12)/n
     (``tinybn.fused``).
+
+    Examples:
+        >>> from tinybn import Tensor, functional as F
+        >>> round(float(F.binary_cross_entropy(Tensor([0.5, 0.5]), [1.0, 0.0]).data), 4)  # log 2
+        0.6931
     """
     _check_reduction(reduction, "binary_cross_entropy")
     _check_same_shape(p, y, "binary_cross_entropy")
@@ -774,6 +865,11 @@ def binary_cross_entropy_with_logits(
     term: −[w·y·log σ(z) + (1 − y)·log(1 − σ(z))], as PyTorch.
 
     One graph node with the closed-form gradient (σ(z) − y)/n (``tinybn.fused``).
+
+    Examples:
+        >>> from tinybn import Tensor, functional as F
+        >>> round(float(F.binary_cross_entropy_with_logits(Tensor([0.0]), [1.0]).data), 4)  # log 2
+        0.6931
     """
     _check_reduction(reduction, "binary_cross_entropy_with_logits")
     _check_same_shape(z, y, "binary_cross_entropy_with_logits")
@@ -797,7 +893,13 @@ def binary_cross_entropy_with_logits(
 
 
 def mse_loss(a: Tensor, b: Any, reduction: str = "mean") -> Tensor:
-    """(a − b)² per element, reduced ('mean', 'sum' or 'none')."""
+    """(a − b)² per element, reduced ('mean', 'sum' or 'none').
+
+    Examples:
+        >>> from tinybn import Tensor, functional as F
+        >>> float(F.mse_loss(Tensor([1.0, 3.0]), Tensor([0.0, 0.0])).data)  # (1 + 9) / 2
+        5.0
+    """
     _check_reduction(reduction, "mse_loss")
     _check_same_shape(a, b, "mse_loss")
     squares = (a - b) ** 2

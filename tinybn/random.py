@@ -26,6 +26,15 @@ def manual_seed(seed: int) -> np.random.Generator:
 
     Everything drawn afterwards without an explicit ``rng``/``seed`` (Linear init, dropout
     masks, DataLoader shuffling, datasets) repeats exactly when the same seed is set again.
+
+    Examples:
+        >>> import tinybn as tb
+        >>> from tinybn import nn
+        >>> _ = tb.manual_seed(0)
+        >>> a = nn.Linear(2, 2).weight.data.copy()
+        >>> _ = tb.manual_seed(0)
+        >>> bool((nn.Linear(2, 2).weight.data == a).all())  # the same initial weights
+        True
     """
     global _generator
     if isinstance(seed, bool) or not isinstance(seed, Integral):

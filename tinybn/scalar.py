@@ -504,7 +504,14 @@ def _fsum_fallback(parents: tuple[Value, ...], op: str, error: Exception, n: int
 
 
 def values(data: Sequence, label: str = "") -> list:
-    """Nested lists of numbers → the same nesting of leaf Values, labelled ``label[i,j]``."""
+    """Nested lists of numbers → the same nesting of leaf Values, labelled ``label[i,j]``.
+
+    Examples:
+        >>> import tinybn as tb
+        >>> x = tb.values([[1.0, 2.0], [3.0, 4.0]], "x")
+        >>> x[1][0]
+        Value(label='x[1,0]', data=3.0, grad=0.0)
+    """
     # a numpy array becomes nested lists first (its rows are neither lists nor numbers)
     return _build_values(data.tolist() if hasattr(data, "tolist") else list(data), (), label)
 

@@ -168,6 +168,15 @@ class Tensor:
         requires_grad: whether backward() fills ``grad`` for this tensor.
         label: a name for drawings and reprs.
         op: the operation that produced this tensor ("" for a leaf).
+
+    Examples:
+        >>> from tinybn import Tensor
+        >>> x = Tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)
+        >>> loss = (x * x).sum()
+        >>> loss.backward()
+        >>> x.grad  # ∂(Σ x²)/∂x = 2x
+        array([[2., 4.],
+               [6., 8.]], dtype=float32)
     """
 
     __slots__ = (
@@ -1199,7 +1208,13 @@ def _as_tensors(tensors: Sequence[Any], op: str) -> list[Tensor]:
 
 
 def concatenate(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
-    """Join tensors along an existing axis."""
+    """Join tensors along an existing axis.
+
+    Examples:
+        >>> import tinybn as tb
+        >>> tb.concatenate([tb.tensor([[1.0, 2.0]]), tb.tensor([[3.0, 4.0]])]).shape
+        (2, 2)
+    """
     tensors = _as_tensors(tensors, "concatenate")
     try:
         data = np.concatenate([t.data for t in tensors], axis=axis)
@@ -1212,7 +1227,13 @@ def concatenate(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
 
 
 def stack(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
-    """Join same-shaped tensors along a new axis."""
+    """Join same-shaped tensors along a new axis.
+
+    Examples:
+        >>> import tinybn as tb
+        >>> tb.stack([tb.tensor([1.0, 2.0]), tb.tensor([3.0, 4.0])], axis=1).shape
+        (2, 2)
+    """
     tensors = _as_tensors(tensors, "stack")
     try:
         data = np.stack([t.data for t in tensors], axis=axis)
@@ -1235,6 +1256,13 @@ def tensor(data: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
             Tensor's graph is not kept).
         dtype: a numpy dtype (np.float32, "float64", np.int64, ...) or None.
         requires_grad: make it a leaf whose .grad backward() fills (floating dtypes only).
+
+    Examples:
+        >>> import tinybn as tb
+        >>> tb.tensor([1, 2, 3]).data.dtype  # integers stay integers, as torch.tensor
+        dtype('int64')
+        >>> tb.tensor([1.0, 2.0]).data.dtype  # floats take the default dtype
+        dtype('float32')
     """
     if isinstance(data, Tensor):
         array = data.data.copy()
