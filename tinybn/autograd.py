@@ -128,6 +128,14 @@ def topological_order(root: Any, leaves: bool = True) -> list[Any]:
     Each stack entry is ``(node, iterator over its parents)``: the walk descends into the
     first parent not yet seen, and a node is appended once its iterator is exhausted,
     i.e. after all of its parents have been appended.
+
+    Examples:
+        >>> from tinybn import Value
+        >>> from tinybn.autograd import topological_order
+        >>> a, b = Value(2.0, label="a"), Value(3.0, label="b")
+        >>> L = (a * b + a).named("L")
+        >>> [node.label or node.op for node in topological_order(L)]  # inputs first, L last
+        ['a', 'b', '*', 'L']
     """
     # Speed (this walk is a third of a scalar backward pass): the set holds the nodes
     # themselves, hashed by identity (neither Value nor Tensor defines __eq__), which is
@@ -399,6 +407,15 @@ def top_hessian_eigenvalue(
 
     Returns:
         (λ, v): the eigenvalue and its unit eigenvector (one array per parameter).
+
+    Examples:
+        >>> import tinybn as tb
+        >>> from tinybn.autograd import top_hessian_eigenvalue
+        >>> w = tb.tensor([1.0, 2.0], requires_grad=True)
+        >>> loss = (w * w * w).sum()  # Hessian diag(6, 12)
+        >>> value, vector = top_hessian_eigenvalue(loss, [w])
+        >>> round(value, 3)
+        12.0
     """
     params = list(params)
     if iterations < 1:

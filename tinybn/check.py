@@ -37,6 +37,14 @@ def numerical_gradient(
         h: the step.
     Returns:
         an array shaped like ``x``: (f(x + h eᵢ) − f(x − h eᵢ)) / 2h for each entry i.
+
+    Examples:
+        >>> import numpy as np
+        >>> from tinybn.check import numerical_gradient
+        >>> def f(x):
+        ...     return float((x**2).sum())
+        >>> np.round(numerical_gradient(f, np.array([1.0, -2.0])), 4)  # 2x
+        array([ 2., -4.])
     """
     x = np.array(x, dtype=np.float64)
     grad = np.zeros_like(x)
@@ -147,6 +155,16 @@ def check_tensor_grad(
         seed: for the weights w.
     Returns:
         the largest absolute error over all inputs. Raises ``GradientCheckError``.
+
+    Examples:
+        >>> import numpy as np
+        >>> from tinybn import Tensor, functional as F
+        >>> from tinybn.check import check_tensor_grad
+        >>> def f(x):
+        ...     return (F.batch_norm(x) * Tensor([[1.0], [2.0], [3.0]])).sum()
+        >>> error = check_tensor_grad(f, [np.array([[1.0], [2.0], [4.0]])])
+        >>> error < 1e-6
+        True
     """
     arrays = [np.array(x, dtype=np.float64) for x in inputs]
     tensors = [Tensor(a.copy(), requires_grad=True) for a in arrays]

@@ -64,6 +64,12 @@ def placement(
     Returns:
         X: (n, 2) float64, columns cgpa and iq. y: (n,) int64, 1 = placed.
         (and the feature names, if ``return_names``)
+
+    Examples:
+        >>> from tinybn import data
+        >>> X, y = data.placement(100, seed=0)  # (cgpa, iq) → placed
+        >>> X.shape, sorted(set(y.ravel().tolist()))
+        ((100, 2), [0, 1])
     """
     n, noise = _check_count(n), _check_noise(noise)
     rng = generator(seed)
@@ -152,6 +158,12 @@ def blobs(
         noise: the standard deviation of each cluster.
     Returns:
         X: (n, 2) float64. y: (n,) int64 in [0, K).
+
+    Examples:
+        >>> from tinybn import data
+        >>> X, y = data.blobs(90, centers=3, seed=0)
+        >>> X.shape, sorted(set(y.tolist()))
+        ((90, 2), [0, 1, 2])
     """
     n, noise = _check_count(n), _check_noise(noise)
     if isinstance(centers, (int, np.integer)) and not isinstance(centers, bool):
@@ -178,6 +190,12 @@ def digits() -> tuple[np.ndarray, np.ndarray]:
     Returns:
         X: (1797, 64) float64 pixel intensities in [0, 16] (row-major 8×8 images).
         y: (1797,) int64 digit labels 0–9.
+
+    Examples:
+        >>> from tinybn import data
+        >>> X, y = data.digits()  # the 8×8 digits, flattened
+        >>> X.shape, y.shape
+        ((1797, 64), (1797,))
     """
     try:
         from sklearn.datasets import load_digits

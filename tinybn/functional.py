@@ -656,7 +656,13 @@ def tanh(x: Tensor) -> Tensor:
 
 
 def leaky_relu(x: Tensor, negative_slope: float = 0.01) -> Tensor:
-    """x for x > 0, else negative_slope·x."""
+    """x for x > 0, else negative_slope·x.
+
+    Examples:
+        >>> from tinybn import Tensor, functional as F
+        >>> F.leaky_relu(Tensor([-2.0, 3.0]), 0.1).data
+        array([-0.2,  3. ], dtype=float32)
+    """
     return x.leaky_relu(negative_slope)
 
 
@@ -810,7 +816,15 @@ def nll_loss(
     """−log_probs[target]: the negative log-likelihood of log-probabilities (e.g. from
     ``log_softmax``), as PyTorch's ``F.nll_loss``; ``cross_entropy`` is
     ``nll_loss(log_softmax(z))``. Shapes and reduction as ``cross_entropy`` with class
-    indices. Composed: index, mask, sum (one node each)."""
+    indices. Composed: index, mask, sum (one node each).
+
+    Examples:
+        >>> import numpy as np
+        >>> from tinybn import Tensor, functional as F
+        >>> log_probs = F.log_softmax(Tensor([[2.0, 0.0], [0.0, 2.0]]))
+        >>> round(float(F.nll_loss(log_probs, [0, 1]).data), 4)  # = cross_entropy of the logits
+        0.1269
+    """
     _check_logits(log_probs, "nll_loss")
     _check_reduction(reduction, "nll_loss")
     if log_probs.ndim == 1:

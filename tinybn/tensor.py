@@ -1177,7 +1177,14 @@ def _leaky_relu_backward(out: Tensor, grad: Any) -> tuple:
 
 
 def where(condition: Any, x: Any, y: Any) -> Tensor:
-    """x where ``condition`` holds, else y (``torch.where``); x or y may be numbers."""
+    """x where ``condition`` holds, else y (``torch.where``); x or y may be numbers.
+
+    Examples:
+        >>> import tinybn as tb
+        >>> x = tb.tensor([-1.0, 2.0, -3.0])
+        >>> tb.tensor_module.where(x.data > 0, x, 0.0).data
+        array([0., 2., 0.], dtype=float32)
+    """
     if not isinstance(x, Tensor):
         if not isinstance(y, Tensor):
             x = Tensor(x)

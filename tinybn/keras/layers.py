@@ -256,6 +256,15 @@ class Dense(Layer, nn.Sequential):
     Weights: kernel (input_dim, units), glorot-uniform: U(−l, l), l = √(6 / (fan_in + fan_out));
         bias (units,), zeros. ``kernel`` is an (input_dim, units) view of ``linear.weight``,
         which is (units, input_dim) as in PyTorch.
+
+    Examples:
+        >>> import numpy as np
+        >>> from tinybn import keras
+        >>> dense = keras.Dense(4, activation="relu")
+        >>> dense(np.ones((2, 3), dtype=np.float32)).shape
+        (2, 4)
+        >>> dense.count_params()  # 3 · 4 + 4
+        16
     """
 
     def __init__(
@@ -356,6 +365,14 @@ class BatchNormalization(Layer, nn.BatchNorm1d):
     Weights (each (C,)): gamma (ones), beta (zeros) — trainable; moving_mean (zeros),
         moving_variance (ones) — non-trainable. They are nn's weight, bias, running_mean
         and running_var (state_dict keys); nn's num_batches_tracked counts the steps.
+
+    Examples:
+        >>> import numpy as np
+        >>> from tinybn import keras
+        >>> bn = keras.BatchNormalization()  # momentum 0.99 (on the old value), epsilon 1e-3
+        >>> y = bn(np.array([[1.0, 10.0], [3.0, 30.0]], dtype=np.float32), training=True)
+        >>> bn.moving_mean.data  # 0.99 · 0 + 0.01 · batch mean
+        array([0.02      , 0.19999999], dtype=float32)
     """
 
     _allow_batch_of_one = True

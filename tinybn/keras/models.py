@@ -105,6 +105,20 @@ class Sequential(nn.Sequential):
         seed: seed of the model's generator (weight init, shuffling, dropout masks).
     The model starts in inference (eval) mode: ``model(x)`` uses the moving statistics, as
     Keras's calls default to; ``model(x, training=True)`` or ``model.train()`` for training.
+
+    Examples:
+        >>> import numpy as np
+        >>> from tinybn import keras
+        >>> model = keras.Sequential(
+        ...     [
+        ...         keras.Dense(3, activation="relu", input_dim=2),
+        ...         keras.BatchNormalization(),
+        ...         keras.Dense(1, activation="sigmoid"),
+        ...     ]
+        ... )
+        >>> model.compile(optimizer="adam", loss="binary_crossentropy")
+        >>> model.count_params()  # 9 + 12 (γ, β and the two moving statistics) + 4
+        25
     """
 
     def __init__(

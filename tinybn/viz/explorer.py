@@ -107,6 +107,19 @@ def explore(root: Any, **draw_options: Any) -> Explorer:
     Raises:
         GraphTooLargeError: as ``draw`` raises it, with its message.
         GraphvizNotFoundError: Graphviz's ``dot`` is missing (the page embeds its SVG).
+
+    Examples:
+        >>> import tinybn as tb
+        >>> from tinybn import Value
+        >>> a, b = Value(2.0, label="a"), Value(3.0, label="b")
+        >>> L = (a * b + a).named("L")
+        >>> page = tb.explore(L)
+        >>> import os, tempfile
+        >>> path = page.save(os.path.join(tempfile.mkdtemp(), "L.html"))  # one offline HTML page
+        >>> path.name
+        'L.html'
+        >>> "Next step" in page.html  # its buttons; _repr_html_ shows it in Jupyter
+        True
     """
     check_node(root, "explore")
     precision = int(draw_options.get("precision", 4))

@@ -229,6 +229,17 @@ def nodes(root: Any) -> GraphNodes:
     Args:
         root: a Value or Tensor, or nested lists of them (e.g. the rows y of a scalar
             ``batch_norm``): the graphs of all of them.
+
+    Examples:
+        >>> import tinybn as tb
+        >>> from tinybn import functional as F
+        >>> x = tb.values([[1.0], [2.0], [4.0]], "x")
+        >>> y = F.batch_norm(x, eps=1e-5)
+        >>> graph = tb.nodes(y[0][0])
+        >>> graph["xhat[0,0]"] is graph["x̂[0,0]"]  # ASCII or Unicode labels
+        True
+        >>> round(graph["mu[0,0]"].data, 4)
+        2.3333
     """
     roots = _flatten(root)
     if not roots:
