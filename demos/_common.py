@@ -155,8 +155,12 @@ def _fit_to_column(fig: Any) -> None:
         title.set_text("\n".join(part for part in (wrapped, math_part) if part))
     if fig.legends:  # a figure-level legend: the demo has laid out the figure around it
         return
+    import warnings
+
     try:
-        fig.tight_layout()
+        with warnings.catch_warnings():  # a demo's own layout (e.g. colorbars) may refuse it
+            warnings.simplefilter("ignore", UserWarning)
+            fig.tight_layout()
     except Exception:  # tight_layout refuses some layouts (e.g. fixed colorbar axes); keep it
         pass
 
