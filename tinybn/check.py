@@ -106,7 +106,9 @@ def check_grad(
     Args:
         f: takes one leaf ``Value`` per input and returns a ``Value``.
         inputs: the point, one number per argument of ``f``.
-        h, atol, rtol: finite-difference step and tolerances
+        h: finite-difference step.
+        atol: absolute tolerance.
+        rtol: relative tolerance.
             (|backward − numeric| <= atol + rtol·|numeric| for every input).
     Returns:
         the largest absolute error. Raises ``GradientCheckError`` listing each bad input.
@@ -151,7 +153,9 @@ def check_tensor_grad(
         f: takes one ``Tensor`` (requires_grad) per input and returns a ``Tensor``.
         inputs: float arrays of any shapes; converted to float64 (finite differences in
             float32 are too coarse to check anything).
-        h, atol, rtol: finite-difference step and tolerances.
+        h: finite-difference step.
+        atol: absolute tolerance.
+        rtol: relative tolerance.
         seed: for the weights w.
     Returns:
         the largest absolute error over all inputs. Raises ``GradientCheckError``.

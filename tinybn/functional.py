@@ -445,7 +445,8 @@ def group_norm(
 
     Args:
         x: (N, C, *) Tensor or nested lists of Values; C divisible by num_groups.
-        gamma, beta: (C,) or None.
+        gamma: optional (C,) scale, or None.
+        beta: optional (C,) shift, or None.
 
     Examples:
         >>> import numpy as np
@@ -526,7 +527,8 @@ def instance_norm(
 
     Args:
         x: (N, C, L) or (N, C, H, W), a Tensor or nested lists of Values.
-        gamma, beta: (C,) or None.
+        gamma: optional (C,) scale, or None.
+        beta: optional (C,) shift, or None.
 
     Examples:
         >>> import numpy as np

@@ -34,10 +34,12 @@ def batch_norm(
 
     Args:
         x: (N, C), (N, C, L) or (N, C, H, W).
-        gamma, beta: (C,), or None.
+        gamma: (C,) scale, or None.
+        beta: (C,) shift, or None.
         eps: added to σ² before the square root.
-        mean, var: given statistics (inference) of shape (1, C) or (1, C, 1), or None
-            for the batch's.
+        mean: a given mean (inference) of shape (1, C) or (1, C, 1), or None for the
+            batch's.
+        var: a given variance, as mean.
     Returns:
         (y, μ, σ²): y like x; μ and σ² (biased) of shape (1, C) or (1, C, 1). Unlike the composed
         graph's, μ and σ² here are constants (no gradient flows through them); a module

@@ -34,8 +34,11 @@ class Conv2d(Module):
     """2-D convolution (cross-correlation) over (N, C_in, H, W) inputs.
 
     Args:
-        in_channels, out_channels: C_in, C_out, both divisible by groups.
-        kernel_size, stride, dilation: int or (h, w).
+        in_channels: C_in, divisible by groups.
+        out_channels: C_out, divisible by groups.
+        kernel_size: int or (h, w).
+        stride: int or (h, w).
+        dilation: int or (h, w).
         padding: int or (h, w), or 'valid' / 'same' (stride 1).
         groups: channel groups convolved separately (groups = C_in: depthwise).
         bias: learn a bias (C_out,).

@@ -235,7 +235,9 @@ class SGD(Optimizer):
     Args:
         params: parameters or parameter groups.
         lr: learning rate (PyTorch's default 1e-3).
-        momentum, dampening, weight_decay: as above (0 = off).
+        momentum: as above (0 = off).
+        dampening: as above (0 = off).
+        weight_decay: as above (0 = off).
         nesterov: Nesterov momentum (needs momentum > 0 and dampening 0).
         maximize: ascend instead of descend.
 
