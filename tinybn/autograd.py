@@ -87,7 +87,17 @@ def enable_grad() -> Iterator[None]:
 
 
 def is_anomaly_enabled() -> bool:
-    """True inside ``detect_anomaly()``."""
+    """True inside ``detect_anomaly()``.
+
+    Examples:
+        >>> import tinybn as tb
+        >>> from tinybn.autograd import is_anomaly_enabled
+        >>> with tb.detect_anomaly():
+        ...     print(is_anomaly_enabled())
+        True
+        >>> is_anomaly_enabled()
+        False
+    """
     return _detect_anomaly
 
 
@@ -527,7 +537,19 @@ def _backward_checked(node: Any) -> None:
 
 
 def zero_grad_graph(root: Any) -> None:
-    """Reset the grad of every node in the graph of ``root`` (and its repeat-warning count)."""
+    """Reset the grad of every node in the graph of ``root`` (and its repeat-warning count).
+
+    Examples:
+        >>> import tinybn as tb
+        >>> from tinybn import Value
+        >>> a, b = Value(2.0, label="a"), Value(3.0, label="b")
+        >>> L = (a * b + a).named("L")
+        >>> L.backward()
+        >>> from tinybn.autograd import zero_grad_graph
+        >>> zero_grad_graph(L)
+        >>> a.grad, b.grad, L.grad
+        (0.0, 0.0, 0.0)
+    """
     for node in topological_order(root):
         node._zero_grad()
     if root._backward_runs > 0:

@@ -127,6 +127,12 @@ def spirals(
         classes: number of arms (>= 2).
     Returns:
         X: (n, 2) float64. y: (n,) int64 in [0, classes).
+
+    Examples:
+        >>> from tinybn import data
+        >>> X, y = data.spirals(90, classes=3, seed=0)
+        >>> X.shape, sorted(set(y.tolist()))
+        ((90, 2), [0, 1, 2])
     """
     n, noise, classes = _check_count(n), _check_noise(noise), _check_count(classes, "classes")
     if classes < 2:
@@ -324,6 +330,11 @@ def batch_indices(
 
     With ``shuffle`` the indices are permuted by ``rng`` first. The last batch holds the
     remainder (n mod batch_size) unless ``drop_last``. Every index appears at most once.
+
+    Examples:
+        >>> from tinybn import data
+        >>> [b.tolist() for b in data.batch_indices(5, 2)]
+        [[0, 1], [2, 3], [4]]
     """
     if shuffle and rng is None:
         raise ValueError("batch_indices: shuffle=True needs an rng")

@@ -31,7 +31,14 @@ from tinybn.tensor import Tensor, _scalar, get_default_dtype
 
 
 class Parameter(Tensor):
-    """A Tensor that is a learnable weight of a Module: it requires grad by default."""
+    """A Tensor that is a learnable weight of a Module: it requires grad by default.
+
+    Examples:
+        >>> from tinybn import nn
+        >>> w = nn.Parameter([1.0, 2.0])  # a Tensor that wants a grad
+        >>> w.requires_grad
+        True
+    """
 
     __slots__ = ()
 
@@ -87,6 +94,21 @@ class Module:
 
     Attributes:
         training: True in training mode (batch statistics, dropout on), False after eval().
+
+    Examples:
+        >>> from tinybn import Tensor, nn
+        >>> class Affine(nn.Module):
+        ...     def __init__(self):
+        ...         super().__init__()
+        ...         self.scale = nn.Parameter([2.0])  # in parameters(), state_dict()
+        ...
+        ...     def forward(self, x):
+        ...         return x * self.scale
+        >>> model = Affine()
+        >>> model(Tensor([1.0, 3.0])).data
+        array([2., 6.], dtype=float32)
+        >>> list(model.state_dict())
+        ['scale']
     """
 
     # names of this module's state that load_state_dict may find missing (the module keeps
@@ -1019,14 +1041,26 @@ class ReLU(Module):
 
 
 class Sigmoid(Module):
-    """1 / (1 + e^(−x)), elementwise."""
+    """1 / (1 + e^(−x)), elementwise.
+
+    Examples:
+        >>> from tinybn import Tensor, nn
+        >>> nn.Sigmoid()(Tensor([0.0])).data
+        array([0.5], dtype=float32)
+    """
 
     def forward(self, x: Any) -> Tensor:
         return F.sigmoid(_as_tensor(x, "Sigmoid"))
 
 
 class LeakyReLU(Module):
-    """x for x > 0, else negative_slope·x, elementwise."""
+    """x for x > 0, else negative_slope·x, elementwise.
+
+    Examples:
+        >>> from tinybn import Tensor, nn
+        >>> nn.LeakyReLU(0.1)(Tensor([-2.0, 3.0])).data
+        array([-0.2,  3. ], dtype=float32)
+    """
 
     def __init__(self, negative_slope: float = 0.01) -> None:
         super().__init__()
@@ -1040,7 +1074,13 @@ class LeakyReLU(Module):
 
 
 class Tanh(Module):
-    """tanh(x), elementwise."""
+    """tanh(x), elementwise.
+
+    Examples:
+        >>> from tinybn import Tensor, nn
+        >>> nn.Tanh()(Tensor([0.0])).data
+        array([0.], dtype=float32)
+    """
 
     def forward(self, x: Any) -> Tensor:
         return F.tanh(_as_tensor(x, "Tanh"))
@@ -1050,6 +1090,12 @@ class Softmax(Module):
     """exp(x) / Σ exp(x) along ``dim`` (computed stably), e.g. dim=-1 for (N, K) scores.
 
     PyTorch's default dim=None guesses the axis (with a warning); here it is the last axis.
+
+    Examples:
+        >>> import numpy as np
+        >>> from tinybn import Tensor, nn
+        >>> np.round(nn.Softmax(dim=-1)(Tensor([[0.0, 0.0]])).data, 4)
+        array([[0.5, 0.5]], dtype=float32)
     """
 
     def __init__(self, dim: int = -1) -> None:
@@ -1064,7 +1110,13 @@ class Softmax(Module):
 
 
 class Identity(Module):
-    """Returns its input; any constructor arguments are ignored (as in PyTorch)."""
+    """Returns its input; any constructor arguments are ignored (as in PyTorch).
+
+    Examples:
+        >>> from tinybn import Tensor, nn
+        >>> nn.Identity()(Tensor([1.0, 2.0])).data
+        array([1., 2.], dtype=float32)
+    """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__()

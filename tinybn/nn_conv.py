@@ -195,6 +195,13 @@ class AvgPool2d(Module):
         kernel_size, stride (default kernel_size), padding (zeros, at most half the
         kernel), ceil_mode, count_include_pad (the zeros count in the divisor),
         divisor_override (a fixed divisor).
+
+    Examples:
+        >>> import numpy as np
+        >>> from tinybn import Tensor, nn
+        >>> nn.AvgPool2d(2)(Tensor(np.arange(16.0).reshape(1, 1, 4, 4))).data
+        array([[[[ 2.5,  4.5],
+                 [10.5, 12.5]]]])
     """
 
     def __init__(

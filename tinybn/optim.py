@@ -26,6 +26,17 @@ class Optimizer:
         param_groups: list of dicts, each with "params" and every option (change "lr" here
             to schedule the learning rate).
         state: dict parameter → its own state (momentum buffer, Adam moments, step count).
+
+    Examples:
+        >>> from tinybn import Tensor, optim
+        >>> w = Tensor([1.0], requires_grad=True)
+        >>> opt = optim.SGD([w], lr=0.5)  # every optimizer: zero_grad(), step(), state_dict()
+        >>> (w * 3).sum().backward()
+        >>> opt.step()
+        >>> w.data
+        array([-0.5], dtype=float32)
+        >>> opt.zero_grad()
+        >>> w.grad
     """
 
     def __init__(self, params: Iterable[Any], defaults: dict[str, Any]) -> None:

@@ -484,7 +484,15 @@ class BatchNormalization(Layer, nn.BatchNorm1d):
 class Dropout(Layer, nn.Dropout):
     """Inverted dropout (``nn.Dropout``): in training, zero each entry with probability
     ``rate`` and scale the rest by 1/(1 − rate); identity at inference. ``seed`` fixes the
-    masks; otherwise they come from the model's generator."""
+    masks; otherwise they come from the model's generator.
+
+    Examples:
+        >>> import numpy as np
+        >>> from tinybn import keras
+        >>> drop = keras.Dropout(0.5, seed=0)
+        >>> drop(np.ones((1, 4), dtype=np.float32), training=False).data  # inference: unchanged
+        array([[1., 1., 1., 1.]], dtype=float32)
+    """
 
     def __init__(self, rate: float, seed: int | None = None, name: str | None = None) -> None:
         if not 0.0 <= rate <= 1.0:
@@ -509,7 +517,14 @@ class Dropout(Layer, nn.Dropout):
 
 
 class Activation(Layer, nn.Sequential):
-    """Apply an activation by name ('relu', 'sigmoid', 'tanh', 'softmax', 'linear') or callable."""
+    """Apply an activation by name ('relu', 'sigmoid', 'tanh', 'softmax', 'linear') or callable.
+
+    Examples:
+        >>> import numpy as np
+        >>> from tinybn import keras
+        >>> keras.Activation("relu")(np.array([[-1.0, 2.0]], dtype=np.float32)).data
+        array([[0., 2.]], dtype=float32)
+    """
 
     def __init__(self, activation: str | Callable | None, name: str | None = None) -> None:
         nn.Sequential.__init__(self)
@@ -540,7 +555,14 @@ class InputLayer(Layer):
 
 
 def Input(shape: Sequence[int], name: str | None = None) -> InputLayer:
-    """``Input(shape=(d,))`` as the first entry of a Sequential model fixes its input width."""
+    """``Input(shape=(d,))`` as the first entry of a Sequential model fixes its input width.
+
+    Examples:
+        >>> from tinybn import keras
+        >>> model = keras.Sequential([keras.Input(shape=(4,)), keras.Dense(2)])
+        >>> model.count_params()  # 4 · 2 + 2
+        10
+    """
     return InputLayer(shape, name)
 
 

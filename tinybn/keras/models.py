@@ -719,7 +719,20 @@ class Sequential(nn.Sequential):
 
 def load_model(path: str | os.PathLike) -> Sequential:
     """Rebuild a model written by ``Sequential.save``: layers from the JSON config, then
-    every weight (checked: a missing, extra or misshapen array is a ValueError)."""
+    every weight (checked: a missing, extra or misshapen array is a ValueError).
+
+    Examples:
+        >>> import os, tempfile
+        >>> import numpy as np
+        >>> from tinybn import keras
+        >>> model = keras.Sequential([keras.Dense(2, input_dim=3)])
+        >>> path = os.path.join(tempfile.mkdtemp(), "model.npz")
+        >>> model.save(path)
+        >>> again = keras.load_model(path)
+        >>> x = np.ones((1, 3), dtype=np.float32)
+        >>> bool(np.allclose(again.predict(x, verbose=0), model.predict(x, verbose=0)))
+        True
+    """
     state = load(path)
     if _CONFIG_KEY not in state:
         raise ValueError(

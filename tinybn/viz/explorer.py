@@ -57,7 +57,17 @@ class View:
 
 @dataclass
 class Explorer:
-    """A self-contained explorer page for one graph. Make it with ``explore(root)``."""
+    """A self-contained explorer page for one graph. Make it with ``explore(root)``.
+
+    Examples:
+        >>> import tinybn as tb
+        >>> from tinybn import Value
+        >>> a, b = Value(2.0, label="a"), Value(3.0, label="b")
+        >>> L = (a * b + a).named("L")
+        >>> page = tb.explore(L)
+        >>> type(page).__name__, len(page.html) > 1000
+        ('Explorer', True)
+    """
 
     title: str
     data: dict[str, Any]  # what the page's script reads: nodes, steps, γ/β paths

@@ -180,7 +180,19 @@ def ascii_label(label: str) -> str:
 
 class GraphNodes(Mapping):
     """The labelled nodes of a graph by label; a label may be typed in Unicode as shown
-    ("x̂[3,0]", "x − μ[0,0]") or in ASCII ("xhat[3,0]", "x - mu[0,0]", "x-mu[0,0]")."""
+    ("x̂[3,0]", "x − μ[0,0]") or in ASCII ("xhat[3,0]", "x - mu[0,0]", "x-mu[0,0]").
+
+    Examples:
+        >>> import tinybn as tb
+        >>> from tinybn import Value
+        >>> a, b = Value(2.0, label="a"), Value(3.0, label="b")
+        >>> L = (a * b + a).named("L")
+        >>> graph = tb.nodes(L)
+        >>> sorted(graph)
+        ['L', 'a', 'b']
+        >>> graph["a"].data
+        2.0
+    """
 
     def __init__(self, order: list[Any]) -> None:
         self._by_label: dict[str, Any] = {}

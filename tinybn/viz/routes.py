@@ -46,7 +46,19 @@ class Route:
 
 @dataclass
 class Contributions:
-    """The routes of ``node``'s gradient; their amounts add up to ``node.grad``."""
+    """The routes of ``node``'s gradient; their amounts add up to ``node.grad``.
+
+    Examples:
+        >>> import tinybn as tb
+        >>> from tinybn import Value, functional as F
+        >>> x = tb.values([[1.0], [2.0], [4.0]], "x")
+        >>> y = F.batch_norm(x)
+        >>> L = Value.sum((i + 1) * row[0] for i, row in enumerate(y)).named("L")
+        >>> L.backward()
+        >>> routes = tb.contributions(x[0][0], L)
+        >>> abs(sum(r.amount for r in routes.routes) - x[0][0].grad) < 1e-12  # they add up
+        True
+    """
 
     node: Any
     routes: list[Route]

@@ -148,6 +148,23 @@ class Stepper:
 
     Gradients accumulate exactly as in ``backward()``: after the last step every grad in
     the graph is what ``root.backward(grad)`` would have made it.
+
+    Examples:
+        >>> import tinybn as tb
+        >>> from tinybn import Value
+        >>> a, b = Value(2.0, label="a"), Value(3.0, label="b")
+        >>> L = (a * b + a).named("L")
+        >>> st = tb.backward_steps(L)
+        >>> st
+        <Stepper: step 0 of 2, next: L (+)>
+        >>> last = st.run(2)
+        >>> st
+        <Stepper: step 2 of 2, done>
+        >>> a.grad
+        4.0
+        >>> _ = st.reset()
+        >>> st, a.grad
+        (<Stepper: step 0 of 2, next: L (+)>, 0.0)
     """
 
     def __init__(self, root: Any, grad: Any = None) -> None:
