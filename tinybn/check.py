@@ -218,6 +218,14 @@ def batch_norm_backward(
         eps: the ε of the forward pass.
     Returns:
         dx shaped like x, dgamma (C,), dbeta (C,).
+
+    Examples:
+        >>> import numpy as np
+        >>> from tinybn.check import batch_norm_backward
+        >>> x = np.array([[1.0], [2.0], [4.0]])
+        >>> dx, dgamma, dbeta = batch_norm_backward(np.array([[1.0], [0.0], [-1.0]]), x, np.ones(1))
+        >>> np.round(dx.sum(axis=0), 12) + 0.0, dbeta  # Σ dx = 0; dβ = Σ dy
+        (array([0.]), array([0.]))
     """
     dy, x = np.asarray(dy, dtype=np.float64), np.asarray(x, dtype=np.float64)
     if dy.shape != x.shape or x.ndim not in (2, 3):

@@ -40,7 +40,14 @@ RTOL, ATOL = 1e-6, 1e-8
 
 @dataclass
 class Result:
-    """What ``check`` found: ``passed``, the ``message`` it printed, the cases it ran."""
+    """What ``check`` found: ``passed``, the ``message`` it printed, the cases it ran.
+
+    Examples:
+        >>> from tinybn import exercises
+        >>> result = exercises.check("layer_norm", lambda x, gamma, beta, eps: x, quiet=True)
+        >>> result, bool(result)
+        (<exercise layer_norm: not yet>, False)
+    """
 
     name: str
     passed: bool

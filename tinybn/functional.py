@@ -489,7 +489,15 @@ def instance_norm_with_stats(
     var: Any = None,
 ) -> tuple[Any, Any, Any]:
     """``instance_norm`` that also returns the μ and biased σ² it used, each (N, C, 1, ...)
-    from the input (or the given (C,) statistics, shaped (1, C, 1, ...))."""
+    from the input (or the given (C,) statistics, shaped (1, C, 1, ...)).
+
+    Examples:
+        >>> import numpy as np
+        >>> from tinybn import Tensor, functional as F
+        >>> y, mean, var = F.instance_norm_with_stats(Tensor(np.arange(8.0).reshape(1, 2, 4)))
+        >>> mean.data.ravel(), var.data.ravel()  # one per (example, channel)
+        (array([1.5, 5.5]), array([1.25, 1.25]))
+    """
     _check_eps(eps, "instance_norm")
     array = _channels_first(x, "instance_norm")
     positions = int(np.prod(array.shape[2:], dtype=int))

@@ -107,7 +107,15 @@ def _activation_module(identifier: str | Callable | None) -> tuple[str, nn.Modul
 
 def get_activation(identifier: str | Callable | None) -> tuple[str, Callable[[Tensor], Tensor]]:
     """An activation by name ('relu', 'sigmoid', 'tanh', 'softmax', 'linear' / None) or
-    callable: (its name, a callable on Tensors)."""
+    callable: (its name, a callable on Tensors).
+
+    Examples:
+        >>> from tinybn import Tensor
+        >>> from tinybn.keras import get_activation
+        >>> name, relu = get_activation("relu")
+        >>> name, relu(Tensor([-1.0, 2.0])).data
+        ('relu', array([0., 2.], dtype=float32))
+    """
     name, module = _activation_module(identifier)
     return name, _linear if module is None else module
 

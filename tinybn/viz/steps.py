@@ -282,6 +282,18 @@ def backward_steps(root: Any, grad: Any = None) -> Stepper:
     Returns:
         a Stepper; iterating it yields a BackwardStep for each node that has parents, from
         the root towards the inputs.
+
+    Examples:
+        >>> import tinybn as tb
+        >>> from tinybn import Value
+        >>> a, b = Value(2.0, label="a"), Value(3.0, label="b")
+        >>> L = (a * b).named("L")
+        >>> st = tb.backward_steps(L)
+        >>> print(st.step())
+        step 1 of 1: L  data 6  grad 1
+            L = u × v   with u = a, v = b
+            → a (u): ∂(u·v)/∂u = v = 3;  adds 3 × 1 = 3  → grad 3
+            → b (v): ∂(u·v)/∂v = u = 2;  adds 2 × 1 = 2  → grad 2
     """
     return Stepper(root, grad)
 
