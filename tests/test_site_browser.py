@@ -13,6 +13,7 @@ Skipped, with the reason, without chromium, playwright or mkdocs (`.ci/run` inst
 
 import functools
 import http.server
+import os
 import shutil
 import subprocess
 import sys
@@ -74,7 +75,7 @@ def site(tmp_path_factory):
         cwd=ROOT,
         capture_output=True,
         text=True,
-        env={"NO_MKDOCS_2_WARNING": "1", "PATH": "/usr/bin:/bin", "HOME": str(folder)},
+        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
     )
     assert build.returncode == 0, build.stderr[-3000:]
     handler = functools.partial(_QuietHandler, directory=str(folder))
