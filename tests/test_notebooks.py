@@ -63,8 +63,11 @@ def test_the_converter_reads_sessions_admonitions_and_errors(tmp_path):
 def test_every_notebook_runs(tmp_path):
     pytest.importorskip("nbclient", reason="nbclient is not installed (pip install -e .[docs])")
     pytest.importorskip("ipykernel", reason="ipykernel is not installed (pip install -e .[docs])")
-    ran = 0
+    ran, not_run = 0, []
     for page in PAGES:
+        if notebooks.missing_need(page):  # e.g. chapter 8 without torch (the oracle extra)
+            not_run.append(page.name)
+            continue
         path = tmp_path / f"{page.stem}.ipynb"
         path.write_text(notebooks.notebook_json(page), encoding="utf-8")
         assert notebooks.execute(path) > 0
@@ -76,4 +79,6 @@ def test_every_notebook_runs(tmp_path):
             ]
             shown = ["".join(o.get("data", {}).get("text/html", "")) for o in outputs]
             assert any("Next step" in html and "<iframe" in html for html in shown)
-    assert ran == len(PAGES)
+    assert ran + len(not_run) == len(PAGES) and ran >= len(PAGES) - 1, not_run
+    if not_run:
+        pytest.skip(f"ran {ran} notebooks; not run, missing their optional package: {not_run}")

@@ -51,6 +51,17 @@ def chapters() -> list[Path]:
     return [DOCS / name for name in CHAPTERS if (DOCS / name).is_file()]
 
 
+def missing_need(page: Path) -> str | None:
+    """The optional package a chapter declares (``<!-- needs: torch -->`` on its first
+    line) when it cannot be imported here, else None: such a notebook is not run."""
+    import importlib.util
+
+    need = re.match(r"<!-- needs: (\w+)", page.read_text(encoding="utf-8"))
+    if need and importlib.util.find_spec(need[1]) is None:
+        return need[1]
+    return None
+
+
 def _markdown_cell(lines: list[str], attachments: dict) -> dict | None:
     text = "\n".join(lines).strip("\n")
     # Jupyter's math delimiters (a formula may run over two lines)
@@ -260,7 +271,9 @@ def main(argv: list[str] | None = None) -> int:
     for page in chapters():
         path = args.out / f"{page.stem}.ipynb"
         path.write_text(notebook_json(page), encoding="utf-8")
-        if args.execute:
+        if args.execute and missing_need(page):
+            print(f"wrote {path} (not run: it needs {missing_need(page)})")
+        elif args.execute:
             cells = execute(path)
             total += 1
             print(f"ran {path} ({cells} code cells)")
