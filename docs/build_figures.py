@@ -154,7 +154,8 @@ def graphs() -> None:
     EXPLORER.parent.mkdir(parents=True, exist_ok=True)
     tb.explore(loss, max_nodes=400).save(EXPLORER)
     print(f"wrote {EXPLORER.relative_to(ROOT)}")
-    tb.explore(micrograd_example(), rankdir="LR").save(BACKPROP_EXPLORER)
+    # top to bottom: the five nodes fill the explorer's left pane inside the page column
+    tb.explore(micrograd_example(), rankdir="TB").save(BACKPROP_EXPLORER)
     print(f"wrote {BACKPROP_EXPLORER.relative_to(ROOT)}")
 
     x = Tensor(np.array([X1, X2], dtype=np.float64).T, requires_grad=True).named("x")
