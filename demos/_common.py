@@ -103,11 +103,74 @@ def write_results(out: Path, results: dict[str, Any]) -> Path:
     return path
 
 
-def save_figure(fig: Any, path: Path) -> Path:
-    """Save a matplotlib figure as PNG, close it, print the path."""
+# Figures are laid out for a page column (the docs' is 688 px at a 1280 px window): at most
+# COLUMN_INCHES wide, saved at FIGURE_DPI, so a figure is shown at no less than half its
+# pixel width and a 9 pt label reads at >= 11 px as shown (9 pt · 688 / (7.5 · 72) = 11.5).
+COLUMN_INCHES = 7.5
+FIGURE_DPI = 150
+SMALLEST_FONT_PT = 9
+
+
+def column_panels(n: int, ncols: int = 2, panel_height: float = 3.0, **kwargs: Any) -> Any:
+    """A figure of ``n`` panels laid out for the column: ``ncols`` across, as many rows as
+    needed, unused cells removed. Returns (fig, axes) with axes a 1-d array of ``n``."""
     import matplotlib.pyplot as plt
 
-    fig.savefig(path, dpi=120, bbox_inches="tight")
+    rows = math.ceil(n / ncols)
+    fig, grid = plt.subplots(
+        rows, ncols, figsize=(COLUMN_INCHES, panel_height * rows), squeeze=False, **kwargs
+    )
+    cells = list(grid.flat)
+    for ax in cells[n:]:
+        ax.remove()
+    return fig, np.array(cells[:n], dtype=object)
+
+
+def _fit_to_column(fig: Any) -> None:
+    """The safety net for the column rule: wrap titles to their panel's width, lift every
+    text smaller than SMALLEST_FONT_PT, shrink a figure wider than COLUMN_INCHES."""
+    import textwrap
+
+    width, height = fig.get_size_inches()
+    if width > COLUMN_INCHES:
+        fig.set_size_inches(COLUMN_INCHES, height * COLUMN_INCHES / width)
+    for text in fig.findobj(lambda artist: hasattr(artist, "get_fontsize")):
+        if hasattr(text, "set_fontsize") and text.get_fontsize() < SMALLEST_FONT_PT:
+            text.set_fontsize(SMALLEST_FONT_PT)
+    panels = [(ax.title, ax.get_position().width * fig.get_size_inches()[0]) for ax in fig.axes]
+    if fig._suptitle is not None:
+        panels.append((fig._suptitle, fig.get_size_inches()[0]))
+    for title, inches in panels:
+        label = title.get_text()
+        if not label or "\n" in label:
+            continue
+        characters = max(20, int(inches * 72 / (title.get_fontsize() * 0.55)))
+        if len(label) <= characters:
+            continue
+        words, math_part = label, ""
+        if "$" in label:  # never break inside mathtext: the formula goes on a line of its own
+            start = label.index("$")
+            words, math_part = label[:start].rstrip(), label[start:]
+        wrapped = textwrap.fill(words, characters) if words else ""
+        title.set_text("\n".join(part for part in (wrapped, math_part) if part))
+    if fig.legends:  # a figure-level legend: the demo has laid out the figure around it
+        return
+    import warnings
+
+    try:
+        with warnings.catch_warnings():  # a demo's own layout (e.g. colorbars) may refuse it
+            warnings.simplefilter("ignore", UserWarning)
+            fig.tight_layout()
+    except Exception:  # tight_layout refuses some layouts (e.g. fixed colorbar axes); keep it
+        pass
+
+
+def save_figure(fig: Any, path: Path) -> Path:
+    """Save a matplotlib figure as PNG laid out for a page column, close it, print the path."""
+    import matplotlib.pyplot as plt
+
+    _fit_to_column(fig)
+    fig.savefig(path, dpi=FIGURE_DPI, bbox_inches="tight")
     plt.close(fig)
     print(f"wrote {path}")
     return path

@@ -100,7 +100,7 @@ def run(out: Path, quick: bool = False, full: bool = False, seed: int = 0) -> di
 def plot(runs: dict, steps: int) -> Any:
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(2, 2, figsize=(12, 8), sharex=True)
+    fig, axes = plt.subplots(2, 2, figsize=(7.5, 6), sharex=True)
     for row, (activation, by_name) in enumerate(runs.items()):
         for name, history in by_name.items():
             axes[row, 0].plot(

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from demos._common import (
+    column_panels,
     demo_parser,
     pick,
     prepare_out,
@@ -197,14 +198,14 @@ def plot_inputs(result: dict[str, Any], path: Any) -> Any:
     import matplotlib.pyplot as plt
 
     X, X_test, mean, std = result["X"], result["X_test"], result["train_mean"], result["train_std"]
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    fig, axes = plt.subplots(1, 2, figsize=(7.5, 3.4))
     names = ("x1 = size", "x2 = fur colour")
     for j, name in enumerate(names):
         axes[0].hist(X[:, j], bins=60, alpha=0.6, density=True, label=f"{name} (train)")
     axes[0].hist(X_test[:, 1], bins=60, alpha=0.5, density=True, label="x2 (shifted test)")
     axes[0].set_title("raw inputs: very different scales")
     axes[0].set_xlabel("value")
-    axes[0].legend(fontsize=8)
+    axes[0].legend(fontsize=9)
     standardized_test = (X_test - mean) / std
     for j, name in enumerate(names):
         axes[1].hist(
@@ -215,14 +216,13 @@ def plot_inputs(result: dict[str, Any], path: Any) -> Any:
     )
     axes[1].set_title("standardized with training mean/std: train ≈ N(0, 1), shifted test is not")
     axes[1].set_xlabel("value")
-    axes[1].legend(fontsize=8)
+    axes[1].legend(fontsize=9)
     return save_figure(fig, path)
 
 
 def plot_surfaces(result: dict[str, Any], path: Any) -> Any:
-    import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 3, figsize=(16, 4.8))
+    fig, axes = column_panels(3, panel_height=3.4)
     for ax, name in zip(axes[:2], ("raw", "standardized")):
         run = result["runs"][name]
         surface = result["shift"]["raw" if name == "raw" else "standardized with train stats"]
@@ -237,7 +237,7 @@ def plot_surfaces(result: dict[str, Any], path: Any) -> Any:
         ax.set_xlabel("w1 (weight of size)")
         ax.set_ylabel("w2 (weight of fur colour)")
         ax.set_aspect("equal")  # round means round
-        ax.legend(fontsize=8, loc="best")
+        ax.legend(fontsize=9, loc="best")
     for name, style in (("raw", "C3"), ("standardized", "C0")):
         run = result["runs"][name]
         gap = (run["costs"] - run["min_cost"]) / (run["costs"][0] - run["min_cost"])
@@ -247,15 +247,14 @@ def plot_surfaces(result: dict[str, Any], path: Any) -> Any:
     axes[2].set_xlabel("gradient-descent step")
     axes[2].set_xscale("symlog", linthresh=1)
     axes[2].set_xlim(0, result["steps"])
-    axes[2].legend(fontsize=8)
+    axes[2].legend(fontsize=9)
     return save_figure(fig, path)
 
 
 def plot_shift(result: dict[str, Any], path: Any) -> Any:
-    import matplotlib.pyplot as plt
 
     names = ("raw", "standardized with train stats", "standardized with test stats")
-    fig, axes = plt.subplots(1, 3, figsize=(16, 4.8))
+    fig, axes = column_panels(3, panel_height=3.4)
     for ax, name in zip(axes, names):
         view = result["shift"][name]
         points = np.vstack([view["train_w_star"], view["test_w_star"]])
@@ -273,7 +272,7 @@ def plot_shift(result: dict[str, Any], path: Any) -> Any:
         ax.set_xlabel("w1")
         ax.set_ylabel("w2")
         ax.set_aspect("equal")
-        ax.legend(fontsize=8, loc="best")
+        ax.legend(fontsize=9, loc="best")
     fig.suptitle(
         "Lighter fur at test time (x2 mean 8 → 5): the surface changes and its minimum moves",
         y=1.04,

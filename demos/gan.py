@@ -27,6 +27,7 @@ import numpy as np
 
 import tinybn as tb
 from demos._common import (
+    column_panels,
     demo_parser,
     pick,
     prepare_out,
@@ -174,7 +175,7 @@ def plot_samples(result: dict[str, Any], path: Any) -> Any:
     import matplotlib.pyplot as plt
 
     steps = result["snapshot_steps"]
-    fig, axes = plt.subplots(2, len(steps), figsize=(3.2 * len(steps), 6.6), squeeze=False)
+    fig, axes = plt.subplots(2, len(steps), figsize=(7.5, 4.2), squeeze=False)
     target = sample_ring(1000, np.random.default_rng(0))
     for row, variant in enumerate(VARIANTS):
         history = result["runs"][variant][0]
@@ -202,9 +203,8 @@ def plot_samples(result: dict[str, Any], path: Any) -> Any:
 
 
 def plot_losses(result: dict[str, Any], path: Any) -> Any:
-    import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 3, figsize=(16, 4.2))
+    fig, axes = column_panels(3, panel_height=3.0)
     for variant in VARIANTS:
         for k, history in enumerate(result["runs"][variant]):
             label = variant if k == 0 else None
@@ -231,7 +231,7 @@ def plot_losses(result: dict[str, Any], path: Any) -> Any:
     axes[2].set_ylim(0, 8.5)
     for ax in axes:
         ax.set_xlabel("step")
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=9)
     return save_figure(fig, path)
 
 

@@ -48,7 +48,7 @@ WATCHED_FEATURE = 0
 ESTIMATORS = {  # label: colour
     "PyTorch EMA (momentum 0.1)": "tab:blue",
     "Keras EMA (momentum 0.99)": "tab:orange",
-    "paper: cumulative mean (momentum=None)": "tab:green",
+    "cumulative average over training (momentum=None)": "tab:green",
 }
 
 
@@ -93,7 +93,7 @@ class Trackers:
                 self.keras_ema.moving_mean.data.copy(),
                 self.keras_ema.moving_variance.data.copy(),
             ),
-            "paper: cumulative mean (momentum=None)": (
+            "cumulative average over training (momentum=None)": (
                 self.cumulative.running_mean.data.copy(),
                 self.cumulative.running_var.data.copy(),
             ),
@@ -304,7 +304,8 @@ def run(out: Path, quick: bool = False, full: bool = False, seed: int = 0) -> di
 def plot(log: dict, population: dict, modes: dict, forgot: dict, fold: dict) -> Any:
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(2, 3, figsize=(17, 9.5))
+    fig, axes = plt.subplots(3, 2, figsize=(7.5, 10.5))
+    axes = axes.T  # panel [r, c] drawn at row c, column r: two columns fit the page
     steps = log["step"]
 
     ax = axes[0, 0]
@@ -312,11 +313,10 @@ def plot(log: dict, population: dict, modes: dict, forgot: dict, fold: dict) -> 
     for name, colour in ESTIMATORS.items():
         ax.plot(steps, log["watched"][name], color=colour, lw=1.5, label=name)
     ax.set(
-        title=f"running mean of feature {WATCHED_FEATURE} vs the truth",
+        title=f"running mean of feature {WATCHED_FEATURE}\nvs the truth",
         xlabel="training step",
         ylabel="mean of z",
     )
-    ax.legend(fontsize=8)
 
     for ax, key, what in ((axes[0, 1], "mean", "|μ̂ − μ| / σ"), (axes[0, 2], "var", "|σ̂²/σ² − 1|")):
         for name, colour in ESTIMATORS.items():
@@ -329,22 +329,21 @@ def plot(log: dict, population: dict, modes: dict, forgot: dict, fold: dict) -> 
             label="paper's estimate with the final weights",
         )
         ax.set(
-            title=f"error of the running {'mean' if key == 'mean' else 'variance'} "
+            title=f"error of the running {'mean' if key == 'mean' else 'variance'}\n"
             f"({what}, avg over features)",
             xlabel="training step",
             ylabel="error",
             yscale="log",
         )
-        ax.legend(fontsize=8)
 
     ax = axes[1, 0]
     ax.scatter(modes["eval_logits"].ravel(), modes["train_logits"].ravel(), s=3, alpha=0.3)
     lims = [modes["eval_logits"].min(), modes["eval_logits"].max()]
     ax.plot(lims, lims, color="black", lw=1, label="equal")
     ax.set(
-        title=f"train-mode vs eval-mode logits (test set, batches of {BATCH_SIZE})\n"
+        title=f"train- vs eval-mode logits\n(test set, batches of {BATCH_SIZE})\n"
         f"accuracy: train mode {modes['train_mode_acc']:.3f}, "
-        f"eval mode {modes['eval_mode_acc']:.3f}",
+        f"eval {modes['eval_mode_acc']:.3f}",
         xlabel="eval mode (running statistics)",
         ylabel="training mode (batch statistics)",
     )
@@ -362,25 +361,30 @@ def plot(log: dict, population: dict, modes: dict, forgot: dict, fold: dict) -> 
         forgot["prob_alone_eval"], color="black", lw=2.5, label="eval mode (any batch, or alone)"
     )
     ax.set(
-        title=f"the least certain test example (a '{forgot['example_label']}') in "
-        f"{len(forgot['probs']['train mode'])} random batches\n"
-        f"without eval() its prediction changes in "
+        title=f"least certain test example (a '{forgot['example_label']}')\n"
+        f"in {len(forgot['probs']['train mode'])} random batches: without eval()\n"
+        f"its prediction changes in "
         f"{100 * forgot['train_mode_prediction_changes']:.0f}% of them",
         xlabel=f"predicted probability of class {forgot['eval_class']}",
         ylabel="number of batches",
     )
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=9)
 
     ax = axes[1, 2]
     ax.scatter(fold["original"].ravel(), fold["folded"].ravel(), s=3, alpha=0.3, color="tab:purple")
     ax.set(
-        title=f"nn.fold_batchnorm: Linear+BN → one Linear\n"
+        title=f"nn.fold_batchnorm: Linear+BN → Linear\n"
         f"max |difference| = {fold['max_abs_difference']:.2e}",
         xlabel="model.eval() logits",
         ylabel="folded model logits",
     )
     fig.suptitle("Batch norm at inference: running statistics, eval(), folding", fontsize=13)
-    fig.tight_layout()
+    # one legend for the three estimator panels (left column), under the figure
+    handles, labels = axes[0, 1].get_legend_handles_labels()
+    handles.insert(0, axes[0, 0].get_lines()[0])
+    labels.insert(0, "true mean (all training data)")
+    fig.legend(handles, labels, loc="lower center", ncol=2, fontsize=9, frameon=False)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
     return fig
 
 

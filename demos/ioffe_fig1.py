@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from demos._common import (
+    column_panels,
     demo_parser,
     pick,
     prepare_out,
@@ -177,9 +178,8 @@ def first_step_reaching(history: dict, accuracy: float) -> int | None:
 
 
 def plot(results: dict, dataset: str) -> Any:
-    import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    fig, axes = column_panels(3, panel_height=3.2)
     colours = {"without BN": "tab:gray", "with BN": "tab:blue"}
     ax = axes[0]
     for name, history in results["runs"].items():
@@ -217,7 +217,7 @@ def plot(results: dict, dataset: str) -> Any:
         )
         ax.set_ylim(min(lows) - 0.2, max(highs) + 0.2)
         ax.grid(alpha=0.3)
-        ax.legend(loc="best", fontsize=8)
+        ax.legend(loc="best", fontsize=9)
     fig.suptitle("Ioffe & Szegedy Fig. 1: 3×100 sigmoid MLP, SGD, batch 60", fontsize=12)
     fig.tight_layout()
     return fig

@@ -256,7 +256,7 @@ def train_rnn(layer_norm: bool, args: argparse.Namespace, steps: int, lengths: t
 def plot_batch_sizes(sweep: dict[str, dict], path: Any) -> Any:
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+    fig, axes = plt.subplots(1, 2, figsize=(7.5, 3.4))
     positions = np.arange(len(BATCH_SIZES))
     for norm in NORMS:
         accs = [sweep[norm][b].get("test_acc", np.nan) for b in BATCH_SIZES]
@@ -285,7 +285,7 @@ def plot_batch_sizes(sweep: dict[str, dict], path: Any) -> Any:
     for ax in axes:
         ax.set_xticks(positions, [str(b) for b in BATCH_SIZES])
         ax.set_xlabel("batch size (same number of epochs each)")
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=9)
     axes[0].set_ylim(0, 1.02)
     axes[0].set_title("test accuracy, 8×8 digits")
     axes[1].set_title("final training loss")
@@ -298,7 +298,7 @@ def plot_invariances(table: dict[str, Any], path: Any) -> Any:
 
     names = list(table)
     changes = np.array([[table[n]["BN_max_change"], table[n]["LN_max_change"]] for n in names])
-    fig, ax = plt.subplots(figsize=(8, 4.6))
+    fig, ax = plt.subplots(figsize=(7.5, 4.3))
     shown = np.log10(np.maximum(changes, 1e-17))
     ax.imshow(shown < -6, cmap="RdYlGn", vmin=-0.3, vmax=1.3, aspect="auto")
     for i, name in enumerate(names):
@@ -307,7 +307,7 @@ def plot_invariances(table: dict[str, Any], path: Any) -> Any:
             agrees = ok == table[name][f"paper_{norm}_invariant"]
             text = f"{'invariant' if ok else 'changes'}\nmax|Δy| = {changes[i, j]:.1e}"
             text += "" if agrees else "\n(paper disagrees!)"
-            ax.text(j, i, text, ha="center", va="center", fontsize=8)
+            ax.text(j, i, text, ha="center", va="center", fontsize=9)
     ax.set_xticks([0, 1], ["batch norm", "layer norm"])
     ax.set_yticks(range(len(names)), names)
     ax.set_title("Ba et al. (2016) Table 1, measured: does the normalized output change?")
@@ -332,8 +332,11 @@ def plot_rnn(rnn: dict[str, dict], path: Any) -> Any:
     ax.set_yscale("log")
     ax.set_xlabel("step")
     ax.set_ylabel("MSE")
-    ax.set_title("adding problem, variable-length sequences: h_t = tanh(LN(W x_t + U h_{t−1} + b))")
-    ax.legend(fontsize=8)
+    ax.set_title(
+        "adding problem, variable-length sequences: "
+        r"$h_t = \tanh(\mathrm{LN}(W x_t + U h_{t-1} + b))$"
+    )
+    ax.legend(fontsize=9)
     return save_figure(fig, path)
 
 

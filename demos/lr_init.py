@@ -131,7 +131,8 @@ def plot(maps: dict, lrs: list[float], scales: list[float], steps: int) -> Any:
         ("test_acc", "test accuracy", "viridis", (0.0, 1.0)),
         ("steps_to_threshold", f"steps until loss < {LOSS_THRESHOLD}", "cividis", (0, steps)),
     ]
-    fig, axes = plt.subplots(2, 3, figsize=(15, 8.5))
+    fig, axes = plt.subplots(3, 2, figsize=(7.5, 10))
+    axes = axes.T  # panel [r, c] drawn at row c, column r: two columns fit the page
     for row, name in enumerate(("without BN", "with BN")):
         for col, (key, title, cmap, (vmin, vmax)) in enumerate(panels):
             ax = axes[row, col]
@@ -147,11 +148,13 @@ def plot(maps: dict, lrs: list[float], scales: list[float], steps: int) -> Any:
             )
             for (i, j), v in np.ndenumerate(values):
                 if np.isfinite(v):
+                    # short labels fit 7 cells across half the page column: .95, 1.78, 246
                     text = f"{v:.0f}" if key == "steps_to_threshold" else f"{v:.2f}"
+                    text = text.removeprefix("0")
                     red, green, blue, _ = colormap((v - vmin) / (vmax - vmin))
                     dark = 0.299 * red + 0.587 * green + 0.114 * blue < 0.5
                 else:
-                    text = "never" if key == "steps_to_threshold" else "diverged"
+                    text = "–" if key == "steps_to_threshold" else "×"  # never / diverged
                     dark = False
                 ax.text(
                     j,
@@ -159,20 +162,20 @@ def plot(maps: dict, lrs: list[float], scales: list[float], steps: int) -> Any:
                     text,
                     ha="center",
                     va="center",
-                    fontsize=7,
+                    fontsize=9,
                     color="white" if dark else "black",
                 )
-            ax.set_xticks(range(len(lrs)), [f"{lr:g}" for lr in lrs])
+            ax.set_xticks(range(len(lrs)), [f"{lr:g}" for lr in lrs], rotation=45)
             ax.set_yticks(range(len(scales)), [f"{s:g}" for s in scales])
             ax.set(
                 title=f"{name}: {title}",
                 xlabel="SGD learning rate",
-                ylabel="init scale s (W ~ N(0, s²/fan_in))",
+                ylabel="init scale s",
             )
             fig.colorbar(image, ax=ax, fraction=0.046)
     fig.suptitle(
-        f"ReLU MLP 64-64-64 on 8×8 digits, {steps} SGD steps of batch {BATCH_SIZE} "
-        "(gray = diverged / never reached)",
+        f"ReLU MLP 64-64-64 on 8×8 digits, {steps} SGD steps of batch {BATCH_SIZE}; "
+        "W ~ N(0, s²/fan_in)\n× (gray): diverged, –: loss never below the threshold",
         fontsize=12,
     )
     fig.tight_layout()

@@ -136,7 +136,7 @@ def run(out: Path, quick: bool = False, full: bool = False, seed: int = 0) -> di
 def plot_curves(histories: dict, epochs: int) -> Any:
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(2, 2, figsize=(12, 8), sharex=True)
+    fig, axes = plt.subplots(2, 2, figsize=(7.5, 6), sharex=True)
     for row, inputs in enumerate(INPUTS):
         for name in MODELS:
             h = histories[inputs][name]
@@ -152,7 +152,7 @@ def plot_curves(histories: dict, epochs: int) -> Any:
         axes[row, 1].set(title=f"{inputs}: accuracy", ylabel="accuracy", ylim=(0.3, 1.0))
         for ax in axes[row]:
             ax.grid(alpha=0.3)
-            ax.legend(fontsize=8)
+            ax.legend(fontsize=9)
     for ax in axes[1]:
         ax.set_xlabel("epoch")
     fig.suptitle(
@@ -167,7 +167,7 @@ def plot_curves(histories: dict, epochs: int) -> Any:
 def plot_boundaries(grids: dict, X: np.ndarray, y: np.ndarray) -> Any:
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(2, 2, figsize=(12, 10), sharex=True, sharey=True)
+    fig, axes = plt.subplots(2, 2, figsize=(7.5, 7), sharex=True, sharey=True)
     for row, inputs in enumerate(INPUTS):
         for col, name in enumerate(MODELS):
             ax = axes[row, col]
@@ -195,7 +195,7 @@ def plot_boundaries(grids: dict, X: np.ndarray, y: np.ndarray) -> Any:
                     label="placed" if label else "not placed",
                 )
             ax.set(title=f"{name}, {inputs}", xlabel="cgpa", ylabel="iq")
-            ax.legend(loc="upper left", fontsize=8)
+            ax.legend(loc="upper left", fontsize=9)
     fig.colorbar(filled, ax=axes, label="predicted P(placed)", fraction=0.03)
     fig.suptitle("Decision boundaries (black line: P = 0.5)", fontsize=13)
     return fig

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from demos._common import (
+    column_panels,
     demo_parser,
     pick,
     prepare_out,
@@ -134,9 +135,8 @@ def run(out: Path, quick: bool = False, full: bool = False, seed: int = 0) -> di
 
 
 def plot(curves: dict, table: list[dict], n_train: int, n_seeds: int) -> Any:
-    import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 3, figsize=(16, 4.5))
+    fig, axes = column_panels(3, panel_height=3.2)
     for name, curve in curves.items():
         axes[0].plot(curve["step"], curve["train_acc"], "--", color=COLOURS[name], lw=1.5)
         axes[0].plot(curve["step"], curve["test_acc"], "-", color=COLOURS[name], lw=2, label=name)
@@ -165,10 +165,10 @@ def plot(curves: dict, table: list[dict], n_train: int, n_seeds: int) -> Any:
             alpha=alpha,
             edgecolor="black",
         )
-        axes[2].bar_label(bars, fmt="%.3f", fontsize=7)
+        axes[2].bar_label(bars, fmt="%.3f", fontsize=9)
     axes[2].set_xticks(x, names)
     axes[2].set(title="at the end of training", ylabel="accuracy", ylim=(0, 1.25))
-    axes[2].legend(fontsize=8, loc="upper center", ncol=3)
+    axes[2].legend(fontsize=9, loc="upper center", ncol=3)
     for ax in axes[:2]:
         ax.grid(alpha=0.3)
         ax.legend()

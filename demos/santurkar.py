@@ -312,7 +312,7 @@ def plot_hessian(hessian: dict[str, Any], path: Any) -> Any:
         f"(d) curvature along training: λ_max of ∇²L on {HESSIAN_PROBE} samples\n"
         f"band: min–max over {HESSIAN_SEEDS} seeds"
     )
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=9)
     fig.tight_layout()
     return save_figure(fig, path)
 
@@ -359,7 +359,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 def plot_noisy(result: dict[str, Any], path: Any) -> Any:
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(2, 3, figsize=(15, 7.5))
+    fig, axes = plt.subplots(3, 2, figsize=(7.5, 10))
+    axes = axes.T  # panel [r, c] drawn at row c, column r: two columns fit the page
     for v in VARIANTS:
         h = result[v]
         axes[0, 0].plot(smooth(h["batch_loss"], window=25), color=COLORS[v], label=v)
@@ -369,7 +370,7 @@ def plot_noisy(result: dict[str, Any], path: Any) -> Any:
     axes[0, 1].set_title("test accuracy (eval mode, no noise)")
     for ax in axes[0, :2]:
         ax.set_xlabel("step")
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=9)
     drifts = [result[v]["drift"] for v in VARIANTS]
     axes[0, 2].bar(VARIANTS, drifts, color=[COLORS[v] for v in VARIANTS])
     axes[0, 2].set_yscale("log")
@@ -385,7 +386,7 @@ def plot_noisy(result: dict[str, Any], path: Any) -> Any:
         ax.plot(steps, p[:, 1], color=COLORS[v], lw=0.8, label="median")
         ax.set_title(f"{v}: input to one ReLU of the last hidden layer")
         ax.set_xlabel("step")
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=9)
     fig.suptitle("(a) BN with noise whose mean and scale change at every step")
     fig.tight_layout()
     return save_figure(fig, path)
@@ -399,7 +400,8 @@ def plot_landscape(result: dict[str, Any], path: Any) -> Any:
         ("grad_predictiveness", "(b) gradient predictiveness\nmax ‖∇L(w − ηg) − ∇L(w)‖"),
         ("beta_smoothness", "(b) effective β-smoothness\nmax ‖∇L(w − ηg) − ∇L(w)‖ / ‖ηg‖"),
     )
-    fig, axes = plt.subplots(2, 3, figsize=(16, 8))
+    fig, axes = plt.subplots(3, 2, figsize=(7.5, 10.5))
+    axes = axes.T  # panel [r, c] drawn at row c, column r: two columns fit the page
     for ax, (key, title) in zip(axes[0], keys):
         for v in ("no BN", "BN"):
             h = result[v]
@@ -438,7 +440,7 @@ def plot_landscape(result: dict[str, Any], path: Any) -> Any:
     axes[1, 2].set_title("which is smaller with BN?", fontsize=10)
     for ax in axes.flat[:5]:
         ax.set_xlabel("step")
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=9)
     fig.suptitle(
         f"loss landscape along −∇L (step sizes η = {STEP_SIZE_MULTIPLIERS[0]:g}…"
         f"{STEP_SIZE_MULTIPLIERS[-1]:g} × lr) and internal covariate shift, lr = {result['lr']}"

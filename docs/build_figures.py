@@ -25,6 +25,7 @@ import contextlib
 import importlib
 import io
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -48,6 +49,8 @@ from tinybn.check import batch_norm_backward  # noqa: E402
 
 FIGURES = Path(__file__).resolve().parent / "figures"
 EXPLORER = Path(__file__).resolve().parent / "explorer" / "bn.html"
+# chapter 0's graph: micrograd's opening example, L = (a·b + c)·f
+BACKPROP_EXPLORER = EXPLORER.parent / "backprop.html"
 
 # The lecture notes' worked example: a batch of 10 samples, 2 features.
 X1 = [33, 72, 40, 104, 52, 56, 89, 24, 52, 73]
@@ -128,6 +131,13 @@ def four_samples_loss() -> Value:
     return loss
 
 
+def micrograd_example() -> Value:
+    """Chapter 0's graph (micrograd's first example): L = (a·b + c)·f, before backward."""
+    a, b = Value(2.0, label="a"), Value(-3.0, label="b")
+    c, f = Value(10.0, label="c"), Value(-2.0, label="f")
+    return (((a * b).named("e") + c).named("d") * f).named("L")
+
+
 def graphs() -> None:
     """The batch-norm graph of the worked example, before and after backward; spatial BN."""
     # top to bottom, 3 of the 10 samples drawn: ~950 px wide instead of 2240, so the labels
@@ -144,6 +154,9 @@ def graphs() -> None:
     EXPLORER.parent.mkdir(parents=True, exist_ok=True)
     tb.explore(loss, max_nodes=400).save(EXPLORER)
     print(f"wrote {EXPLORER.relative_to(ROOT)}")
+    # top to bottom: the five nodes fill the explorer's left pane inside the page column
+    tb.explore(micrograd_example(), rankdir="TB").save(BACKPROP_EXPLORER)
+    print(f"wrote {BACKPROP_EXPLORER.relative_to(ROOT)}")
 
     x = Tensor(np.array([X1, X2], dtype=np.float64).T, requires_grad=True).named("x")
     gamma = Tensor(np.ones(2), requires_grad=True).named("γ")
@@ -322,7 +335,8 @@ def spatial_bn_graph() -> None:
     y, _, var = F.batch_norm_with_stats(x.named("x").tolist())
     weights = np.arange(1.0, 17.0).reshape(2, 2, 2, 2)
     (tb.ValueArray(y) * weights).sum().backward()  # the grads shown: of L = Σ w·y
-    save_graph(tb.draw(var.values[0, 0, 0, 0]), "spatial_bn_channel0.png")
+    # top to bottom: the 8 inputs side by side fit the column (left to right is 1759 px)
+    save_graph(tb.draw(var.values[0, 0, 0, 0], rankdir="TB"), "spatial_bn_channel0.png")
 
 
 def norm_family() -> None:
@@ -338,12 +352,12 @@ def norm_family() -> None:
         "Instance Norm": lambda t: F.instance_norm(t),
         "Group Norm (2 channels a group)": lambda t: F.group_norm(t, c // 2),
     }
-    fig = plt.figure(figsize=(13, 3.6))
+    fig = plt.figure(figsize=(7.5, 7.2))  # 2 × 2: laid out for the docs' column
     for i, (name, norm) in enumerate(norms.items()):
         leaf = Tensor(x, requires_grad=True)
         norm(leaf)[0, 0, 0, 0].backward()
         shared = (np.abs(leaf.grad) > 1e-12).reshape(n, c, h * w)
-        ax = fig.add_subplot(1, 4, i + 1, projection="3d")
+        ax = fig.add_subplot(2, 2, i + 1, projection="3d")
         colors = np.where(shared[..., None], [0.27, 0.51, 0.71, 0.95], [1.0, 1.0, 1.0, 0.25])
         ax.voxels(
             np.ones(shared.shape, dtype=bool), facecolors=colors, edgecolor=(0, 0, 0, 0.25), lw=0.3
@@ -397,12 +411,109 @@ def run_demo(name: str) -> None:
     print(f"wrote {path.relative_to(ROOT)}   ({seconds:.0f} s)")
 
 
+def _cell_starts(line: str) -> list[int]:
+    """Where each cell of an aligned text row begins: column 0 and after every 2+ spaces."""
+    return [0] + [m.end() for m in re.finditer(r"  +(?=\S)", line.rstrip())]
+
+
+def _number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def text_tables(text: str) -> list[str | list[list[str]]]:
+    """Split a demo's printed output into prose lines and tables (lists of rows of cells).
+
+    The demos print aligned tables (``print_table``: cells padded, 2+ spaces apart). A line
+    is a row of the table above it when its cells start where that table's columns start;
+    a line whose own cells start elsewhere, followed by such a row, opens a new table; a
+    line of one cell is prose."""
+    lines = [line for line in text.splitlines() if line.strip() and not line.startswith("#")]
+    parts: list[str | list[list[str]]] = []
+    starts: list[int] = []
+    for index, line in enumerate(lines):
+        own = _cell_starts(line)
+        following = _cell_starts(lines[index + 1]) if index + 1 < len(lines) else []
+        if line.startswith(" "):  # an indented note under a table: prose
+            starts = []
+            parts.append(line.rstrip())
+        elif len(own) >= 2 and starts and set(own) <= set(starts) and isinstance(parts[-1], list):
+            parts[-1].append(_cells(line, starts))
+        elif len(own) >= 2 and len(following) >= 2 and set(following) <= set(own):
+            starts = own
+            parts.append([_cells(line, starts)])
+        else:
+            starts = []
+            parts.append(line.rstrip())
+    return parts
+
+
+def _cells(line: str, starts: list[int]) -> list[str]:
+    bounds = [*starts, len(line)]
+    return [line[a:b].strip() for a, b in zip(bounds, bounds[1:])]
+
+
+def markdown_table(rows: list[list[str]]) -> str:
+    """A demo table as markdown that fits the page column: as printed when it has at most
+    four columns or more rows than columns, otherwise turned on its side (one column per
+    model, one row per measure), so a wide table becomes a tall one whose cells wrap."""
+    header, *body = rows
+    if len(header) > 4 and len(header) > len(body) + 1:
+        # the first column names the row; so does each next column without a digit in it
+        # (bn_position: "sigmoid", "BN before act (z)")
+        labels = 1
+        while labels < len(header) - 1 and not any(re.search(r"\d", r[labels]) for r in body):
+            labels += 1
+        names = [" · ".join(cell for cell in row[:labels] if cell) for row in body]
+        header, body = (
+            [" · ".join(header[:labels]), *names],
+            [
+                [header[c].replace("_", " "), *(row[c] for row in rows[1:])]
+                for c in range(labels, len(header))
+            ],
+        )
+    else:
+        header = [cell.replace("_", " ") for cell in header]
+    line = lambda cells: "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"  # noqa: E731
+    return "\n".join([line(header), line(["---"] * len(header)), *(line(r) for r in body)])
+
+
+def demo_tables(name: str) -> Path:
+    """docs/figures/<demo>.md: the demo's printed tables as markdown tables (its notes as
+    text), from <demo>.txt: what the pages include, so a table never runs off the page."""
+    text = (FIGURES / f"{name}.txt").read_text(encoding="utf-8")
+    blocks: list[str] = []
+    prose: list[str] = []  # consecutive notes, shown verbatim in one text block
+    for part in [*text_tables(text), []]:
+        if isinstance(part, list):
+            if prose:
+                blocks.append("```text\n" + "\n".join(prose) + "\n```")
+                prose = []
+            if part:
+                blocks.append(markdown_table(part))
+        elif part != f"{name} (default scale)":
+            prose.append(part)
+    path = FIGURES / f"{name}.md"
+    path.write_text("\n\n".join(blocks) + "\n", encoding="utf-8")
+    print(f"wrote {path.relative_to(ROOT)}")
+    return path
+
+
+def tables() -> None:
+    for name in DEMOS:
+        demo_tables(name)
+
+
 def demos() -> None:
     for name in DEMOS:
         run_demo(name)
+    tables()
 
 
-GROUPS = {"graphs": graphs, "plots": plots, "demos": demos}
+GROUPS = {"graphs": graphs, "plots": plots, "demos": demos, "tables": tables}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -149,7 +149,7 @@ def test_inference_trackers_match_hand_computed_statistics():
     np.testing.assert_allclose(estimates["PyTorch EMA (momentum 0.1)"][0], torch_mean, rtol=1e-5)
     np.testing.assert_allclose(estimates["PyTorch EMA (momentum 0.1)"][1], torch_var, rtol=1e-5)
     np.testing.assert_allclose(estimates["Keras EMA (momentum 0.99)"][1], keras_var, rtol=1e-5)
-    cumulative = estimates["paper: cumulative mean (momentum=None)"]
+    cumulative = estimates["cumulative average over training (momentum=None)"]
     np.testing.assert_allclose(cumulative[0], (z1.mean(0) + z2.mean(0)) / 2, rtol=1e-5)
     np.testing.assert_allclose(cumulative[1], paper_var, rtol=1e-5)
 

@@ -139,3 +139,45 @@ def test_a_wrong_repl_output_fails(tmp_path):
     page.write_text("```pycon\n>>> 1 + 1\n3\n```\n")
     with pytest.raises(AssertionError, match="REPL session differs"):
         run_blocks(page)
+
+
+COLUMN_PX = 688  # the docs' column at a 1280 px window (Material; measured by test_site_browser)
+
+
+@pytest.mark.parametrize("path", DOC_FILES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_png_is_shown_at_half_its_width_or_more(path):
+    """A PNG wider than twice the column is shown at under half its pixel width, and its
+    text cannot be read (the browser test measures the same on the built site)."""
+    from PIL import Image
+
+    for match in IMAGE.finditer(path.read_text(encoding="utf-8")):
+        image = (path.parent / match["path"]).resolve()
+        if image.suffix == ".png":
+            width = Image.open(image).size[0]
+            assert width <= 2 * COLUMN_PX, f"{path.name}: {image.name} is {width} px wide"
+
+
+def test_demo_figures_are_laid_out_for_the_column(tmp_path):
+    """save_figure's column rule: a figure wider than the column is shrunk to it, small text
+    is lifted to 9 pt, long titles wrap, and the PNG is at most 2 columns wide — so a 9 pt
+    label reads at >= 11 px where the docs show it (688 px column)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    from demos._common import COLUMN_INCHES, FIGURE_DPI, SMALLEST_FONT_PT, save_figure
+
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4))
+    axes[0].set_title("a title far too long for a third of the column, which must wrap " * 2)
+    axes[1].legend(["tiny"], fontsize=6)
+    label = axes[2].set_xlabel("x", fontsize=5)
+    save_figure(fig, tmp_path / "wide.png")
+    width = Image.open(tmp_path / "wide.png").size[0]
+    assert width <= 2 * COLUMN_PX
+    assert width <= COLUMN_INCHES * FIGURE_DPI * 1.05  # bbox "tight" may add a margin
+    assert label.get_fontsize() == SMALLEST_FONT_PT
+    assert "\n" in axes[0].get_title()
+    shown_px_per_pt = COLUMN_PX / (COLUMN_INCHES * 72)
+    assert SMALLEST_FONT_PT * shown_px_per_pt >= 11

@@ -32,13 +32,31 @@ _detect_anomaly = False
 
 
 def is_grad_enabled() -> bool:
-    """True when operations are being recorded for backward()."""
+    """True when operations are being recorded for ``backward()`` (not inside ``no_grad``).
+
+    Examples:
+        >>> import tinybn as tb
+        >>> tb.is_grad_enabled()
+        True
+        >>> with tb.no_grad():
+        ...     tb.is_grad_enabled()
+        False
+    """
     return _grad_enabled
 
 
 @contextmanager
 def no_grad() -> Iterator[None]:
-    """Context in which no graph is recorded (inference, parameter updates)."""
+    """Context in which no graph is recorded (inference, parameter updates).
+
+    Examples:
+        >>> import tinybn as tb
+        >>> w = tb.tensor([1.0, 2.0], requires_grad=True)
+        >>> with tb.no_grad():
+        ...     y = w * 3
+        >>> y.requires_grad
+        False
+    """
     global _grad_enabled
     previous, _grad_enabled = _grad_enabled, False
     try:
@@ -49,7 +67,17 @@ def no_grad() -> Iterator[None]:
 
 @contextmanager
 def enable_grad() -> Iterator[None]:
-    """Context that turns graph recording back on inside ``no_grad``."""
+    """Context that turns graph recording back on inside ``no_grad``.
+
+    Examples:
+        >>> import tinybn as tb
+        >>> w = tb.tensor([1.0], requires_grad=True)
+        >>> with tb.no_grad():
+        ...     with tb.enable_grad():
+        ...         y = w * 3
+        >>> y.requires_grad
+        True
+    """
     global _grad_enabled
     previous, _grad_enabled = _grad_enabled, True
     try:
@@ -59,7 +87,17 @@ def enable_grad() -> Iterator[None]:
 
 
 def is_anomaly_enabled() -> bool:
-    """True inside ``detect_anomaly()``."""
+    """True inside ``detect_anomaly()``.
+
+    Examples:
+        >>> import tinybn as tb
+        >>> from tinybn.autograd import is_anomaly_enabled
+        >>> with tb.detect_anomaly():
+        ...     print(is_anomaly_enabled())
+        True
+        >>> is_anomaly_enabled()
+        False
+    """
     return _detect_anomaly
 
 
@@ -71,6 +109,16 @@ def detect_anomaly() -> Iterator[None]:
     checked when ``backward()`` runs inside the context. Backward (both engines): after
     each node's backward rule, the grads it pushed to its parents are checked. Either
     raises FloatingPointError. Outside the context nothing is checked.
+
+    Examples:
+        >>> import tinybn as tb
+        >>> x = tb.tensor([-1.0], requires_grad=True)
+        >>> with tb.detect_anomaly():
+        ...     try:
+        ...         x.log().sum().backward()
+        ...     except Exception as error:
+        ...         print(type(error).__name__)
+        ValueError
     """
     global _detect_anomaly
     previous, _detect_anomaly = _detect_anomaly, True
@@ -90,6 +138,14 @@ def topological_order(root: Any, leaves: bool = True) -> list[Any]:
     Each stack entry is ``(node, iterator over its parents)``: the walk descends into the
     first parent not yet seen, and a node is appended once its iterator is exhausted,
     i.e. after all of its parents have been appended.
+
+    Examples:
+        >>> from tinybn import Value
+        >>> from tinybn.autograd import topological_order
+        >>> a, b = Value(2.0, label="a"), Value(3.0, label="b")
+        >>> L = (a * b + a).named("L")
+        >>> [node.label or node.op for node in topological_order(L)]  # inputs first, L last
+        ['a', 'b', '*', 'L']
     """
     # Speed (this walk is a third of a scalar backward pass): the set holds the nodes
     # themselves, hashed by identity (neither Value nor Tensor defines __eq__), which is
@@ -231,6 +287,17 @@ def grad(
     Returns:
         one gradient per input: a float / numpy array, or a Value / Tensor with create_graph.
         Every ``.grad`` in the graph is left as it was.
+
+    Examples:
+        >>> import tinybn as tb
+        >>> x = tb.tensor([3.0], requires_grad=True)
+        >>> y = (x * x * x).sum()
+        >>> (dy,) = tb.grad(y, x, create_graph=True)  # 3x², itself a graph
+        >>> dy.data
+        array([27.], dtype=float32)
+        >>> (d2y,) = tb.grad(dy.sum(), x)  # 6x
+        >>> d2y
+        array([18.], dtype=float32)
     """
     del retain_graph  # graphs are kept as long as their nodes are referenced
     outputs = _as_nodes(outputs, "outputs")
@@ -307,6 +374,15 @@ def hvp(loss: Any, params: Any, vector: Any) -> list[np.ndarray]:
         vector: one array per parameter, each of its parameter's shape.
     Returns:
         one array per parameter: the matching block of H·v.
+
+    Examples:
+        >>> import numpy as np
+        >>> import tinybn as tb
+        >>> from tinybn.autograd import hvp
+        >>> w = tb.tensor([1.0, 2.0], requires_grad=True)
+        >>> loss = (w * w * w).sum()  # Hessian diag(6w)
+        >>> [np.round(h, 4) for h in hvp(loss, [w], [np.array([1.0, 1.0])])]
+        [array([ 6., 12.], dtype=float32)]
     """
     params, vector = list(params), list(vector)
     if len(vector) != len(params):
@@ -343,6 +419,15 @@ def top_hessian_eigenvalue(
 
     Returns:
         (λ, v): the eigenvalue and its unit eigenvector (one array per parameter).
+
+    Examples:
+        >>> import tinybn as tb
+        >>> from tinybn.autograd import top_hessian_eigenvalue
+        >>> w = tb.tensor([1.0, 2.0], requires_grad=True)
+        >>> loss = (w * w * w).sum()  # Hessian diag(6, 12)
+        >>> value, vector = top_hessian_eigenvalue(loss, [w])
+        >>> round(value, 3)
+        12.0
     """
     params = list(params)
     if iterations < 1:
@@ -447,7 +532,19 @@ def _backward_checked(node: Any) -> None:
 
 
 def zero_grad_graph(root: Any) -> None:
-    """Reset the grad of every node in the graph of ``root`` (and its repeat-warning count)."""
+    """Reset the grad of every node in the graph of ``root`` (and its repeat-warning count).
+
+    Examples:
+        >>> import tinybn as tb
+        >>> from tinybn import Value
+        >>> a, b = Value(2.0, label="a"), Value(3.0, label="b")
+        >>> L = (a * b + a).named("L")
+        >>> L.backward()
+        >>> from tinybn.autograd import zero_grad_graph
+        >>> zero_grad_graph(L)
+        >>> a.grad, b.grad, L.grad
+        (0.0, 0.0, 0.0)
+    """
     for node in topological_order(root):
         node._zero_grad()
     if root._backward_runs > 0:

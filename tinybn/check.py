@@ -37,6 +37,14 @@ def numerical_gradient(
         h: the step.
     Returns:
         an array shaped like ``x``: (f(x + h eᵢ) − f(x − h eᵢ)) / 2h for each entry i.
+
+    Examples:
+        >>> import numpy as np
+        >>> from tinybn.check import numerical_gradient
+        >>> def f(x):
+        ...     return float((x**2).sum())
+        >>> np.round(numerical_gradient(f, np.array([1.0, -2.0])), 4)  # 2x
+        array([ 2., -4.])
     """
     x = np.array(x, dtype=np.float64)
     grad = np.zeros_like(x)
@@ -98,10 +106,18 @@ def check_grad(
     Args:
         f: takes one leaf ``Value`` per input and returns a ``Value``.
         inputs: the point, one number per argument of ``f``.
-        h, atol, rtol: finite-difference step and tolerances
+        h: finite-difference step.
+        atol: absolute tolerance.
+        rtol: relative tolerance.
             (|backward − numeric| <= atol + rtol·|numeric| for every input).
     Returns:
         the largest absolute error. Raises ``GradientCheckError`` listing each bad input.
+
+    Examples:
+        >>> from tinybn.check import check_grad
+        >>> error = check_grad(lambda a, b: a * b + a, [2.0, -3.0])  # raises if a grad is wrong
+        >>> error < 1e-6
+        True
     """
     point = [float(x) for x in inputs]
     leaves = [Value(x, label=f"x{i}") for i, x in enumerate(point)]
@@ -137,10 +153,22 @@ def check_tensor_grad(
         f: takes one ``Tensor`` (requires_grad) per input and returns a ``Tensor``.
         inputs: float arrays of any shapes; converted to float64 (finite differences in
             float32 are too coarse to check anything).
-        h, atol, rtol: finite-difference step and tolerances.
+        h: finite-difference step.
+        atol: absolute tolerance.
+        rtol: relative tolerance.
         seed: for the weights w.
     Returns:
         the largest absolute error over all inputs. Raises ``GradientCheckError``.
+
+    Examples:
+        >>> import numpy as np
+        >>> from tinybn import Tensor, functional as F
+        >>> from tinybn.check import check_tensor_grad
+        >>> def f(x):
+        ...     return (F.batch_norm(x) * Tensor([[1.0], [2.0], [3.0]])).sum()
+        >>> error = check_tensor_grad(f, [np.array([[1.0], [2.0], [4.0]])])
+        >>> error < 1e-6
+        True
     """
     arrays = [np.array(x, dtype=np.float64) for x in inputs]
     tensors = [Tensor(a.copy(), requires_grad=True) for a in arrays]
@@ -190,6 +218,14 @@ def batch_norm_backward(
         eps: the ε of the forward pass.
     Returns:
         dx shaped like x, dgamma (C,), dbeta (C,).
+
+    Examples:
+        >>> import numpy as np
+        >>> from tinybn.check import batch_norm_backward
+        >>> x = np.array([[1.0], [2.0], [4.0]])
+        >>> dx, dgamma, dbeta = batch_norm_backward(np.array([[1.0], [0.0], [-1.0]]), x, np.ones(1))
+        >>> np.round(dx.sum(axis=0), 12) + 0.0, dbeta  # Σ dx = 0; dβ = Σ dy
+        (array([0.]), array([0.]))
     """
     dy, x = np.asarray(dy, dtype=np.float64), np.asarray(x, dtype=np.float64)
     if dy.shape != x.shape or x.ndim not in (2, 3):

@@ -64,6 +64,12 @@ def placement(
     Returns:
         X: (n, 2) float64, columns cgpa and iq. y: (n,) int64, 1 = placed.
         (and the feature names, if ``return_names``)
+
+    Examples:
+        >>> from tinybn import data
+        >>> X, y = data.placement(100, seed=0)  # (cgpa, iq) → placed
+        >>> X.shape, sorted(set(y.ravel().tolist()))
+        ((100, 2), [0, 1])
     """
     n, noise = _check_count(n), _check_noise(noise)
     rng = generator(seed)
@@ -88,6 +94,12 @@ def moons(n: int = 200, noise: float = 0.1, seed: int | None = None) -> tuple[np
 
     Returns:
         X: (n, 2) float64. y: (n,) int64 in {0, 1} (n // 2 of class 0).
+
+    Examples:
+        >>> from tinybn import data
+        >>> X, y = data.moons(100, seed=0)
+        >>> X.shape, y.shape, sorted(set(y.tolist()))
+        ((100, 2), (100,), [0, 1])
     """
     n, noise = _check_count(n), _check_noise(noise)
     rng = generator(seed)
@@ -115,6 +127,12 @@ def spirals(
         classes: number of arms (>= 2).
     Returns:
         X: (n, 2) float64. y: (n,) int64 in [0, classes).
+
+    Examples:
+        >>> from tinybn import data
+        >>> X, y = data.spirals(90, classes=3, seed=0)
+        >>> X.shape, sorted(set(y.tolist()))
+        ((90, 2), [0, 1, 2])
     """
     n, noise, classes = _check_count(n), _check_noise(noise), _check_count(classes, "classes")
     if classes < 2:
@@ -146,6 +164,12 @@ def blobs(
         noise: the standard deviation of each cluster.
     Returns:
         X: (n, 2) float64. y: (n,) int64 in [0, K).
+
+    Examples:
+        >>> from tinybn import data
+        >>> X, y = data.blobs(90, centers=3, seed=0)
+        >>> X.shape, sorted(set(y.tolist()))
+        ((90, 2), [0, 1, 2])
     """
     n, noise = _check_count(n), _check_noise(noise)
     if isinstance(centers, (int, np.integer)) and not isinstance(centers, bool):
@@ -172,6 +196,12 @@ def digits() -> tuple[np.ndarray, np.ndarray]:
     Returns:
         X: (1797, 64) float64 pixel intensities in [0, 16] (row-major 8×8 images).
         y: (1797,) int64 digit labels 0–9.
+
+    Examples:
+        >>> from tinybn import data
+        >>> X, y = data.digits()  # the 8×8 digits, flattened
+        >>> X.shape, y.shape
+        ((1797, 64), (1797,))
     """
     try:
         from sklearn.datasets import load_digits
@@ -207,6 +237,14 @@ def train_test_split(
         seed: seed for the shuffle.
     Returns:
         X_train, X_test, y_train, y_test (scikit-learn's order).
+
+    Examples:
+        >>> import numpy as np
+        >>> from tinybn import data
+        >>> X, y = np.arange(20.0).reshape(10, 2), np.arange(10)
+        >>> X_train, X_test, y_train, y_test = data.train_test_split(X, y, test_size=0.3, seed=0)
+        >>> X_train.shape, X_test.shape
+        ((7, 2), (3, 2))
     """
     X, y = _check_pair(X, y)
     n = len(X)
@@ -249,6 +287,14 @@ def standardize(train: Any, *others: Any) -> tuple[Any, ...]:
     Returns:
         (train_z, *others_z, Stats(mean, std)),
         e.g. ``X_tr, X_te, stats = standardize(X_tr, X_te)``.
+
+    Examples:
+        >>> import numpy as np
+        >>> from tinybn import data
+        >>> train, test = np.array([[1.0], [3.0]]), np.array([[5.0]])
+        >>> train_z, test_z, stats = data.standardize(train, test)  # train statistics
+        >>> train_z.ravel(), test_z.ravel()
+        (array([-1.,  1.]), array([3.]))
     """
     train = np.asarray(train, dtype=float)
     if train.ndim != 2 or len(train) == 0:
@@ -284,6 +330,11 @@ def batch_indices(
 
     With ``shuffle`` the indices are permuted by ``rng`` first. The last batch holds the
     remainder (n mod batch_size) unless ``drop_last``. Every index appears at most once.
+
+    Examples:
+        >>> from tinybn import data
+        >>> [b.tolist() for b in data.batch_indices(5, 2)]
+        [[0, 1], [2, 3], [4]]
     """
     if shuffle and rng is None:
         raise ValueError("batch_indices: shuffle=True needs an rng")
@@ -311,6 +362,13 @@ class DataLoader:
         shuffle: reshuffle at the start of every epoch.
         drop_last: drop the final batch if it has fewer than batch_size samples.
         seed: seed of the shuffling generator.
+
+    Examples:
+        >>> import numpy as np
+        >>> from tinybn import data
+        >>> loader = data.DataLoader(np.arange(10.0).reshape(5, 2), np.arange(5), batch_size=2)
+        >>> [len(xb) for xb, yb in loader]  # the last batch is smaller (drop_last=False)
+        [2, 2, 1]
     """
 
     def __init__(

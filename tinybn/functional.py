@@ -199,6 +199,12 @@ def batch_norm_with_stats(
     backward, for speed; its μ and σ² are constants, not graph nodes.
     ``allow_batch_of_one=True`` accepts one value per channel, as Keras does: μ = x, σ² = 0,
     so x̂ = 0 and y = β (PyTorch refuses it).
+
+    Examples:
+        >>> from tinybn import Tensor, functional as F
+        >>> y, mean, var = F.batch_norm_with_stats(Tensor([[1.0], [3.0]]))
+        >>> mean.data, var.data  # shapes (1, C): the biased variance
+        (array([[2.]], dtype=float32), array([[1.]], dtype=float32))
     """
     _check_eps(eps, "batch_norm")
     array = _as_array(x, "batch_norm")
@@ -253,37 +259,62 @@ def batch_norm(
     var: Any = None,
     fused: bool = False,
 ) -> Any:
-    """Batch normalization (Ioffe & Szegedy 2015, Algorithm 1).
+    r"""Batch normalization (Ioffe & Szegedy 2015, Algorithm 1). Taught in chapter 2.
 
-    For each feature c, over the batch (axis 0, and the positions L or H, W of (N, C, L)
-    or (N, C, H, W) input: spatial batch norm, one μ and σ² per channel over N·H·W):
-        μ_c = (1/m) Σ x_ic,   σ²_c = (1/m) Σ (x_ic − μ_c)²,
-        x̂_ic = (x_ic − μ_c) / √(σ²_c + ε),   y_ic = γ_c x̂_ic + β_c.
+    For each feature \(c\), over the \(m\) values of the batch (axis 0, and the positions L
+    or H, W of (N, C, L) or (N, C, H, W) input: spatial batch norm, one μ and σ² per
+    channel over N·H·W):
+
+    \[
+    \mu_c = \frac{1}{m}\sum_i x_{ic}, \qquad
+    \sigma^2_c = \frac{1}{m}\sum_i (x_{ic} - \mu_c)^2, \qquad
+    \hat{x}_{ic} = \frac{x_{ic} - \mu_c}{\sqrt{\sigma^2_c + \epsilon}}, \qquad
+    y_{ic} = \gamma_c \hat{x}_{ic} + \beta_c .
+    \]
 
     Args:
         x: a Tensor of shape (N, C), (N, C, L) or (N, C, H, W), or nested lists of scalar
             Values of one of those shapes.
-        gamma, beta: (C,) scale and shift (a Tensor, or for rows of Values a list of Values
-            made with tb.values: plain numbers are refused with a TypeError, as their
-            gradient would have nowhere to go), or None to skip.
-        eps: added to σ² so that a constant feature does not divide by zero; >= 0
+        gamma: optional (C,) scale γ (a Tensor, or for rows of Values a list of Values made
+            with tb.values: plain numbers are refused with a TypeError, as their gradient
+            would have nowhere to go); None (the default) means γ = 1.
+        beta: optional (C,) shift β, as gamma; None (the default) means β = 0.
+        eps: ε, added to σ² so that a constant feature does not divide by zero; >= 0
             (0 is allowed, as in PyTorch; negative → ValueError).
-        mean, var: (C,) statistics to use instead of the batch's (inference).
+        mean: optional (C,) statistic to use instead of the batch's μ (inference).
+        var: optional (C,) statistic to use instead of the batch's σ² (inference).
         fused: Tensor input only — one node with the closed-form backward (fast) instead
             of the composed graph of the steps above (the default: readable, drawable).
     Returns:
         y in the form of x (a Tensor, or nested lists of Values).
+
+    Examples:
+        >>> import numpy as np
+        >>> from tinybn import Tensor, functional as F
+        >>> x = Tensor([[33.0, 9.0], [72.0, 8.0], [40.0, 7.0], [104.0, 10.0]])
+        >>> y = F.batch_norm(x)
+        >>> np.round(y.data, 4)
+        array([[-1.036 ,  0.4472],
+               [ 0.3453, -0.4472],
+               [-0.788 , -1.3416],
+               [ 1.4787,  1.3416]], dtype=float32)
+        >>> np.round(y.data.mean(axis=0), 6) + 0.0, np.round(y.data.var(axis=0), 4)
+        (array([0., 0.], dtype=float32), array([1., 1.], dtype=float32))
     """
     return batch_norm_with_stats(x, gamma, beta, eps, mean=mean, var=var, fused=fused)[0]
 
 
 def batch_norm_backward(dy: Any, x: Any, gamma: Any = None, eps: float = 1e-5) -> tuple:
-    """The closed-form backward of batch norm (Ioffe & Szegedy 2015, section 3), composed
-    from the same primitives as ``batch_norm``, on either engine:
+    r"""The closed-form backward of batch norm (Ioffe & Szegedy 2015, section 3), composed
+    from the same primitives as ``batch_norm``, on either engine. Taught in chapter 3.
 
-        dβ = Σᵢ dyᵢ        dγ = Σᵢ dyᵢ·x̂ᵢ        dx = (γ/√(σ² + ε))·(dy − dβ/m − x̂·dγ/m)
+    \[
+    d\beta = \sum_i dy_i, \qquad d\gamma = \sum_i dy_i\,\hat{x}_i, \qquad
+    dx = \frac{\gamma}{\sqrt{\sigma^2 + \epsilon}}
+         \left(dy - \frac{d\beta}{m} - \hat{x}\,\frac{d\gamma}{m}\right)
+    \]
 
-    with m values per channel. Autodiff through ``batch_norm`` gives the same numbers by
+    with \(m\) values per channel. Autodiff through ``batch_norm`` gives the same numbers by
     three routes (through x̂, σ² and μ); this is those routes added up by hand.
 
     Args:
@@ -293,6 +324,16 @@ def batch_norm_backward(dy: Any, x: Any, gamma: Any = None, eps: float = 1e-5) -
         eps: as in ``batch_norm``.
     Returns:
         (dx, dγ, dβ): dx in the form of x; dγ and dβ of shape (C,) (lists for scalars).
+
+    Examples:
+        >>> import numpy as np
+        >>> from tinybn import Tensor, functional as F
+        >>> x = Tensor([[1.0], [2.0], [4.0]], requires_grad=True)
+        >>> dy = Tensor([[1.0], [0.0], [-1.0]])
+        >>> (F.batch_norm(x) * dy).sum().backward()  # autodiff, for comparison
+        >>> dx, dgamma, dbeta = F.batch_norm_backward(dy, x)
+        >>> bool(np.allclose(dx.data, x.grad, atol=1e-6)), dbeta.data
+        (True, array([0.], dtype=float32))
     """
     _check_eps(eps, "batch_norm_backward")
     array = _as_array(x, "batch_norm_backward")
@@ -327,14 +368,28 @@ def layer_norm(
     *,
     normalized_ndim: int | None = None,
 ) -> Any:
-    """Layer normalization (Ba, Kiros & Hinton 2016): the same transform per example.
+    r"""Layer normalization (Ba, Kiros & Hinton 2016): the same transform per example.
+    Taught in chapter 6 (and exercise ``layer_norm`` of chapter 5).
 
     Each example is normalized over its last ``normalized_ndim`` axes (default: gamma's
-    ndim, or 1): μ = (1/H) Σ_i a_i, σ² = (1/H) Σ_i (a_i − μ)², y = γ·(a − μ)/√(σ² + ε) + β.
+    ndim, or 1), with \(H\) values there:
+    \(\mu = \frac{1}{H}\sum_i a_i\), \(\sigma^2 = \frac{1}{H}\sum_i (a_i - \mu)^2\),
+    \(y = \gamma\,\frac{a - \mu}{\sqrt{\sigma^2 + \epsilon}} + \beta\).
 
     Args:
         x: a Tensor (..., H) or rows of H scalar Values.
-        gamma, beta: the normalized shape, e.g. (H,), or None.
+        gamma: optional scale γ of the normalized shape, e.g. (H,); None means 1.
+        beta: optional shift β of the normalized shape; None means 0.
+        eps: ε, added to σ² (>= 0).
+        normalized_ndim: optional number of trailing axes to normalize over.
+
+    Examples:
+        >>> import numpy as np
+        >>> from tinybn import Tensor, functional as F
+        >>> y = F.layer_norm(Tensor([[1.0, 2.0, 3.0], [10.0, 10.0, 40.0]]))
+        >>> np.round(y.data, 4)
+        array([[-1.2247,  0.    ,  1.2247],
+               [-0.7071, -0.7071,  1.4142]], dtype=float32)
     """
     _check_eps(eps, "layer_norm")
     array = _as_array(x, "layer_norm")
@@ -390,7 +445,16 @@ def group_norm(
 
     Args:
         x: (N, C, *) Tensor or nested lists of Values; C divisible by num_groups.
-        gamma, beta: (C,) or None.
+        gamma: optional (C,) scale, or None.
+        beta: optional (C,) shift, or None.
+
+    Examples:
+        >>> import numpy as np
+        >>> from tinybn import Tensor, functional as F
+        >>> x = Tensor(np.random.default_rng(0).normal(size=(2, 4, 3, 3)))
+        >>> y = F.group_norm(x, 2)  # 2 groups of 2 channels
+        >>> np.round(y.data[0, :2].mean(), 6) + 0.0, np.round(y.data[0, :2].std(), 4)
+        (np.float64(0.0), np.float64(1.0))
     """
     _check_eps(eps, "group_norm")
     array = _as_array(x, "group_norm")
@@ -425,7 +489,15 @@ def instance_norm_with_stats(
     var: Any = None,
 ) -> tuple[Any, Any, Any]:
     """``instance_norm`` that also returns the μ and biased σ² it used, each (N, C, 1, ...)
-    from the input (or the given (C,) statistics, shaped (1, C, 1, ...))."""
+    from the input (or the given (C,) statistics, shaped (1, C, 1, ...)).
+
+    Examples:
+        >>> import numpy as np
+        >>> from tinybn import Tensor, functional as F
+        >>> y, mean, var = F.instance_norm_with_stats(Tensor(np.arange(8.0).reshape(1, 2, 4)))
+        >>> mean.data.ravel(), var.data.ravel()  # one per (example, channel)
+        (array([1.5, 5.5]), array([1.25, 1.25]))
+    """
     _check_eps(eps, "instance_norm")
     array = _channels_first(x, "instance_norm")
     positions = int(np.prod(array.shape[2:], dtype=int))
@@ -463,7 +535,16 @@ def instance_norm(
 
     Args:
         x: (N, C, L) or (N, C, H, W), a Tensor or nested lists of Values.
-        gamma, beta: (C,) or None.
+        gamma: optional (C,) scale, or None.
+        beta: optional (C,) shift, or None.
+
+    Examples:
+        >>> import numpy as np
+        >>> from tinybn import Tensor, functional as F
+        >>> x = Tensor(np.random.default_rng(0).normal(size=(2, 3, 4, 4)))
+        >>> y = F.instance_norm(x)  # each (example, channel) map on its own
+        >>> np.round(y.data.mean(axis=(2, 3)), 6).max() + 0.0
+        np.float64(0.0)
     """
     return instance_norm_with_stats(x, gamma, beta, eps, mean=mean, var=var)[0]
 
@@ -478,6 +559,12 @@ def rms_norm(
         x: (..., *normalized_shape), a Tensor or nested lists of Values.
         gamma: normalized_shape, or None.
         eps: None means the machine epsilon of x's dtype (PyTorch's default).
+
+    Examples:
+        >>> import numpy as np
+        >>> from tinybn import Tensor, functional as F
+        >>> np.round(F.rms_norm(Tensor([[3.0, 4.0]]), 2).data, 4)  # x / √((9 + 16) / 2)
+        array([[0.8485, 1.1314]], dtype=float32)
     """
     array = _as_array(x, "rms_norm")
     shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
@@ -512,6 +599,12 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
         bias: (out_features,) or None.
     Returns:
         (..., out_features).
+
+    Examples:
+        >>> from tinybn import Tensor, functional as F
+        >>> weight, bias = Tensor([[1.0, 1.0], [0.0, 1.0]]), Tensor([0.5, 0.0])
+        >>> F.linear(Tensor([[1.0, 2.0]]), weight, bias).data  # x Wᵀ + b
+        array([[3.5, 2. ]], dtype=float32)
     """
     # Speed: checked in one expression (this runs once per layer per step); the loop that
     # names the culprit runs only when something is wrong
@@ -538,34 +631,74 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
 
 
 def relu(x: Tensor) -> Tensor:
-    """max(0, x)."""
+    """max(0, x).
+
+    Examples:
+        >>> from tinybn import Tensor, functional as F
+        >>> F.relu(Tensor([-1.0, 0.0, 2.0])).data
+        array([0., 0., 2.], dtype=float32)
+    """
     return x.relu()
 
 
 def sigmoid(x: Tensor) -> Tensor:
-    """1 / (1 + e^(−x))."""
+    """1 / (1 + e^(−x)).
+
+    Examples:
+        >>> import numpy as np
+        >>> from tinybn import Tensor, functional as F
+        >>> np.round(F.sigmoid(Tensor([0.0, 2.0])).data, 4)
+        array([0.5   , 0.8808], dtype=float32)
+    """
     return x.sigmoid()
 
 
 def tanh(x: Tensor) -> Tensor:
-    """(e^x − e^(−x)) / (e^x + e^(−x))."""
+    """(e^x − e^(−x)) / (e^x + e^(−x)).
+
+    Examples:
+        >>> import numpy as np
+        >>> from tinybn import Tensor, functional as F
+        >>> np.round(F.tanh(Tensor([0.0, 1.0])).data, 4)
+        array([0.    , 0.7616], dtype=float32)
+    """
     return x.tanh()
 
 
 def leaky_relu(x: Tensor, negative_slope: float = 0.01) -> Tensor:
-    """x for x > 0, else negative_slope·x."""
+    """x for x > 0, else negative_slope·x.
+
+    Examples:
+        >>> from tinybn import Tensor, functional as F
+        >>> F.leaky_relu(Tensor([-2.0, 3.0]), 0.1).data
+        array([-0.2,  3. ], dtype=float32)
+    """
     return x.leaky_relu(negative_slope)
 
 
 def log_softmax(logits: Tensor, axis: int = -1) -> Tensor:
-    """z − max z − log Σ exp(z − max z): the max is subtracted so that exp cannot overflow."""
+    """z − max z − log Σ exp(z − max z): the max is subtracted so that exp cannot overflow.
+
+    Examples:
+        >>> import numpy as np
+        >>> from tinybn import Tensor, functional as F
+        >>> np.round(F.log_softmax(Tensor([[0.0, 0.0]])).data, 4)  # log ½
+        array([[-0.6931, -0.6931]], dtype=float32)
+    """
     axes = _tensor_axes(axis, logits.ndim)  # a 0-d tensor takes axis 0 or −1, as PyTorch
     shifted = logits - logits.data.max(axis=axes, keepdims=True)
     return shifted - shifted.exp().sum(axis=axes, keepdims=True).log()
 
 
 def softmax(logits: Tensor, axis: int = -1) -> Tensor:
-    """exp(z) / Σ exp(z), computed stably."""
+    """exp(z) / Σ exp(z), computed stably.
+
+    Examples:
+        >>> import numpy as np
+        >>> from tinybn import Tensor, functional as F
+        >>> np.round(F.softmax(Tensor([[1.0, 2.0, 3.0]])).data, 4)
+        array([[0.09  , 0.2447, 0.6652]], dtype=float32)
+    """
     return log_softmax(logits, axis).exp()
 
 
@@ -574,7 +707,18 @@ def dropout(
 ) -> Tensor:
     """Inverted dropout: zero each entry with probability p, scale the rest by 1/(1−p).
 
-    The mask is drawn from ``rng``, or tinybn's default generator (``tb.manual_seed``)."""
+    The mask is drawn from ``rng``, or tinybn's default generator (``tb.manual_seed``).
+
+    Examples:
+        >>> import numpy as np
+        >>> from tinybn import Tensor, functional as F
+        >>> rng = np.random.default_rng(0)
+        >>> y = F.dropout(Tensor(np.ones((1, 8))), p=0.5, training=True, rng=rng)
+        >>> sorted(set(y.data.ravel().tolist()))  # dropped, or kept and scaled by 1/(1 − p)
+        [0.0, 2.0]
+        >>> F.dropout(Tensor([1.0, 2.0]), p=0.5, training=False).data  # eval: unchanged
+        array([1., 2.], dtype=float32)
+    """
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"dropout probability must be in [0, 1], got {p}")
     if not training or p == 0.0:
@@ -647,6 +791,13 @@ def cross_entropy(
             probabilities), 'sum', or 'none' (one loss per row, shape (N, *)).
         label_smoothing: ε in [0, 1]: the target becomes (1 − ε)·target + ε/C.
         ignore_index: a class index whose rows add nothing (class-index targets only).
+
+    Examples:
+        >>> import numpy as np
+        >>> from tinybn import Tensor, functional as F
+        >>> logits = Tensor([[2.0, 0.0], [0.0, 2.0]])
+        >>> round(float(F.cross_entropy(logits, [0, 1]).data), 4)  # −log softmax of the right class
+        0.1269
     """
     _check_logits(logits, "cross_entropy")
     _check_reduction(reduction, "cross_entropy")
@@ -675,7 +826,15 @@ def nll_loss(
     """−log_probs[target]: the negative log-likelihood of log-probabilities (e.g. from
     ``log_softmax``), as PyTorch's ``F.nll_loss``; ``cross_entropy`` is
     ``nll_loss(log_softmax(z))``. Shapes and reduction as ``cross_entropy`` with class
-    indices. Composed: index, mask, sum (one node each)."""
+    indices. Composed: index, mask, sum (one node each).
+
+    Examples:
+        >>> import numpy as np
+        >>> from tinybn import Tensor, functional as F
+        >>> log_probs = F.log_softmax(Tensor([[2.0, 0.0], [0.0, 2.0]]))
+        >>> round(float(F.nll_loss(log_probs, [0, 1]).data), 4)  # = cross_entropy of the logits
+        0.1269
+    """
     _check_logits(log_probs, "nll_loss")
     _check_reduction(reduction, "nll_loss")
     if log_probs.ndim == 1:
@@ -708,6 +867,11 @@ def binary_cross_entropy(p: Tensor, y: Any, reduction: str = "mean") -> Tensor:
 
     One graph node with PyTorch's closed-form gradient (p − y)/max(p(1 − p), 1e-12)/n
     (``tinybn.fused``).
+
+    Examples:
+        >>> from tinybn import Tensor, functional as F
+        >>> round(float(F.binary_cross_entropy(Tensor([0.5, 0.5]), [1.0, 0.0]).data), 4)  # log 2
+        0.6931
     """
     _check_reduction(reduction, "binary_cross_entropy")
     _check_same_shape(p, y, "binary_cross_entropy")
@@ -725,6 +889,11 @@ def binary_cross_entropy_with_logits(
     term: −[w·y·log σ(z) + (1 − y)·log(1 − σ(z))], as PyTorch.
 
     One graph node with the closed-form gradient (σ(z) − y)/n (``tinybn.fused``).
+
+    Examples:
+        >>> from tinybn import Tensor, functional as F
+        >>> round(float(F.binary_cross_entropy_with_logits(Tensor([0.0]), [1.0]).data), 4)  # log 2
+        0.6931
     """
     _check_reduction(reduction, "binary_cross_entropy_with_logits")
     _check_same_shape(z, y, "binary_cross_entropy_with_logits")
@@ -748,7 +917,13 @@ def binary_cross_entropy_with_logits(
 
 
 def mse_loss(a: Tensor, b: Any, reduction: str = "mean") -> Tensor:
-    """(a − b)² per element, reduced ('mean', 'sum' or 'none')."""
+    """(a − b)² per element, reduced ('mean', 'sum' or 'none').
+
+    Examples:
+        >>> from tinybn import Tensor, functional as F
+        >>> float(F.mse_loss(Tensor([1.0, 3.0]), Tensor([0.0, 0.0])).data)  # (1 + 9) / 2
+        5.0
+    """
     _check_reduction(reduction, "mse_loss")
     _check_same_shape(a, b, "mse_loss")
     squares = (a - b) ** 2

@@ -34,14 +34,24 @@ def batch_norm(
 
     Args:
         x: (N, C), (N, C, L) or (N, C, H, W).
-        gamma, beta: (C,), or None.
+        gamma: (C,) scale, or None.
+        beta: (C,) shift, or None.
         eps: added to σ² before the square root.
-        mean, var: given statistics (inference) of shape (1, C) or (1, C, 1), or None
-            for the batch's.
+        mean: a given mean (inference) of shape (1, C) or (1, C, 1), or None for the
+            batch's.
+        var: a given variance, as mean.
     Returns:
         (y, μ, σ²): y like x; μ and σ² (biased) of shape (1, C) or (1, C, 1). Unlike the composed
         graph's, μ and σ² here are constants (no gradient flows through them); a module
         reads them only to update its running statistics.
+
+    Examples:
+        >>> import numpy as np
+        >>> from tinybn import Tensor, fused, functional as F
+        >>> x = Tensor(np.random.default_rng(0).normal(size=(8, 3)))
+        >>> y, mean, var = fused.batch_norm(x, None, None, 1e-5)  # one node
+        >>> bool(np.allclose(y.data, F.batch_norm(x).data, atol=1e-6))  # = the composed graph
+        True
     """
     data = x.data
     training = mean is None
@@ -225,6 +235,13 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
 
     Args:
         x: (..., in_features); weight: (out_features, in_features); bias: (out_features,).
+
+    Examples:
+        >>> import numpy as np
+        >>> from tinybn import Tensor, fused, functional as F
+        >>> x, w, b = Tensor([[1.0, 2.0]]), Tensor([[1.0, 1.0], [0.0, 1.0]]), Tensor([0.5, 0.0])
+        >>> fused.linear(x, w, b).data  # one node; the same numbers as F.linear
+        array([[3.5, 2. ]], dtype=float32)
     """
     y = x.data @ weight.data.T
     if bias is not None:
@@ -293,6 +310,11 @@ def binary_cross_entropy(p: Tensor, y: Tensor, reduction: str = "mean") -> Tenso
     i.e. the exact derivative of the unclamped loss, bounded where p·(1 − p) underflows: a
     saturated p that is wrong still gets a large gradient (composing the clamped logs would
     give it 0).
+
+    Examples:
+        >>> from tinybn import Tensor, fused
+        >>> round(float(fused.binary_cross_entropy(Tensor([0.5]), Tensor([1.0])).data), 4)  # log 2
+        0.6931
     """
     pd, yd = p.data, y.data
     with np.errstate(divide="ignore"):  # log 0 = −inf, then clamped
@@ -349,6 +371,12 @@ def binary_cross_entropy_with_logits(
         dL/dz = (1 + (w − 1)·y)·σ(z) − w·y        dL/dy = (w − 1)·softplus(−z) − z
 
     (σ(z) − y and −z for w = 1), also exact at z = 0, where the composed max and |·| have kinks.
+
+    Examples:
+        >>> from tinybn import Tensor, fused
+        >>> loss = fused.binary_cross_entropy_with_logits(Tensor([0.0]), Tensor([1.0]))
+        >>> round(float(loss.data), 4)
+        0.6931
     """
     zd, yd = z.data, y.data
     # softplus(z) = log(1 + e^z) = max(z, 0) + log(1 + e^(−|z|)): numpy's logaddexp(0, z)
@@ -430,6 +458,12 @@ def cross_entropy(
 
     Args:
         logits: (N, C, *); targets: integer (N, *) array, or a float Tensor of logits' shape.
+
+    Examples:
+        >>> import numpy as np
+        >>> from tinybn import Tensor, fused
+        >>> round(float(fused.cross_entropy(Tensor([[2.0, 0.0]]), np.array([0])).data), 4)
+        0.1269
     """
     z = np.moveaxis(logits.data, 1, -1)  # rows × classes
     classes = z.shape[-1]

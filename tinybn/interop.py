@@ -65,6 +65,14 @@ def to_torch(model: nn.Module) -> Any:
     A Keras BatchNormalization becomes torch's BatchNorm1d with momentum 1 − Keras's
     momentum: eval outputs agree exactly, but further training in torch updates
     running_var with PyTorch's unbiased variance, and refuses a training batch of one.
+
+    Examples:
+        >>> from tinybn import nn
+        >>> from tinybn.interop import to_torch
+        >>> model = nn.Sequential(nn.Linear(2, 3), nn.BatchNorm1d(3))
+        >>> torch_model = to_torch(model)  # needs torch; the same weights and running statistics
+        >>> type(torch_model[1]).__name__
+        'BatchNorm1d'
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"to_torch expects a tinybn nn.Module, got {type(model).__name__}")
@@ -268,6 +276,13 @@ def from_torch(module: Any) -> nn.Module:
     each module's train/eval mode carry over. Only the exact layer classes listed in the
     module docstring convert (a subclass may compute something else): anything else raises
     TypeError naming its type.
+
+    Examples:
+        >>> import torch
+        >>> from tinybn.interop import from_torch
+        >>> model = from_torch(torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.BatchNorm1d(3)))
+        >>> [type(layer).__name__ for layer in model]
+        ['Linear', 'BatchNorm1d']
     """
     torch = _torch()
     if not isinstance(module, torch.nn.Module):

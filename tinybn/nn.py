@@ -31,7 +31,14 @@ from tinybn.tensor import Tensor, _scalar, get_default_dtype
 
 
 class Parameter(Tensor):
-    """A Tensor that is a learnable weight of a Module: it requires grad by default."""
+    """A Tensor that is a learnable weight of a Module: it requires grad by default.
+
+    Examples:
+        >>> from tinybn import nn
+        >>> w = nn.Parameter([1.0, 2.0])  # a Tensor that wants a grad
+        >>> w.requires_grad
+        True
+    """
 
     __slots__ = ()
 
@@ -87,6 +94,21 @@ class Module:
 
     Attributes:
         training: True in training mode (batch statistics, dropout on), False after eval().
+
+    Examples:
+        >>> from tinybn import Tensor, nn
+        >>> class Affine(nn.Module):
+        ...     def __init__(self):
+        ...         super().__init__()
+        ...         self.scale = nn.Parameter([2.0])  # in parameters(), state_dict()
+        ...
+        ...     def forward(self, x):
+        ...         return x * self.scale
+        >>> model = Affine()
+        >>> model(Tensor([1.0, 3.0])).data
+        array([2., 6.], dtype=float32)
+        >>> list(model.state_dict())
+        ['scale']
     """
 
     # names of this module's state that load_state_dict may find missing (the module keeps
@@ -195,6 +217,16 @@ class Module:
     # -- calling -----------------------------------------------------------------------
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
+        """The layer's computation; a subclass defines it, and ``module(x)`` calls it.
+
+        Examples:
+            >>> from tinybn import Tensor, nn
+            >>> class Double(nn.Module):
+            ...     def forward(self, x):
+            ...         return x * 2
+            >>> Double()(Tensor([1.0, 2.0])).data
+            array([2., 4.], dtype=float32)
+        """
         raise NotImplementedError(f"{type(self).__name__} must define forward()")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -249,6 +281,15 @@ class Module:
         return self._named_members("_parameters", prefix, recurse)
 
     def parameters(self, recurse: bool = True) -> Iterator[Parameter]:
+        """Every learned tensor of this module (and of its children with ``recurse``), each
+        once, in the order they were assigned: what an optimizer is given.
+
+        Examples:
+            >>> from tinybn import nn
+            >>> model = nn.Sequential(nn.Linear(2, 3), nn.BatchNorm1d(3))
+            >>> [tuple(p.shape) for p in model.parameters()]
+            [(3, 2), (3,), (3,), (3,)]
+        """
         for _, param in self.named_parameters(recurse=recurse):
             yield param
 
@@ -418,6 +459,14 @@ class Linear(Module):
             which ``tb.manual_seed`` seeds).
     Shapes: x (..., D) → y (..., M); weight (M, D); bias (M,).
     Init (PyTorch's default, kaiming_uniform with a=√5): W and b ~ U(−1/√D, 1/√D).
+
+    Examples:
+        >>> from tinybn import Tensor, nn
+        >>> layer = nn.Linear(3, 2)
+        >>> tuple(layer.weight.shape), tuple(layer.bias.shape)
+        ((2, 3), (2,))
+        >>> layer(Tensor([[1.0, 2.0, 3.0]])).shape
+        (1, 2)
     """
 
     def __init__(
@@ -638,6 +687,20 @@ class _BatchNorm(_NormBase):
         track_running_stats: keep running_mean (C,), running_var (C,) and
             num_batches_tracked (0-d int64). If False there are no such buffers and the
             batch statistics are used in eval mode too.
+
+    Examples:
+        >>> import numpy as np
+        >>> from tinybn import Tensor, nn
+        >>> bn = nn.BatchNorm1d(2)
+        >>> y = bn(Tensor([[1.0, 10.0], [3.0, 30.0]]))  # training: batch statistics
+        >>> np.round(y.data, 4)
+        array([[-1., -1.],
+               [ 1.,  1.]], dtype=float32)
+        >>> bn.running_mean.data, bn.running_var.data  # 0.9·old + 0.1·batch (unbiased variance)
+        (array([0.2, 2. ], dtype=float32), array([ 1.1, 20.9], dtype=float32))
+        >>> _ = bn.eval()  # eval: the running statistics
+        >>> np.round(bn(Tensor([[1.0, 10.0]])).data, 4)
+        array([[0.7628, 1.7499]], dtype=float32)
     """
 
     _input_ndims: tuple[int, ...] = (2, 3)
@@ -716,6 +779,14 @@ class _InstanceNorm(_NormBase):
     Args:
         num_features: C. A different channel count is an error with affine or running
             statistics, and a warning otherwise (as PyTorch).
+
+    Examples:
+        >>> import numpy as np
+        >>> from tinybn import Tensor, nn
+        >>> y = nn.InstanceNorm2d(3)(Tensor(np.random.default_rng(0).normal(size=(2, 3, 4, 4))))
+        >>> np.round(y.data.std(axis=(2, 3)), 3)
+        array([[1., 1., 1.],
+               [1., 1., 1.]])
     """
 
     _input_ndims: tuple[int, ...] = (3,)
@@ -792,6 +863,14 @@ class GroupNorm(_NormBase):
         eps: added to the variance before the square root.
         affine: learn weight γ (ones) and bias β (zeros), each (C,).
     Shapes: x (N, C, *) → y of the same shape.
+
+    Examples:
+        >>> import numpy as np
+        >>> from tinybn import Tensor, nn
+        >>> gn = nn.GroupNorm(2, 4)  # 4 channels in 2 groups
+        >>> y = gn(Tensor(np.random.default_rng(0).normal(size=(3, 4, 2, 2))))
+        >>> np.round(y.data[:, :2].mean(axis=(1, 2, 3)), 6) + 0.0  # per example and group
+        array([0., 0., 0.])
     """
 
     _repr_head = ("num_groups", "num_channels")
@@ -848,6 +927,13 @@ class LayerNorm(_NormBase):
         bias: learn β too (PyTorch ≥ 2.1).
     Shapes: x (..., *normalized_shape) → y of the same shape. No running statistics:
     training and eval behave the same.
+
+    Examples:
+        >>> import numpy as np
+        >>> from tinybn import Tensor, nn
+        >>> ln = nn.LayerNorm(3)
+        >>> np.round(ln(Tensor([[1.0, 2.0, 3.0]])).data, 4)  # per example: no batch needed
+        array([[-1.2247,  0.    ,  1.2247]], dtype=float32)
     """
 
     _repr_head = ("normalized_shape",)
@@ -879,6 +965,12 @@ class RMSNorm(_NormBase):
         normalized_shape: int or tuple, the trailing shape to normalize.
         eps: None (the default) means the machine epsilon of the input's dtype.
         elementwise_affine: learn weight γ (ones) of normalized_shape.
+
+    Examples:
+        >>> import numpy as np
+        >>> from tinybn import Tensor, nn
+        >>> np.round(nn.RMSNorm(2)(Tensor([[3.0, 4.0]])).data, 4)
+        array([[0.8485, 1.1314]], dtype=float32)
     """
 
     _repr_head = ("normalized_shape",)
@@ -909,6 +1001,16 @@ class Dropout(Module):
         p: probability of zeroing, in [0, 1].
         rng: numpy Generator for the masks (None: tinybn's default generator at each call,
             which ``tb.manual_seed`` seeds).
+
+    Examples:
+        >>> import numpy as np
+        >>> from tinybn import Tensor, nn
+        >>> drop = nn.Dropout(0.5, rng=np.random.default_rng(0))
+        >>> sorted(set(drop(Tensor(np.ones((1, 8)))).data.ravel().tolist()))
+        [0.0, 2.0]
+        >>> _ = drop.eval()
+        >>> drop(Tensor([1.0, 2.0])).data
+        array([1., 2.], dtype=float32)
     """
 
     def __init__(self, p: float = 0.5, rng: np.random.Generator | None = None) -> None:
@@ -926,21 +1028,39 @@ class Dropout(Module):
 
 
 class ReLU(Module):
-    """max(0, x), elementwise."""
+    """max(0, x), elementwise.
+
+    Examples:
+        >>> from tinybn import Tensor, nn
+        >>> nn.ReLU()(Tensor([-1.0, 2.0])).data
+        array([0., 2.], dtype=float32)
+    """
 
     def forward(self, x: Any) -> Tensor:
         return F.relu(_as_tensor(x, "ReLU"))
 
 
 class Sigmoid(Module):
-    """1 / (1 + e^(−x)), elementwise."""
+    """1 / (1 + e^(−x)), elementwise.
+
+    Examples:
+        >>> from tinybn import Tensor, nn
+        >>> nn.Sigmoid()(Tensor([0.0])).data
+        array([0.5], dtype=float32)
+    """
 
     def forward(self, x: Any) -> Tensor:
         return F.sigmoid(_as_tensor(x, "Sigmoid"))
 
 
 class LeakyReLU(Module):
-    """x for x > 0, else negative_slope·x, elementwise."""
+    """x for x > 0, else negative_slope·x, elementwise.
+
+    Examples:
+        >>> from tinybn import Tensor, nn
+        >>> nn.LeakyReLU(0.1)(Tensor([-2.0, 3.0])).data
+        array([-0.2,  3. ], dtype=float32)
+    """
 
     def __init__(self, negative_slope: float = 0.01) -> None:
         super().__init__()
@@ -954,7 +1074,13 @@ class LeakyReLU(Module):
 
 
 class Tanh(Module):
-    """tanh(x), elementwise."""
+    """tanh(x), elementwise.
+
+    Examples:
+        >>> from tinybn import Tensor, nn
+        >>> nn.Tanh()(Tensor([0.0])).data
+        array([0.], dtype=float32)
+    """
 
     def forward(self, x: Any) -> Tensor:
         return F.tanh(_as_tensor(x, "Tanh"))
@@ -964,6 +1090,12 @@ class Softmax(Module):
     """exp(x) / Σ exp(x) along ``dim`` (computed stably), e.g. dim=-1 for (N, K) scores.
 
     PyTorch's default dim=None guesses the axis (with a warning); here it is the last axis.
+
+    Examples:
+        >>> import numpy as np
+        >>> from tinybn import Tensor, nn
+        >>> np.round(nn.Softmax(dim=-1)(Tensor([[0.0, 0.0]])).data, 4)
+        array([[0.5, 0.5]], dtype=float32)
     """
 
     def __init__(self, dim: int = -1) -> None:
@@ -978,7 +1110,13 @@ class Softmax(Module):
 
 
 class Identity(Module):
-    """Returns its input; any constructor arguments are ignored (as in PyTorch)."""
+    """Returns its input; any constructor arguments are ignored (as in PyTorch).
+
+    Examples:
+        >>> from tinybn import Tensor, nn
+        >>> nn.Identity()(Tensor([1.0, 2.0])).data
+        array([1., 2.], dtype=float32)
+    """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__()
@@ -993,6 +1131,14 @@ class Sequential(Module):
     Children are named "0", "1", ... (or by the keys of an OrderedDict), which is where
     state_dict keys such as "1.running_mean" come from. Indexable (ints and slices; a slice
     is a new Sequential sharing the same layers), iterable, has len and append.
+
+    Examples:
+        >>> from tinybn import Tensor, nn
+        >>> model = nn.Sequential(nn.Linear(2, 4), nn.BatchNorm1d(4), nn.ReLU(), nn.Linear(4, 1))
+        >>> model(Tensor([[1.0, 2.0], [3.0, 4.0]])).shape
+        (2, 1)
+        >>> list(model.state_dict())[:4]
+        ['0.weight', '0.bias', '1.weight', '1.bias']
     """
 
     def __init__(self, *modules: Module) -> None:
@@ -1115,6 +1261,20 @@ def fold_batchnorm(model: Module) -> Module:
     (as PyTorch's fuse_modules does), so the other layers keep their indices. The input
     model is not changed (the result is built from a deep copy). A BatchNorm1d without
     running statistics normalizes with batch statistics even in eval, so it is left as is.
+
+    Examples:
+        >>> import numpy as np
+        >>> from tinybn import Tensor, nn
+        >>> model = nn.Sequential(nn.Linear(2, 3), nn.BatchNorm1d(3))
+        >>> batch = Tensor(np.random.default_rng(0).normal(size=(8, 2)))
+        >>> _ = model(batch)  # training: the running statistics move
+        >>> _ = model.eval()
+        >>> folded = nn.fold_batchnorm(model)
+        >>> [type(layer).__name__ for layer in folded]
+        ['Linear', 'Identity']
+        >>> x = Tensor([[0.5, -1.0]])
+        >>> bool(np.allclose(folded(x).data, model(x).data, atol=1e-5))
+        True
     """
     if not isinstance(model, Module):
         raise TypeError(f"fold_batchnorm expects a Module, got {type(model).__name__}")

@@ -34,8 +34,11 @@ class Conv2d(Module):
     """2-D convolution (cross-correlation) over (N, C_in, H, W) inputs.
 
     Args:
-        in_channels, out_channels: C_in, C_out, both divisible by groups.
-        kernel_size, stride, dilation: int or (h, w).
+        in_channels: C_in, divisible by groups.
+        out_channels: C_out, divisible by groups.
+        kernel_size: int or (h, w).
+        stride: int or (h, w).
+        dilation: int or (h, w).
         padding: int or (h, w), or 'valid' / 'same' (stride 1).
         groups: channel groups convolved separately (groups = C_in: depthwise).
         bias: learn a bias (C_out,).
@@ -45,6 +48,15 @@ class Conv2d(Module):
     OH = ⌊(H + 2·padding − dilation·(KH − 1) − 1)/stride⌋ + 1.
     Init (PyTorch's, kaiming_uniform with a=√5): weight and bias ~ U(−1/√fan_in, 1/√fan_in),
     fan_in = C_in/groups·KH·KW.
+
+    Examples:
+        >>> import numpy as np
+        >>> from tinybn import Tensor, nn
+        >>> conv = nn.Conv2d(1, 4, kernel_size=3, padding=1)
+        >>> tuple(conv.weight.shape)
+        (4, 1, 3, 3)
+        >>> conv(Tensor(np.zeros((2, 1, 8, 8), dtype=np.float32))).shape  # padding 1 keeps 8 × 8
+        (2, 4, 8, 8)
     """
 
     def __init__(
@@ -131,6 +143,14 @@ class MaxPool2d(Module):
         kernel_size: int or (h, w); stride: defaults to kernel_size; padding: at most half
             the kernel, counted as −∞; dilation; ceil_mode: round the output size up.
         return_indices: not supported (False only).
+
+    Examples:
+        >>> import numpy as np
+        >>> from tinybn import Tensor, nn
+        >>> x = Tensor(np.arange(16.0).reshape(1, 1, 4, 4))
+        >>> nn.MaxPool2d(2)(x).data
+        array([[[[ 5.,  7.],
+                 [13., 15.]]]])
     """
 
     def __init__(
@@ -175,6 +195,13 @@ class AvgPool2d(Module):
         kernel_size, stride (default kernel_size), padding (zeros, at most half the
         kernel), ceil_mode, count_include_pad (the zeros count in the divisor),
         divisor_override (a fixed divisor).
+
+    Examples:
+        >>> import numpy as np
+        >>> from tinybn import Tensor, nn
+        >>> nn.AvgPool2d(2)(Tensor(np.arange(16.0).reshape(1, 1, 4, 4))).data
+        array([[[[ 2.5,  4.5],
+                 [10.5, 12.5]]]])
     """
 
     def __init__(
@@ -214,7 +241,14 @@ class AvgPool2d(Module):
 
 
 class Flatten(Module):
-    """Axes start_dim … end_dim merged into one: (N, C, H, W) → (N, C·H·W) by default."""
+    """Axes start_dim … end_dim merged into one: (N, C, H, W) → (N, C·H·W) by default.
+
+    Examples:
+        >>> import numpy as np
+        >>> from tinybn import Tensor, nn
+        >>> nn.Flatten()(Tensor(np.zeros((2, 3, 4, 4)))).shape
+        (2, 48)
+    """
 
     def __init__(self, start_dim: int = 1, end_dim: int = -1) -> None:
         super().__init__()

@@ -26,6 +26,17 @@ class Optimizer:
         param_groups: list of dicts, each with "params" and every option (change "lr" here
             to schedule the learning rate).
         state: dict parameter → its own state (momentum buffer, Adam moments, step count).
+
+    Examples:
+        >>> from tinybn import Tensor, optim
+        >>> w = Tensor([1.0], requires_grad=True)
+        >>> opt = optim.SGD([w], lr=0.5)  # every optimizer: zero_grad(), step(), state_dict()
+        >>> (w * 3).sum().backward()
+        >>> opt.step()
+        >>> w.data
+        array([-0.5], dtype=float32)
+        >>> opt.zero_grad()
+        >>> w.grad
     """
 
     def __init__(self, params: Iterable[Any], defaults: dict[str, Any]) -> None:
@@ -235,9 +246,20 @@ class SGD(Optimizer):
     Args:
         params: parameters or parameter groups.
         lr: learning rate (PyTorch's default 1e-3).
-        momentum, dampening, weight_decay: as above (0 = off).
+        momentum: as above (0 = off).
+        dampening: as above (0 = off).
+        weight_decay: as above (0 = off).
         nesterov: Nesterov momentum (needs momentum > 0 and dampening 0).
         maximize: ascend instead of descend.
+
+    Examples:
+        >>> from tinybn import Tensor, optim
+        >>> w = Tensor([1.0], requires_grad=True)
+        >>> opt = optim.SGD([w], lr=0.1)
+        >>> (w * w).sum().backward()  # grad 2w = 2
+        >>> opt.step()
+        >>> w.data  # 1 − 0.1 · 2
+        array([0.8], dtype=float32)
     """
 
     def __init__(
@@ -296,6 +318,16 @@ class Adam(Optimizer):
         params: parameters or parameter groups.
         lr: learning rate. betas: (β1, β2), each in [0, 1). eps: ε added to √v̂.
         weight_decay: L2 penalty added to the gradient. amsgrad, maximize: as PyTorch.
+
+    Examples:
+        >>> import numpy as np
+        >>> from tinybn import Tensor, optim
+        >>> w = Tensor([1.0], requires_grad=True)
+        >>> opt = optim.Adam([w], lr=0.1)
+        >>> (w * w).sum().backward()
+        >>> opt.step()
+        >>> np.round(w.data, 4)  # the first step moves each weight by about lr
+        array([0.9], dtype=float32)
     """
 
     def __init__(

@@ -66,7 +66,20 @@ def _power(base: float, exponent: float, what: str) -> float:
 
 
 class Value:
-    """A scalar node in a computation graph.
+    """A scalar node in a computation graph: ``Value(data, label="")``.
+
+    Make leaves with ``Value(2.0, label="a")`` (or many at once with ``tb.values``);
+    arithmetic on Values makes the inner nodes, and ``backward()`` fills every ``grad``.
+    (The constructor's other arguments are how operations link a new node to its
+    parents; they are not for users.) Taught in chapter 0, *Backprop in ten minutes*.
+
+    Examples:
+        >>> from tinybn import Value
+        >>> a, b = Value(2.0, label="a"), Value(-3.0, label="b")
+        >>> L = (a * b + a).named("L")
+        >>> L.backward()
+        >>> L.data, a.grad, b.grad
+        (-4.0, -2.0, 2.0)
 
     Attributes:
         data: the float this node holds.
@@ -491,7 +504,14 @@ def _fsum_fallback(parents: tuple[Value, ...], op: str, error: Exception, n: int
 
 
 def values(data: Sequence, label: str = "") -> list:
-    """Nested lists of numbers → the same nesting of leaf Values, labelled ``label[i,j]``."""
+    """Nested lists of numbers → the same nesting of leaf Values, labelled ``label[i,j]``.
+
+    Examples:
+        >>> import tinybn as tb
+        >>> x = tb.values([[1.0, 2.0], [3.0, 4.0]], "x")
+        >>> x[1][0]
+        Value(label='x[1,0]', data=3.0, grad=0.0)
+    """
     # a numpy array becomes nested lists first (its rows are neither lists nor numbers)
     return _build_values(data.tolist() if hasattr(data, "tolist") else list(data), (), label)
 

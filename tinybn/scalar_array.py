@@ -31,7 +31,17 @@ def _to_values(item: Any) -> Any:
 
 
 class ValueArray:
-    """An object ndarray of Values with Tensor-like methods (shape, mean, sqrt, ...)."""
+    """An object ndarray of Values with Tensor-like methods (shape, mean, sqrt, ...).
+
+    Examples:
+        >>> import tinybn as tb
+        >>> a = tb.ValueArray([[1.0, 2.0], [3.0, 4.0]]).named("a")
+        >>> a.shape
+        (2, 2)
+        >>> m = a.mean(axis=0)
+        >>> [v.data for v in m.values.ravel()]
+        [2.0, 3.0]
+    """
 
     __slots__ = ("values",)
 

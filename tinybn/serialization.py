@@ -41,6 +41,15 @@ def save(state_dict: Mapping[str, Any], path: str | os.PathLike) -> None:
     Raises TypeError for a non-string key or a value that is not numeric (object arrays
     would need pickle), ValueError for a key np.savez reserves, IsADirectoryError or
     FileNotFoundError for a path that is a folder or in a folder that does not exist.
+
+    Examples:
+        >>> import os, tempfile
+        >>> import tinybn as tb
+        >>> from tinybn import nn
+        >>> path = os.path.join(tempfile.mkdtemp(), "model.npz")
+        >>> tb.save(nn.BatchNorm1d(2).state_dict(), path)
+        >>> sorted(tb.load(path))
+        ['bias', 'num_batches_tracked', 'running_mean', 'running_var', 'weight']
     """
     if not isinstance(state_dict, Mapping):
         raise TypeError(f"save: expected a mapping of names to arrays, got {type(state_dict)}")
@@ -74,6 +83,16 @@ def load(path: str | os.PathLike) -> dict[str, np.ndarray]:
     is reported as such), a member that is not an .npy array, or an array of Python
     objects. Each member's header is checked against its size in the archive before its
     data is read, and no more than the declared data is read.
+
+    Examples:
+        >>> import os, tempfile
+        >>> import tinybn as tb
+        >>> from tinybn import nn
+        >>> path = os.path.join(tempfile.mkdtemp(), "bn.npz")
+        >>> tb.save(nn.BatchNorm1d(2).state_dict(), path)
+        >>> layer = nn.BatchNorm1d(2)
+        >>> layer.load_state_dict(tb.load(path))
+        LoadResult(missing_keys=[], unexpected_keys=[])
     """
     name = repr(os.fspath(path))
     with open(path, "rb") as file:

@@ -27,12 +27,31 @@ _NUMBERS = (int, float, np.integer, np.floating)
 
 
 def get_default_dtype() -> type:
-    """The dtype that Python numbers and lists become (float32, as in PyTorch)."""
+    """The dtype that Python numbers and lists become (float32, as in PyTorch).
+
+    Examples:
+        >>> import tinybn as tb
+        >>> tb.get_default_dtype().__name__
+        'float32'
+    """
     return _default_dtype
 
 
 def set_default_dtype(dtype: Any) -> None:
-    """Set the dtype that Python numbers and lists become (np.float32 or np.float64)."""
+    """Set the dtype that Python numbers and lists become (as ``torch.set_default_dtype``).
+
+    Args:
+        dtype: a floating dtype, ``np.float32`` (the default) or ``np.float64``; anything
+            else is a TypeError.
+
+    Examples:
+        >>> import numpy as np
+        >>> import tinybn as tb
+        >>> tb.set_default_dtype(np.float64)
+        >>> tb.tensor([1.0, 2.0]).data.dtype
+        dtype('float64')
+        >>> tb.set_default_dtype(np.float32)  # back to PyTorch's default
+    """
     global _default_dtype
     dtype = np.dtype(dtype)
     if dtype.kind != "f":
@@ -149,6 +168,15 @@ class Tensor:
         requires_grad: whether backward() fills ``grad`` for this tensor.
         label: a name for drawings and reprs.
         op: the operation that produced this tensor ("" for a leaf).
+
+    Examples:
+        >>> from tinybn import Tensor
+        >>> x = Tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)
+        >>> loss = (x * x).sum()
+        >>> loss.backward()
+        >>> x.grad  # ∂(Σ x²)/∂x = 2x
+        array([[2., 4.],
+               [6., 8.]], dtype=float32)
     """
 
     __slots__ = (
@@ -385,6 +413,13 @@ class Tensor:
         return self._make(data, (self,), "log", _log_backward)
 
     def sqrt(self) -> Tensor:
+        """Elementwise square root; ∂√x/∂x = 1/(2√x). Negative entries: ValueError.
+
+        Examples:
+            >>> from tinybn import Tensor
+            >>> Tensor([4.0, 9.0]).sqrt().data
+            array([2., 3.], dtype=float32)
+        """
         if np.any(self.data < 0):
             raise ValueError("sqrt: argument has negative entries")
         return self._make(np.sqrt(self._float_data()), (self,), "sqrt", _sqrt_backward)
@@ -422,6 +457,14 @@ class Tensor:
     # -- reductions --------------------------------------------------------------------
 
     def sum(self, axis: Any = None, keepdims: bool = False) -> Tensor:
+        """The sum over ``axis`` (an int, a tuple of ints, or None for all), as
+        ``torch.sum``; backward sends the output's grad to every summed entry.
+
+        Examples:
+            >>> from tinybn import Tensor
+            >>> Tensor([[1.0, 2.0], [3.0, 4.0]]).sum(axis=0).data
+            array([4., 6.], dtype=float32)
+        """
         axes = _axes(axis, self.ndim)
         # PyTorch sums integers and bools as int64 (numpy: uint64 for unsigned ints)
         dtype = np.int64 if self.data.dtype.kind in "iub" else None
@@ -429,8 +472,16 @@ class Tensor:
         return self._make(data, (self,), "sum", _sum_backward, (axes, keepdims))
 
     def mean(self, axis: Any = None, keepdims: bool = False) -> Tensor:
-        """The mean over ``axis``. An integer or bool tensor's mean is computed in float64
-        and given in the default float dtype (PyTorch refuses integer input here)."""
+        """The mean over ``axis`` (an int, a tuple of ints, or None for all); backward sends
+        grad / (number of averaged entries) to each. An integer or bool tensor's mean is
+        computed in float64 and given in the default float dtype (PyTorch refuses integer
+        input here).
+
+        Examples:
+            >>> from tinybn import Tensor
+            >>> Tensor([[1.0, 2.0], [3.0, 4.0]]).mean(axis=0, keepdims=True).data
+            array([[2., 3.]], dtype=float32)
+        """
         axes = _axes(axis, self.ndim)
         data = np.asarray(self.data.mean(axis=axes, keepdims=keepdims))
         if self.data.dtype.kind != "f":
@@ -467,6 +518,13 @@ class Tensor:
     # -- shape -------------------------------------------------------------------------
 
     def reshape(self, *shape: Any) -> Tensor:
+        """The same entries in a new shape (ints or one tuple; -1 once for "the rest").
+
+        Examples:
+            >>> from tinybn import Tensor
+            >>> Tensor([1.0, 2.0, 3.0, 4.0]).reshape(2, -1).shape
+            (2, 2)
+        """
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
         try:
@@ -1119,7 +1177,14 @@ def _leaky_relu_backward(out: Tensor, grad: Any) -> tuple:
 
 
 def where(condition: Any, x: Any, y: Any) -> Tensor:
-    """x where ``condition`` holds, else y (``torch.where``); x or y may be numbers."""
+    """x where ``condition`` holds, else y (``torch.where``); x or y may be numbers.
+
+    Examples:
+        >>> import tinybn as tb
+        >>> x = tb.tensor([-1.0, 2.0, -3.0])
+        >>> tb.tensor_module.where(x.data > 0, x, 0.0).data
+        array([0., 2., 0.], dtype=float32)
+    """
     if not isinstance(x, Tensor):
         if not isinstance(y, Tensor):
             x = Tensor(x)
@@ -1150,7 +1215,13 @@ def _as_tensors(tensors: Sequence[Any], op: str) -> list[Tensor]:
 
 
 def concatenate(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
-    """Join tensors along an existing axis."""
+    """Join tensors along an existing axis.
+
+    Examples:
+        >>> import tinybn as tb
+        >>> tb.concatenate([tb.tensor([[1.0, 2.0]]), tb.tensor([[3.0, 4.0]])]).shape
+        (2, 2)
+    """
     tensors = _as_tensors(tensors, "concatenate")
     try:
         data = np.concatenate([t.data for t in tensors], axis=axis)
@@ -1163,7 +1234,13 @@ def concatenate(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
 
 
 def stack(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
-    """Join same-shaped tensors along a new axis."""
+    """Join same-shaped tensors along a new axis.
+
+    Examples:
+        >>> import tinybn as tb
+        >>> tb.stack([tb.tensor([1.0, 2.0]), tb.tensor([3.0, 4.0])], axis=1).shape
+        (2, 2)
+    """
     tensors = _as_tensors(tensors, "stack")
     try:
         data = np.stack([t.data for t in tensors], axis=axis)
@@ -1186,6 +1263,13 @@ def tensor(data: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
             Tensor's graph is not kept).
         dtype: a numpy dtype (np.float32, "float64", np.int64, ...) or None.
         requires_grad: make it a leaf whose .grad backward() fills (floating dtypes only).
+
+    Examples:
+        >>> import tinybn as tb
+        >>> tb.tensor([1, 2, 3]).data.dtype  # integers stay integers, as torch.tensor
+        dtype('int64')
+        >>> tb.tensor([1.0, 2.0]).data.dtype  # floats take the default dtype
+        dtype('float32')
     """
     if isinstance(data, Tensor):
         array = data.data.copy()

@@ -107,7 +107,15 @@ def _activation_module(identifier: str | Callable | None) -> tuple[str, nn.Modul
 
 def get_activation(identifier: str | Callable | None) -> tuple[str, Callable[[Tensor], Tensor]]:
     """An activation by name ('relu', 'sigmoid', 'tanh', 'softmax', 'linear' / None) or
-    callable: (its name, a callable on Tensors)."""
+    callable: (its name, a callable on Tensors).
+
+    Examples:
+        >>> from tinybn import Tensor
+        >>> from tinybn.keras import get_activation
+        >>> name, relu = get_activation("relu")
+        >>> name, relu(Tensor([-1.0, 2.0])).data
+        ('relu', array([0., 2.], dtype=float32))
+    """
     name, module = _activation_module(identifier)
     return name, _linear if module is None else module
 
@@ -363,6 +371,15 @@ class Dense(Layer, nn.Sequential):
     Weights: kernel (input_dim, units), glorot-uniform: U(−l, l), l = √(6 / (fan_in + fan_out));
         bias (units,), zeros. ``kernel`` is an (input_dim, units) view of ``linear.weight``,
         which is (units, input_dim) as in PyTorch.
+
+    Examples:
+        >>> import numpy as np
+        >>> from tinybn import keras
+        >>> dense = keras.Dense(4, activation="relu")
+        >>> dense(np.ones((2, 3), dtype=np.float32)).shape
+        (2, 4)
+        >>> dense.count_params()  # 3 · 4 + 4
+        16
     """
 
     _sample_ndims = (1,)
@@ -472,6 +489,14 @@ class BatchNormalization(Layer, nn.BatchNorm1d):
     Weights (each (C,)): gamma (ones), beta (zeros) — trainable; moving_mean (zeros),
         moving_variance (ones) — non-trainable. They are nn's weight, bias, running_mean
         and running_var (state_dict keys); nn's num_batches_tracked counts the steps.
+
+    Examples:
+        >>> import numpy as np
+        >>> from tinybn import keras
+        >>> bn = keras.BatchNormalization()  # momentum 0.99 (on the old value), epsilon 1e-3
+        >>> y = bn(np.array([[1.0, 10.0], [3.0, 30.0]], dtype=np.float32), training=True)
+        >>> bn.moving_mean.data  # 0.99 · 0 + 0.01 · batch mean
+        array([0.02      , 0.19999999], dtype=float32)
     """
 
     _allow_batch_of_one = True
@@ -609,7 +634,15 @@ class BatchNormalization(Layer, nn.BatchNorm1d):
 class Dropout(Layer, nn.Dropout):
     """Inverted dropout (``nn.Dropout``): in training, zero each entry with probability
     ``rate`` and scale the rest by 1/(1 − rate); identity at inference. ``seed`` fixes the
-    masks; otherwise they come from the model's generator."""
+    masks; otherwise they come from the model's generator.
+
+    Examples:
+        >>> import numpy as np
+        >>> from tinybn import keras
+        >>> drop = keras.Dropout(0.5, seed=0)
+        >>> drop(np.ones((1, 4), dtype=np.float32), training=False).data  # inference: unchanged
+        array([[1., 1., 1., 1.]], dtype=float32)
+    """
 
     def __init__(self, rate: float, seed: int | None = None, name: str | None = None) -> None:
         if not 0.0 <= rate <= 1.0:
@@ -634,7 +667,14 @@ class Dropout(Layer, nn.Dropout):
 
 
 class Activation(Layer, nn.Sequential):
-    """Apply an activation by name ('relu', 'sigmoid', 'tanh', 'softmax', 'linear') or callable."""
+    """Apply an activation by name ('relu', 'sigmoid', 'tanh', 'softmax', 'linear') or callable.
+
+    Examples:
+        >>> import numpy as np
+        >>> from tinybn import keras
+        >>> keras.Activation("relu")(np.array([[-1.0, 2.0]], dtype=np.float32)).data
+        array([[0., 2.]], dtype=float32)
+    """
 
     def __init__(self, activation: str | Callable | None, name: str | None = None) -> None:
         nn.Sequential.__init__(self)
@@ -667,7 +707,14 @@ class InputLayer(Layer):
 
 def Input(shape: Sequence[int], name: str | None = None) -> InputLayer:
     """``Input(shape=(d,))`` or ``Input(shape=(H, W, C))`` as the first entry of a
-    Sequential model fixes the shape of its samples."""
+    Sequential model fixes the shape of its samples.
+
+    Examples:
+        >>> from tinybn import keras
+        >>> model = keras.Sequential([keras.Input(shape=(4,)), keras.Dense(2)])
+        >>> model.count_params()  # 4 · 2 + 2
+        10
+    """
     return InputLayer(shape, name)
 
 

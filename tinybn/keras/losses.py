@@ -18,7 +18,15 @@ EPSILON = 1e-7  # keras.config.epsilon(): the clip used by the cross-entropy los
 
 
 def binary_crossentropy(y_true: np.ndarray, y_pred: Tensor) -> Tensor:
-    """mean of −[y log p + (1 − y) log(1 − p)], p clipped to [1e-7, 1 − 1e-7] as Keras does."""
+    """mean of −[y log p + (1 − y) log(1 − p)], p clipped to [1e-7, 1 − 1e-7] as Keras does.
+
+    Examples:
+        >>> import numpy as np
+        >>> from tinybn import Tensor
+        >>> from tinybn.keras import binary_crossentropy
+        >>> round(float(binary_crossentropy(np.array([[1.0]]), Tensor([[0.5]])).data), 4)  # log 2
+        0.6931
+    """
     p = y_pred.clip(EPSILON, 1.0 - EPSILON)
     return -(y_true * p.log() + (1.0 - y_true) * (1.0 - p).log()).mean()
 
@@ -29,18 +37,44 @@ def _class_probabilities(y_pred: Tensor) -> Tensor:
 
 
 def categorical_crossentropy(y_true: np.ndarray, y_pred: Tensor) -> Tensor:
-    """mean over the batch of −Σ_k y_k log p_k (y one-hot or soft labels, (N, K))."""
+    """mean over the batch of −Σ_k y_k log p_k (y one-hot or soft labels, (N, K)).
+
+    Examples:
+        >>> import numpy as np
+        >>> from tinybn import Tensor
+        >>> from tinybn.keras import categorical_crossentropy
+        >>> loss = categorical_crossentropy(np.array([[0.0, 1.0]]), Tensor([[0.5, 0.5]]))
+        >>> round(float(loss.data), 4)
+        0.6931
+    """
     return -(y_true * _class_probabilities(y_pred).log()).sum(axis=-1).mean()
 
 
 def sparse_categorical_crossentropy(y_true: np.ndarray, y_pred: Tensor) -> Tensor:
-    """mean over the batch of −log p[target] (y integer class indices, (N,))."""
+    """mean over the batch of −log p[target] (y integer class indices, (N,)).
+
+    Examples:
+        >>> import numpy as np
+        >>> from tinybn import Tensor
+        >>> from tinybn.keras import sparse_categorical_crossentropy
+        >>> loss = sparse_categorical_crossentropy(np.array([1]), Tensor([[0.5, 0.5]]))
+        >>> round(float(loss.data), 4)
+        0.6931
+    """
     p = _class_probabilities(y_pred)
     return -p[np.arange(len(y_true)), y_true].log().mean()
 
 
 def mean_squared_error(y_true: np.ndarray, y_pred: Tensor) -> Tensor:
-    """mean of (y − ŷ)²."""
+    """mean of (y − ŷ)².
+
+    Examples:
+        >>> import numpy as np
+        >>> from tinybn import Tensor
+        >>> from tinybn.keras import mean_squared_error
+        >>> float(mean_squared_error(np.array([[0.0, 0.0]]), Tensor([[1.0, 3.0]])).data)
+        5.0
+    """
     return ((y_pred - y_true) ** 2).mean()
 
 

@@ -109,6 +109,20 @@ class Sequential(nn.Sequential):
         seed: seed of the model's generator (weight init, shuffling, dropout masks).
     The model starts in inference (eval) mode: ``model(x)`` uses the moving statistics, as
     Keras's calls default to; ``model(x, training=True)`` or ``model.train()`` for training.
+
+    Examples:
+        >>> import numpy as np
+        >>> from tinybn import keras
+        >>> model = keras.Sequential(
+        ...     [
+        ...         keras.Dense(3, activation="relu", input_dim=2),
+        ...         keras.BatchNormalization(),
+        ...         keras.Dense(1, activation="sigmoid"),
+        ...     ]
+        ... )
+        >>> model.compile(optimizer="adam", loss="binary_crossentropy")
+        >>> model.count_params()  # 9 + 12 (γ, β and the two moving statistics) + 4
+        25
     """
 
     def __init__(
@@ -772,7 +786,20 @@ class Sequential(nn.Sequential):
 
 def load_model(path: str | os.PathLike) -> Sequential:
     """Rebuild a model written by ``Sequential.save``: layers from the JSON config, then
-    every weight (checked: a missing, extra or misshapen array is a ValueError)."""
+    every weight (checked: a missing, extra or misshapen array is a ValueError).
+
+    Examples:
+        >>> import os, tempfile
+        >>> import numpy as np
+        >>> from tinybn import keras
+        >>> model = keras.Sequential([keras.Dense(2, input_dim=3)])
+        >>> path = os.path.join(tempfile.mkdtemp(), "model.npz")
+        >>> model.save(path)
+        >>> again = keras.load_model(path)
+        >>> x = np.ones((1, 3), dtype=np.float32)
+        >>> bool(np.allclose(again.predict(x, verbose=0), model.predict(x, verbose=0)))
+        True
+    """
     state = load(path)
     if _CONFIG_KEY not in state:
         raise ValueError(

@@ -105,6 +105,12 @@ class SGD(Optimizer):
 
     For a constant learning rate this is ``optim.SGD``'s update (PyTorch's b = −v/lr);
     Keras keeps lr inside the velocity, so a changed learning rate acts differently.
+
+    Examples:
+        >>> from tinybn import keras
+        >>> opt = keras.SGD(learning_rate=0.1, momentum=0.9)
+        >>> opt.learning_rate, opt.momentum
+        (0.1, 0.9)
     """
 
     momentum = _hyperparameter("momentum")
@@ -145,6 +151,11 @@ class Adam(Optimizer):
     ε is added to √v (the paper's "epsilon hat"), not to the bias-corrected √v̂ as in
     ``optim.Adam`` (PyTorch) — the two agree only when ε is negligible. amsgrad: v in the
     last line is the running maximum of v.
+
+    Examples:
+        >>> from tinybn import keras
+        >>> keras.Adam().learning_rate  # Keras's default
+        0.001
     """
 
     beta_1 = _hyperparameter("beta_1")
@@ -199,6 +210,11 @@ class RMSprop(Optimizer):
     centered: also ḡ ← ρ·ḡ + (1 − ρ)·g, and the denominator is √(v − ḡ² + ε);
     with momentum > 0: b ← momentum·b + lr·g/√(...), w ← w − b.
     (PyTorch's RMSprop adds ε outside the square root and keeps lr outside the buffer.)
+
+    Examples:
+        >>> from tinybn import keras
+        >>> keras.RMSprop().rho
+        0.9
     """
 
     rho = _hyperparameter("rho")

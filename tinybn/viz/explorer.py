@@ -57,7 +57,17 @@ class View:
 
 @dataclass
 class Explorer:
-    """A self-contained explorer page for one graph. Make it with ``explore(root)``."""
+    """A self-contained explorer page for one graph. Make it with ``explore(root)``.
+
+    Examples:
+        >>> import tinybn as tb
+        >>> from tinybn import Value
+        >>> a, b = Value(2.0, label="a"), Value(3.0, label="b")
+        >>> L = (a * b + a).named("L")
+        >>> page = tb.explore(L)
+        >>> type(page).__name__, len(page.html) > 1000
+        ('Explorer', True)
+    """
 
     title: str
     data: dict[str, Any]  # what the page's script reads: nodes, steps, γ/β paths
@@ -107,6 +117,19 @@ def explore(root: Any, **draw_options: Any) -> Explorer:
     Raises:
         GraphTooLargeError: as ``draw`` raises it, with its message.
         GraphvizNotFoundError: Graphviz's ``dot`` is missing (the page embeds its SVG).
+
+    Examples:
+        >>> import tinybn as tb
+        >>> from tinybn import Value
+        >>> a, b = Value(2.0, label="a"), Value(3.0, label="b")
+        >>> L = (a * b + a).named("L")
+        >>> page = tb.explore(L)
+        >>> import os, tempfile
+        >>> path = page.save(os.path.join(tempfile.mkdtemp(), "L.html"))  # one offline HTML page
+        >>> path.name
+        'L.html'
+        >>> "Next step" in page.html  # its buttons; _repr_html_ shows it in Jupyter
+        True
     """
     check_node(root, "explore")
     precision = int(draw_options.get("precision", 4))

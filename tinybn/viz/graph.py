@@ -126,6 +126,18 @@ def draw(
     Returns:
         a graphviz.Digraph: ``.source`` is the DOT text, ``.render(path, format="png")``
         writes a picture (see also ``tinybn.viz.render``).
+
+    Examples:
+        >>> import tinybn as tb
+        >>> from tinybn import Value
+        >>> a, b = Value(2.0, label="a"), Value(3.0, label="b")
+        >>> L = (a * b + a).named("L")
+        >>> L.backward()
+        >>> graph = tb.draw(L)  # a graphviz.Digraph: .render(), or shown inline in Jupyter
+        >>> type(graph).__name__
+        'Drawing'
+        >>> "grad 4" in graph.source  # a.grad = b + 1, drawn in a's box
+        True
     """
     check_node(root, "draw")
     if rankdir not in ("LR", "TB"):

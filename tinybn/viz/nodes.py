@@ -180,7 +180,19 @@ def ascii_label(label: str) -> str:
 
 class GraphNodes(Mapping):
     """The labelled nodes of a graph by label; a label may be typed in Unicode as shown
-    ("x̂[3,0]", "x − μ[0,0]") or in ASCII ("xhat[3,0]", "x - mu[0,0]", "x-mu[0,0]")."""
+    ("x̂[3,0]", "x − μ[0,0]") or in ASCII ("xhat[3,0]", "x - mu[0,0]", "x-mu[0,0]").
+
+    Examples:
+        >>> import tinybn as tb
+        >>> from tinybn import Value
+        >>> a, b = Value(2.0, label="a"), Value(3.0, label="b")
+        >>> L = (a * b + a).named("L")
+        >>> graph = tb.nodes(L)
+        >>> sorted(graph)
+        ['L', 'a', 'b']
+        >>> graph["a"].data
+        2.0
+    """
 
     def __init__(self, order: list[Any]) -> None:
         self._by_label: dict[str, Any] = {}
@@ -229,6 +241,17 @@ def nodes(root: Any) -> GraphNodes:
     Args:
         root: a Value or Tensor, or nested lists of them (e.g. the rows y of a scalar
             ``batch_norm``): the graphs of all of them.
+
+    Examples:
+        >>> import tinybn as tb
+        >>> from tinybn import functional as F
+        >>> x = tb.values([[1.0], [2.0], [4.0]], "x")
+        >>> y = F.batch_norm(x, eps=1e-5)
+        >>> graph = tb.nodes(y[0][0])
+        >>> graph["xhat[0,0]"] is graph["x̂[0,0]"]  # ASCII or Unicode labels
+        True
+        >>> round(graph["mu[0,0]"].data, 4)
+        2.3333
     """
     roots = _flatten(root)
     if not roots:

@@ -25,6 +25,15 @@ def render(root: Any, path: str | Path, format: str | None = None, **draw_option
         draw_options: passed to ``draw`` (rankdir, between, max_nodes, collapse, ...).
     Raises:
         GraphvizNotFoundError: `dot` is not installed (the message says how to install it).
+
+    Examples:
+        >>> import os, tempfile
+        >>> import tinybn as tb
+        >>> from tinybn import Value
+        >>> L = (Value(2.0, label="a") * Value(3.0, label="b")).named("L")
+        >>> path = tb.viz.render(L, os.path.join(tempfile.mkdtemp(), "L.svg"))  # by the suffix
+        >>> path.suffix, path.read_text().startswith("<?xml")
+        ('.svg', True)
     """
     path = Path(path)
     format = format or path.suffix.lstrip(".") or "png"

@@ -46,7 +46,19 @@ class Route:
 
 @dataclass
 class Contributions:
-    """The routes of ``node``'s gradient; their amounts add up to ``node.grad``."""
+    """The routes of ``node``'s gradient; their amounts add up to ``node.grad``.
+
+    Examples:
+        >>> import tinybn as tb
+        >>> from tinybn import Value, functional as F
+        >>> x = tb.values([[1.0], [2.0], [4.0]], "x")
+        >>> y = F.batch_norm(x)
+        >>> L = Value.sum((i + 1) * row[0] for i, row in enumerate(y)).named("L")
+        >>> L.backward()
+        >>> routes = tb.contributions(x[0][0], L)
+        >>> abs(sum(r.amount for r in routes.routes) - x[0][0].grad) < 1e-12  # they add up
+        True
+    """
 
     node: Any
     routes: list[Route]
@@ -89,6 +101,21 @@ def contributions(node: Any, root: Any, through: Any = "auto") -> Contributions:
             input, else None.
     Returns:
         Contributions: ``.routes``, ``.by_role()``, ``.total`` (== node.grad).
+
+    Examples:
+        >>> import tinybn as tb
+        >>> from tinybn import Value, functional as F
+        >>> x = tb.values([[1.0], [2.0], [4.0]], "x")
+        >>> y = F.batch_norm(x, eps=1e-5)
+        >>> L = Value.sum((i + 1) * row[0] for i, row in enumerate(y)).named("L")
+        >>> L.backward()
+        >>> routes = tb.contributions(x[2][0], L)
+        >>> print(routes)
+        x[2,0].grad = -0.05726, made up of:
+          through μ[0,0]         -1.604  ∂L/∂μ · 1/m            (through the mean)
+          through σ²[0,0]        -0.859  ∂L/∂σ² · 2(xᵢ − μ)/m   (through the variance)
+          through x̂[2,0]         2.405  ∂L/∂x̂ᵢ · 1/√(σ² + ε)   (directly through x̂)
+          sum                  -0.05726
     """
     check_node(node, "contributions")
     check_node(root, "contributions")

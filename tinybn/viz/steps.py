@@ -7,11 +7,24 @@ for each parent, and how much that added to the parent's grad:
 
     parent.grad += (∂node/∂parent) · node.grad
 
-In a REPL::
+In a REPL (chapter 0 walks through this example; chapter 3 does it on batch norm):
 
+Examples:
+    >>> import tinybn as tb
+    >>> from tinybn import Value
+    >>> a, b = Value(2.0, label="a"), Value(-3.0, label="b")
+    >>> loss = (a * b).named("L")
     >>> st = tb.backward_steps(loss)
-    >>> st                      # <Stepper: step 0 of 129, next: L (Σ of 20 inputs)>
-    >>> next(st); st.run(5); st.goto(3); st.reset(); st.current; st.draw()
+    >>> st
+    <Stepper: step 0 of 1, next: L (×)>
+    >>> print(st.step())
+    step 1 of 1: L  data -6  grad 1
+        L = u × v   with u = a, v = b
+        → a (u): ∂(u·v)/∂u = v = -3;  adds -3 × 1 = -3  → grad -3
+        → b (v): ∂(u·v)/∂v = u = 2;  adds 2 × 1 = 2  → grad 2
+
+Also: ``st.run(k)`` (k steps), ``st.goto(k)``, ``st.reset()`` (grads back to 0, step 0),
+``st.current`` (the last step) and ``st.draw()`` (the graph as of now).
 """
 
 from __future__ import annotations
@@ -135,6 +148,23 @@ class Stepper:
 
     Gradients accumulate exactly as in ``backward()``: after the last step every grad in
     the graph is what ``root.backward(grad)`` would have made it.
+
+    Examples:
+        >>> import tinybn as tb
+        >>> from tinybn import Value
+        >>> a, b = Value(2.0, label="a"), Value(3.0, label="b")
+        >>> L = (a * b + a).named("L")
+        >>> st = tb.backward_steps(L)
+        >>> st
+        <Stepper: step 0 of 2, next: L (+)>
+        >>> last = st.run(2)
+        >>> st
+        <Stepper: step 2 of 2, done>
+        >>> a.grad
+        4.0
+        >>> _ = st.reset()
+        >>> st, a.grad
+        (<Stepper: step 0 of 2, next: L (+)>, 0.0)
     """
 
     def __init__(self, root: Any, grad: Any = None) -> None:
@@ -252,6 +282,18 @@ def backward_steps(root: Any, grad: Any = None) -> Stepper:
     Returns:
         a Stepper; iterating it yields a BackwardStep for each node that has parents, from
         the root towards the inputs.
+
+    Examples:
+        >>> import tinybn as tb
+        >>> from tinybn import Value
+        >>> a, b = Value(2.0, label="a"), Value(3.0, label="b")
+        >>> L = (a * b).named("L")
+        >>> st = tb.backward_steps(L)
+        >>> print(st.step())
+        step 1 of 1: L  data 6  grad 1
+            L = u × v   with u = a, v = b
+            → a (u): ∂(u·v)/∂u = v = 3;  adds 3 × 1 = 3  → grad 3
+            → b (v): ∂(u·v)/∂v = u = 2;  adds 2 × 1 = 2  → grad 2
     """
     return Stepper(root, grad)
 

@@ -26,6 +26,19 @@ def tree(
         max_children: inputs listed per node (a 64-input mean shows 6 and "… 58 more").
         max_lines: stop after this many lines.
         precision: significant digits.
+
+    Examples:
+        >>> import tinybn as tb
+        >>> from tinybn import Value
+        >>> a, b = Value(2.0, label="a"), Value(3.0, label="b")
+        >>> L = (a * b + a).named("L")
+        >>> L.backward()
+        >>> print(tb.tree(L))
+        L  data 8  grad 1  ← +
+        ├─ (*)  data 6  grad 1  ← ×
+        │  ├─ a  data 2  grad 4
+        │  └─ b  data 3  grad 2
+        └─ a  data 2  grad 4
     """
     check_node(root, "tree")
     if depth < 0 or max_children < 1 or max_lines < 1:
