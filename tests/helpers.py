@@ -136,14 +136,15 @@ def json_leaves(value: Any) -> Iterator[Any]:
         yield value
 
 
-def run_demo_quick(module: ModuleType, out: Path, *extra: str) -> dict:
-    """Run a demo's ``main`` at --quick scale into ``out`` and return its results.json.
+def run_demo_quick(module: ModuleType, out: Path, **options: Any) -> dict:
+    """Run a demo's ``run`` at quick scale (seed 0) into ``out`` and return its results.json.
 
-    Asserts that ``main`` returned 0 and that the results hold numbers, all of them finite.
-    ``extra``: more command-line arguments.
+    Asserts that ``run`` returned a dict with the results.json's keys and that the results
+    hold numbers, all of them finite. ``options``: the demo's own options (``mnist_dir``...).
     """
-    assert module.main(["--quick", "--out", str(out), *extra]) == 0
+    returned = module.run(out, scale="quick", seed=0, **options)
     results = json.loads((out / "results.json").read_text())
+    assert isinstance(returned, dict) and set(returned) == set(results)
     numbers = [v for v in json_leaves(results) if isinstance(v, (int, float))]
     assert numbers and all(math.isfinite(v) for v in numbers)
     return results

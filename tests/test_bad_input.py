@@ -19,9 +19,9 @@ import numpy as np
 import pytest
 
 import tinybn as tb
-from demos import _mlp, ioffe_fig1
 from tinybn import Tensor, data, nn, optim
 from tinybn import functional as F
+from tinybn.demos import _mlp, ioffe_fig1
 
 
 @dataclass

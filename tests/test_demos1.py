@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from helpers import run_demo_quick
 
-from demos import bn_position, inference, ioffe_fig1, lr_init, placement, regularization
-from demos._mlp import build_mlp, steps_to_threshold
 from tinybn import nn
+from tinybn.demos import bn_position, inference, ioffe_fig1, lr_init, placement, regularization
+from tinybn.demos._mlp import build_mlp, steps_to_threshold
 
 
 @pytest.fixture(scope="module")
@@ -44,9 +44,11 @@ def test_placement_quick(placement_quick):
 
 
 def test_placement_run_is_reproducible(placement_quick, tmp_path):
-    """run() (what the tour calls) repeats the quick command's numbers exactly: seeded."""
-    again = placement.run(tmp_path, quick=True, seed=0)
-    assert json.loads(json.dumps(again["table"])) == placement_quick[1]["table"]
+    """The command line (`tinybn demo placement --quick`) repeats run()'s numbers exactly:
+    seeded."""
+    assert placement.main(["--quick", "--out", str(tmp_path), "--seed", "0"]) == 0
+    again = json.loads((tmp_path / "results.json").read_text())
+    assert again["table"] == placement_quick[1]["table"]
 
 
 def test_ioffe_fig1_quick(outdir):

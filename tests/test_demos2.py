@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from helpers import json_leaves, run_demo_quick
 
-from demos import covariate_shift, gan, layernorm, santurkar
 from tinybn import nn
+from tinybn.demos import covariate_shift, gan, layernorm, santurkar
 
 
 def _run_quick(module, name, tmp_path):

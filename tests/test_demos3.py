@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from helpers import json_leaves, run_demo_quick
 
-from demos import cnn, norms
 from tinybn import Tensor, nn
+from tinybn.demos import cnn, norms
 
 
 def _run_quick(module, name, tmp_path):

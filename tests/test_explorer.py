@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 
 import tinybn as tb
-from demos import tour
 from tinybn import Tensor, Value
 from tinybn import functional as F
 from tinybn.autograd import topological_order
 from tinybn.cli import main as cli_main
+from tinybn.demos import tour
 from tinybn.viz.collapse import fold_samples, folded_size, sample_lanes, stage_of
 from tinybn.viz.explorer import grad_text
 from tinybn.viz.graph import GraphTooLargeError, GraphvizNotFoundError, _count

@@ -10,9 +10,9 @@ import shutil
 import pytest
 
 import tinybn as tb
-from demos import tour
 from tinybn import Value
 from tinybn.autograd import topological_order
+from tinybn.demos import tour
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 import tinybn as tb
-from demos import _common, _mlp, ioffe_fig1
 from tinybn import Tensor, Value, nn
 from tinybn import functional as F
+from tinybn.demos import _common, _mlp, ioffe_fig1
 from tinybn.files import write_atomically, write_text_atomically
 
 INT_DTYPES = [np.int64, np.int32, np.int8, np.uint8, np.bool_]
@@ -255,7 +255,7 @@ def test_demo_results_json_is_written_atomically(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("kind", ["a file", "under a file", "empty"])
 def test_a_bad_demo_out_is_a_one_line_error(tmp_path, capsys, kind):
-    from demos import inference
+    from tinybn.demos import inference
 
     (tmp_path / "taken").write_text("not a folder")
     out = {"a file": tmp_path / "taken", "under a file": tmp_path / "taken" / "sub", "empty": ""}
@@ -403,7 +403,7 @@ def test_manual_seed_refuses_what_is_not_a_seed():
 def test_demo_printouts_name_the_threshold_and_round_floats(tmp_path, capsys, monkeypatch):
     """The printing of three demos' main, on results of the shape their run returns (the
     experiments themselves run in test_demos1/2)."""
-    from demos import bn_position, gan, inference
+    from tinybn.demos import bn_position, gan, inference
 
     fake_inference = {
         "final_errors": {"PyTorch EMA (momentum 0.1)": {"mean": 0.02, "var": 0.05}},
@@ -435,7 +435,7 @@ def test_demo_printouts_name_the_threshold_and_round_floats(tmp_path, capsys, mo
     def stop(args):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(gan, "run", stop)
+    monkeypatch.setattr(gan, "experiment", stop)
     with pytest.raises(KeyboardInterrupt):
         gan.main(["--quick", "--out", str(tmp_path / "g")])
     assert capsys.readouterr().out.startswith("gan (quick scale)")

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import tinybn.viz.picture as picture
-from demos import tour
+from tinybn.demos import tour
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 X = np.array([tour.X1, tour.X2], dtype=float).T  # 10 samples × 2 features

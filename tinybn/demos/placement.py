@@ -13,23 +13,22 @@ by side.
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from demos._common import (
+from tinybn import data
+from tinybn.demos._common import (
     demo_parser,
     pick,
-    prepare_out,
     print_table,
     progress,
+    run_settings,
     save_figure,
     scale_name,
     write_results,
 )
-from tinybn import data
 from tinybn.keras import BatchNormalization, Dense, Sequential
 
 BATCH_SIZE = 32  # the lecture notes' fit() call
@@ -61,14 +60,15 @@ def decision_grid(model: Sequential, transform: Any, resolution: int = 120) -> d
     return {"cgpa": cgpa, "iq": iq, "p": probability.reshape(cgpa.shape)}
 
 
-def run(out: Path, quick: bool = False, full: bool = False, seed: int = 0) -> dict:
+def run(out: Path, *, scale: str = "default", seed: int = 0, **options: Any) -> dict:
     """Train the four models (raw/standardized × without/with BN) for each seed; write the
     figures (first seed) and results (table: means over seeds).
 
     Returns the results dict (also written to ``out/results.json``). The tour calls this
-    with ``quick=True``.
+    with ``scale="quick"``.
     """
-    args = argparse.Namespace(quick=quick, full=full)
+    args = run_settings(out, scale, seed, options)
+    out = args.out
     out.mkdir(parents=True, exist_ok=True)
     n = pick(args, 400, 1000, 4000)
     epochs = pick(args, 30, 50, 200)  # 50: the lecture notes' fit() call
@@ -219,9 +219,8 @@ def print_summary(results: dict) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = demo_parser("placement", __doc__.splitlines()[0]).parse_args(argv)
-    out = prepare_out(args)
     print(f"placement ({scale_name(args)} scale)")
-    print_summary(run(out, args.quick, args.full, args.seed))
+    print_summary(run(args.out, scale=scale_name(args), seed=args.seed))
     return 0
 
 

@@ -17,18 +17,18 @@ from typing import Any
 
 import numpy as np
 
-from demos._common import (
+from tinybn import optim
+from tinybn.demos._common import (
     demo_parser,
     pick,
-    prepare_out,
     print_table,
     progress,
+    run_settings,
     save_figure,
     scale_name,
     write_results,
 )
-from demos._mlp import build_mlp, digits_split, steps_to_threshold, train_classifier
-from tinybn import optim
+from tinybn.demos._mlp import build_mlp, digits_split, steps_to_threshold, train_classifier
 
 HIDDEN = [64, 64, 64]
 BATCH_SIZE = 64
@@ -50,9 +50,10 @@ def grid(args: argparse.Namespace) -> tuple[list[float], list[float], int]:
     return lrs, scales, steps
 
 
-def run(out: Path, quick: bool = False, full: bool = False, seed: int = 0) -> dict:
+def run(out: Path, *, scale: str = "default", seed: int = 0, **options: Any) -> dict:
     """Train every cell of the grid with and without BN; write heatmaps and results.json."""
-    args = argparse.Namespace(quick=quick, full=full)
+    args = run_settings(out, scale, seed, options)
+    out = args.out
     lrs, scales, steps = grid(args)
     train, test = digits_split(seed)
     n_in, n_classes = train[0].shape[1], int(train[1].max()) + 1
@@ -181,9 +182,8 @@ def plot(maps: dict, lrs: list[float], scales: list[float], steps: int) -> Any:
 
 def main(argv: list[str] | None = None) -> int:
     args = demo_parser("lr_init", __doc__.splitlines()[0]).parse_args(argv)
-    out = prepare_out(args)
     print(f"lr_init ({scale_name(args)} scale)")
-    results = run(out, args.quick, args.full, args.seed)
+    results = run(args.out, scale=scale_name(args), seed=args.seed)
     rows = [{"model": name, **s} for name, s in results["summary"].items()]
     print_table(
         rows,

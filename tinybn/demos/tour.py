@@ -11,7 +11,7 @@ The loss is a weighted sum L = Σᵢⱼ wᵢ·yᵢⱼ with wᵢ = i + 1. (A plai
 grads of γ and x exactly zero, because Σᵢ x̂ᵢ = 0 for every feature.) Then, in closed
 form, ∂L/∂βⱼ = Σᵢ wᵢ = 55 and ∂L/∂γⱼ = Σᵢ wᵢ·x̂ᵢⱼ.
 
-Run: ``tinybn tour`` (or ``python -m demos.tour --out DIR``).
+Run: ``tinybn tour`` (or ``python -m tinybn.demos.tour --out DIR``).
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any
 
 import tinybn as tb
-from demos._common import demo_parser, prepare_out
 from tinybn import Value
 from tinybn import functional as F
 from tinybn.autograd import topological_order
+from tinybn.demos._common import demo_parser, run_settings, scale_name, write_results
 from tinybn.viz import GraphvizNotFoundError, render
 from tinybn.viz.nodes import index, stage
 
@@ -160,10 +160,12 @@ def print_gradients(example: WorkedExample) -> None:
         )
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = demo_parser("tour", "Batch norm of the worked example: graph, backward steps.")
-    args = parser.parse_args(argv)
-    out = prepare_out(args)
+def run(out: Path, *, scale: str = "default", seed: int = 0, **options: Any) -> dict:
+    """The tour into ``out``: print the worked example, write its graph, backward steps, tree
+    and explorer page, then the lecture notes' Keras model (at quick scale whatever ``scale``:
+    the tour takes seconds). Writes results.json (L, the files) and returns it."""
+    args = run_settings(out, scale, seed, options)
+    out = args.out
 
     example = worked_example()
     print("Batch norm, step by step, on the lecture's example (γ = 1, β = 0, ε = 1e-5):\n")
@@ -190,12 +192,24 @@ def main(argv: list[str] | None = None) -> int:
     if explorer_path is not None:
         print(f"  wrote {explorer_path}  <- open it in a browser: step through backward")
 
-    from demos import placement  # the lecture notes' Keras model, with and without BN
+    from tinybn.demos import placement  # the lecture notes' Keras model, with and without BN
 
     print(
         "\nthe lecture notes' Keras model on the placement data, with and without BN (quick scale):"
     )
-    placement.print_summary(placement.run(out / "placement", quick=True, seed=args.seed))
+    placement.print_summary(placement.run(out / "placement", scale="quick", seed=args.seed))
+    files = [*paths.values(), steps_path, tree_path]
+    if explorer_path is not None:
+        files.append(explorer_path)
+    results = {"demo": "tour", "loss": example.loss.data, "files": [str(f) for f in files]}
+    write_results(out, results)
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = demo_parser("tour", "Batch norm of the worked example: graph, backward steps.")
+    args = parser.parse_args(argv)
+    run(args.out, scale=scale_name(args), seed=args.seed)
     return 0
 
 

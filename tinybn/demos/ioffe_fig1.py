@@ -14,7 +14,6 @@ Runs on the 8×8 digits; with ``--mnist-dir DIR`` (the four standard IDX files) 
 
 from __future__ import annotations
 
-import argparse
 import gzip
 import math
 from pathlib import Path
@@ -22,17 +21,17 @@ from typing import Any
 
 import numpy as np
 
-from demos._common import (
+from tinybn import Tensor, nn, optim
+from tinybn.demos._common import (
     demo_parser,
     pick,
-    prepare_out,
     print_table,
+    run_settings,
     save_figure,
     scale_name,
     write_results,
 )
-from demos._mlp import build_mlp, digits_split, evaluating, train_classifier
-from tinybn import Tensor, nn, optim
+from tinybn.demos._mlp import build_mlp, digits_split, evaluating, train_classifier
 
 HIDDEN = [100, 100, 100]
 BATCH_SIZE = 60  # as in the paper
@@ -223,13 +222,14 @@ def plot(results: dict, dataset: str) -> Any:
     return fig
 
 
-def run(
-    out: Path, quick: bool = False, full: bool = False, seed: int = 0, mnist_dir: Path | None = None
-) -> dict:
-    """Run the experiment at the chosen scale, write the figure and results.json."""
-    scale = argparse.Namespace(quick=quick, full=full)
-    steps = pick(scale, 150, 2000, 50000)
-    eval_every = pick(scale, 25, 100, 500)
+def run(out: Path, *, scale: str = "default", seed: int = 0, **options: Any) -> dict:
+    """Run the experiment at the chosen scale, write the figure and results.json.
+
+    Options: ``mnist_dir`` (a folder with MNIST's IDX files; default: the 8×8 digits)."""
+    args = run_settings(out, scale, seed, options, mnist_dir=None)
+    out, mnist_dir = args.out, args.mnist_dir
+    steps = pick(args, 150, 2000, 50000)
+    eval_every = pick(args, 25, 100, 500)
     if mnist_dir is not None:
         train, test = load_mnist(Path(mnist_dir))
         dataset = "MNIST"
@@ -279,9 +279,8 @@ def main(argv: list[str] | None = None) -> int:
         help="folder with MNIST's IDX files (train-images-idx3-ubyte[.gz], ...)",
     )
     args = parser.parse_args(argv)
-    out = prepare_out(args)
     print(f"ioffe_fig1 ({scale_name(args)} scale)")
-    results = run(out, args.quick, args.full, args.seed, args.mnist_dir)
+    results = run(args.out, scale=scale_name(args), seed=args.seed, mnist_dir=args.mnist_dir)
     rows = [
         {"model": name, **{k: v for k, v in s.items() if k != "final_percentiles"}}
         for name, s in results["summary"].items()

@@ -20,21 +20,22 @@ Run: ``tinybn demo covariate_shift [--quick|--full] [--out DIR] [--seed S]``.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from demos._common import (
+from tinybn import Tensor
+from tinybn.demos._common import (
     demo_parser,
     pick,
-    prepare_out,
     print_table,
     progress,
+    run_settings,
     save_figure,
     scale_name,
     write_results,
 )
-from tinybn import Tensor
 
 # the lecture notes' example columns:
 # x1 (size) = [33, 72, 40, 104, ...], x2 (fur) = [9, 8, 7, 10, ...]
@@ -114,7 +115,7 @@ def steps_to_converge(costs: np.ndarray, min_cost: float) -> int | None:
     return int(hits[0]) if hits.size else None
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
+def experiment(args: argparse.Namespace) -> dict[str, Any]:
     rng = np.random.default_rng(args.seed)
     n = pick(args, 500, 2000, 10000)
     steps = pick(args, 300, 3000, 30000)
@@ -281,12 +282,13 @@ def plot_shift(result: dict[str, Any], path: Any) -> Any:
     return save_figure(fig, path)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = demo_parser("covariate_shift", __doc__.splitlines()[0])
-    args = parser.parse_args(argv)
-    out = prepare_out(args)
+def run(out: Path, *, scale: str = "default", seed: int = 0, **options: Any) -> dict:
+    """Run the demo at ``scale``; write its figures and results.json into ``out`` and
+    return the results."""
+    args = run_settings(out, scale, seed, options)
+    out = args.out
     print(f"covariate_shift ({scale_name(args)} scale)")
-    result = run(args)
+    result = experiment(args)
 
     rows = []
     for name, run_ in result["runs"].items():
@@ -343,6 +345,13 @@ def main(argv: list[str] | None = None) -> int:
         "figures": [str(f) for f in figures],
     }
     write_results(out, results)
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = demo_parser("covariate_shift", __doc__.splitlines()[0])
+    args = parser.parse_args(argv)
+    run(args.out, scale=scale_name(args), seed=args.seed)
     return 0
 
 

@@ -21,24 +21,25 @@ Run: ``tinybn demo gan [--quick|--full] [--out DIR] [--seed S]``.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 import tinybn as tb
-from demos._common import (
+from tinybn import Tensor, nn, optim
+from tinybn import functional as F
+from tinybn.demos._common import (
     demo_parser,
     pick,
-    prepare_out,
     print_table,
     progress,
+    run_settings,
     save_figure,
     scale_name,
     smooth,
     write_results,
 )
-from tinybn import Tensor, nn, optim
-from tinybn import functional as F
 
 MODES = 8
 RADIUS = 2.0
@@ -154,7 +155,7 @@ def train_gan(
     return history
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
+def experiment(args: argparse.Namespace) -> dict[str, Any]:
     steps = pick(args, 150, 2000, 8000)
     seeds = [args.seed + k for k in range(pick(args, 1, 3, 5))]
     snapshot_steps = sorted({0, steps // 10, steps // 4, steps // 2, steps})
@@ -235,12 +236,13 @@ def plot_losses(result: dict[str, Any], path: Any) -> Any:
     return save_figure(fig, path)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = demo_parser("gan", __doc__.splitlines()[0])
-    args = parser.parse_args(argv)
-    out = prepare_out(args)
+def run(out: Path, *, scale: str = "default", seed: int = 0, **options: Any) -> dict:
+    """Run the demo at ``scale``; write its figures and results.json into ``out`` and
+    return the results."""
+    args = run_settings(out, scale, seed, options)
+    out = args.out
     print(f"gan ({scale_name(args)} scale)")
-    result = run(args)
+    result = experiment(args)
 
     rows, summary = [], {}
     for variant in VARIANTS:
@@ -297,6 +299,13 @@ def main(argv: list[str] | None = None) -> int:
         "figures": [str(f) for f in figures],
     }
     write_results(out, results)
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = demo_parser("gan", __doc__.splitlines()[0])
+    args = parser.parse_args(argv)
+    run(args.out, scale=scale_name(args), seed=args.seed)
     return 0
 
 

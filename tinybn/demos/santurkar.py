@@ -24,25 +24,26 @@ Run: ``tinybn demo santurkar [--quick|--full] [--out DIR] [--seed S]``.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from demos._common import (
+from tinybn import Tensor, nn, optim
+from tinybn import functional as F
+from tinybn.autograd import top_hessian_eigenvalue
+from tinybn.demos._common import (
     demo_parser,
     pick,
-    prepare_out,
     print_table,
     progress,
+    run_settings,
     save_figure,
     scale_name,
     smooth,
     write_results,
 )
-from demos._mlp import build_mlp, digits_split, endless_batches, evaluate, state_restored
-from tinybn import Tensor, nn, optim
-from tinybn import functional as F
-from tinybn.autograd import top_hessian_eigenvalue
+from tinybn.demos._mlp import build_mlp, digits_split, endless_batches, evaluate, state_restored
 
 HIDDEN = [100, 100, 100]
 BATCH_SIZE = 64
@@ -340,7 +341,7 @@ def verdicts(summary_bn: dict[str, float], summary_none: dict[str, float], hessi
     }
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
+def experiment(args: argparse.Namespace) -> dict[str, Any]:
     steps = pick(args, 60, 1500, 6000)
     measure_every = pick(args, 20, 50, 200)
     data = digits_split(args.seed)
@@ -457,15 +458,13 @@ def summarize(h: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = demo_parser("santurkar", __doc__.splitlines()[0])
-    parser.add_argument(
-        "--lr", type=float, default=LEARNING_RATE, help=f"SGD learning rate ({LEARNING_RATE})"
-    )
-    args = parser.parse_args(argv)
-    out = prepare_out(args)
+def run(out: Path, *, scale: str = "default", seed: int = 0, **options: Any) -> dict:
+    """Run the demo at ``scale``; write its figures and results.json into ``out`` and
+    return the results."""
+    args = run_settings(out, scale, seed, options, lr=LEARNING_RATE)
+    out = args.out
     print(f"santurkar ({scale_name(args)} scale)")
-    result = run(args)
+    result = experiment(args)
 
     rows = []
     for v in VARIANTS:
@@ -519,6 +518,16 @@ def main(argv: list[str] | None = None) -> int:
         "figures": [str(f) for f in figures],
     }
     write_results(out, results)
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = demo_parser("santurkar", __doc__.splitlines()[0])
+    parser.add_argument(
+        "--lr", type=float, default=LEARNING_RATE, help=f"SGD learning rate ({LEARNING_RATE})"
+    )
+    args = parser.parse_args(argv)
+    run(args.out, scale=scale_name(args), seed=args.seed, lr=args.lr)
     return 0
 
 

@@ -22,9 +22,17 @@ from typing import Any
 
 import numpy as np
 
-from demos._common import demo_parser, pick, prepare_out, print_table, save_figure, write_results
-from demos._mlp import digits_split, train_classifier
 from tinybn import nn, optim
+from tinybn.demos._common import (
+    demo_parser,
+    pick,
+    print_table,
+    run_settings,
+    save_figure,
+    scale_name,
+    write_results,
+)
+from tinybn.demos._mlp import digits_split, train_classifier
 
 BATCH_SIZE = 32
 LEARNING_RATE = 0.1  # plain SGD; the sweep below shows where this sits
@@ -78,7 +86,7 @@ def images(seed: int, mnist_dir: Path | None = None, n_train: int | None = None)
         (X_train, y_train), (X_test, y_test) = digits_split(seed, n_train=n_train)
         side = 8
     else:
-        from demos.ioffe_fig1 import load_mnist
+        from tinybn.demos.ioffe_fig1 import load_mnist
 
         (X_train, y_train), (X_test, y_test) = load_mnist(Path(mnist_dir))
         if n_train is not None:
@@ -124,7 +132,7 @@ def train_one(
     return history
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
+def experiment(args: argparse.Namespace) -> dict[str, Any]:
     steps = pick(args, 40, 600, 3000)
     eval_every = pick(args, 20, 25, 100)
     sweep_steps = pick(args, 20, 300, 1000)
@@ -209,6 +217,28 @@ def plot(result: dict[str, Any], path: Path) -> Path:
     return save_figure(fig, path)
 
 
+def run(out: Path, *, scale: str = "default", seed: int = 0, **options: Any) -> dict:
+    """Run the demo at ``scale``; write its figures and results.json into ``out`` and
+    return the results."""
+    args = run_settings(out, scale, seed, options, mnist_dir=None)
+    out = args.out
+    result = experiment(args)
+    rows = [{"model": name, **s} for name, s in result["summary"].items()]
+    print_table(rows, list(rows[0]))
+    figure = plot(result, out / "cnn.png")
+    results = {
+        "demo": "cnn",
+        "scale": "quick" if args.quick else "full" if args.full else "default",
+        "seed": args.seed,
+        "batch_size": BATCH_SIZE,
+        "learning_rate": LEARNING_RATE,
+        **result,
+        "figures": [str(figure)],
+    }
+    write_results(out, results)
+    return results
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = demo_parser("cnn", __doc__.splitlines()[0])
     parser.add_argument(
@@ -218,23 +248,7 @@ def main(argv: list[str] | None = None) -> int:
         help="folder with MNIST's IDX files (train-images-idx3-ubyte[.gz], ...)",
     )
     args = parser.parse_args(argv)
-    out = prepare_out(args)
-    result = run(args)
-    rows = [{"model": name, **s} for name, s in result["summary"].items()]
-    print_table(rows, list(rows[0]))
-    figure = plot(result, out / "cnn.png")
-    write_results(
-        out,
-        {
-            "demo": "cnn",
-            "scale": "quick" if args.quick else "full" if args.full else "default",
-            "seed": args.seed,
-            "batch_size": BATCH_SIZE,
-            "learning_rate": LEARNING_RATE,
-            **result,
-            "figures": [str(figure)],
-        },
-    )
+    run(args.out, scale=scale_name(args), seed=args.seed, mnist_dir=args.mnist_dir)
     return 0
 
 

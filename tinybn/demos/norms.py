@@ -24,20 +24,20 @@ from typing import Any
 
 import numpy as np
 
-from demos._common import (
+from tinybn import functional as F
+from tinybn import optim
+from tinybn.demos._common import (
     demo_parser,
     pick,
-    prepare_out,
     print_table,
     progress,
+    run_settings,
     save_figure,
     scale_name,
     write_results,
 )
-from demos._mlp import endless_batches, evaluate
-from demos.cnn import build_cnn, images
-from tinybn import functional as F
-from tinybn import optim
+from tinybn.demos._mlp import endless_batches, evaluate
+from tinybn.demos.cnn import build_cnn, images
 
 NORMS = ("BN", "GN", "LN", "IN")
 BATCH_SIZES = (2, 4, 8, 16, 32, 64)
@@ -65,7 +65,7 @@ def train_at_batch_size(
     return {"test_acc": test_acc, "test_loss": test_loss, "steps": steps}
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
+def experiment(args: argparse.Namespace) -> dict[str, Any]:
     epochs = pick(args, 1, 3, 10)
     seeds = pick(args, 1, 3, 5)
     batch_sizes = pick(args, (2, 32), BATCH_SIZES, BATCH_SIZES)
@@ -125,11 +125,12 @@ def plot(result: dict[str, Any], path: Path) -> Path:
     return save_figure(fig, path)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = demo_parser("norms", __doc__.splitlines()[0])
-    args = parser.parse_args(argv)
-    out = prepare_out(args)
-    result = run(args)
+def run(out: Path, *, scale: str = "default", seed: int = 0, **options: Any) -> dict:
+    """Run the demo at ``scale``; write its figures and results.json into ``out`` and
+    return the results."""
+    args = run_settings(out, scale, seed, options)
+    out = args.out
+    result = experiment(args)
     rows = [
         {"batch size": b, **{norm: result["test_error_pct"][norm][str(b)] for norm in NORMS}}
         for b in result["batch_sizes"]
@@ -137,17 +138,22 @@ def main(argv: list[str] | None = None) -> int:
     print("test error (%), mean over seeds")
     print_table(rows, list(rows[0]))
     figure = plot(result, out / "norms_batch_size.png")
-    write_results(
-        out,
-        {
-            "demo": "norms",
-            "scale": scale_name(args),
-            "seed": args.seed,
-            "base_lr": BASE_LR,
-            **result,
-            "figures": [str(figure)],
-        },
-    )
+    results = {
+        "demo": "norms",
+        "scale": scale_name(args),
+        "seed": args.seed,
+        "base_lr": BASE_LR,
+        **result,
+        "figures": [str(figure)],
+    }
+    write_results(out, results)
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = demo_parser("norms", __doc__.splitlines()[0])
+    args = parser.parse_args(argv)
+    run(args.out, scale=scale_name(args), seed=args.seed)
     return 0
 
 

@@ -18,25 +18,26 @@ Run: ``tinybn demo layernorm [--quick|--full] [--out DIR] [--seed S]``.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 import tinybn as tb
-from demos._common import (
+from tinybn import Tensor, nn, optim
+from tinybn import functional as F
+from tinybn.data import DataLoader
+from tinybn.demos._common import (
     demo_parser,
     pick,
-    prepare_out,
     print_table,
     progress,
+    run_settings,
     save_figure,
     scale_name,
     write_results,
 )
-from demos._mlp import digits_split, evaluate, state_restored
-from tinybn import Tensor, nn, optim
-from tinybn import functional as F
-from tinybn.data import DataLoader
+from tinybn.demos._mlp import digits_split, evaluate, state_restored
 
 BATCH_SIZES = (1, 2, 4, 8, 32, 128)
 HIDDEN = 100
@@ -340,7 +341,7 @@ def plot_rnn(rnn: dict[str, dict], path: Any) -> Any:
 # -- main ------------------------------------------------------------------------------------------
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
+def experiment(args: argparse.Namespace) -> dict[str, Any]:
     epochs = pick(args, 1, 2, 10)
     n_train = pick(args, 160, None, None)
     data = digits_split(args.seed, n_train=n_train)
@@ -364,12 +365,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = demo_parser("layernorm", __doc__.splitlines()[0])
-    args = parser.parse_args(argv)
-    out = prepare_out(args)
+def run(out: Path, *, scale: str = "default", seed: int = 0, **options: Any) -> dict:
+    """Run the demo at ``scale``; write its figures and results.json into ``out`` and
+    return the results."""
+    args = run_settings(out, scale, seed, options)
+    out = args.out
     print(f"layernorm ({scale_name(args)} scale)")
-    result = run(args)
+    result = experiment(args)
     sweep, table, rnn = result["sweep"], result["invariances"], result["rnn"]
 
     rows = []
@@ -408,6 +410,13 @@ def main(argv: list[str] | None = None) -> int:
         "figures": [str(f) for f in figures],
     }
     write_results(out, results)
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = demo_parser("layernorm", __doc__.splitlines()[0])
+    args = parser.parse_args(argv)
+    run(args.out, scale=scale_name(args), seed=args.seed)
     return 0
 
 

@@ -18,7 +18,6 @@ network on the 8×8 digits and shows
 
 from __future__ import annotations
 
-import argparse
 import copy
 from pathlib import Path
 from typing import Any
@@ -26,19 +25,19 @@ from typing import Any
 import numpy as np
 
 import tinybn as tb
-from demos._common import (
+from tinybn import Tensor, keras, nn, optim
+from tinybn import functional as F
+from tinybn.demos._common import (
     demo_parser,
     pick,
-    prepare_out,
     print_table,
     progress,
+    run_settings,
     save_figure,
     scale_name,
     write_results,
 )
-from demos._mlp import digits_split, endless_batches
-from tinybn import Tensor, keras, nn, optim
-from tinybn import functional as F
+from tinybn.demos._mlp import digits_split, endless_batches
 
 HIDDEN = 32
 BATCH_SIZE = 32
@@ -268,9 +267,10 @@ def folding(model: nn.Sequential, test: tuple) -> dict:
     }
 
 
-def run(out: Path, quick: bool = False, full: bool = False, seed: int = 0) -> dict:
+def run(out: Path, *, scale: str = "default", seed: int = 0, **options: Any) -> dict:
     """Train, measure the four things above, write inference.png and results.json."""
-    args = argparse.Namespace(quick=quick, full=full)
+    args = run_settings(out, scale, seed, options)
+    out = args.out
     steps = pick(args, 60, 600, 3000)
     n_batches = pick(args, 50, 300, 1000)
     train, test = digits_split(seed)
@@ -386,9 +386,8 @@ def plot(log: dict, population: dict, modes: dict, forgot: dict, fold: dict) -> 
 
 def main(argv: list[str] | None = None) -> int:
     args = demo_parser("inference", __doc__.splitlines()[0]).parse_args(argv)
-    out = prepare_out(args)
     print(f"inference ({scale_name(args)} scale)")
-    results = run(out, args.quick, args.full, args.seed)
+    results = run(args.out, scale=scale_name(args), seed=args.seed)
     rows = [
         {"estimator": name, "mean_error": e["mean"], "var_error": e["var"]}
         for name, e in results["final_errors"].items()

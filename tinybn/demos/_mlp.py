@@ -13,10 +13,10 @@ from typing import Any
 import numpy as np
 
 import tinybn as tb
-from demos._common import progress
 from tinybn import Tensor, nn
 from tinybn import functional as F
 from tinybn.data import DataLoader
+from tinybn.demos._common import progress
 
 ACTIVATIONS = {"sigmoid": nn.Sigmoid, "relu": nn.ReLU, "tanh": nn.Tanh}
 

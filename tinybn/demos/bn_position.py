@@ -12,23 +12,22 @@ curves and a table.
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from demos._common import (
+from tinybn import optim
+from tinybn.demos._common import (
     demo_parser,
     pick,
-    prepare_out,
     print_table,
+    run_settings,
     save_figure,
     scale_name,
     write_results,
 )
-from demos._mlp import build_mlp, digits_split, steps_to_threshold, train_classifier
-from tinybn import optim
+from tinybn.demos._mlp import build_mlp, digits_split, steps_to_threshold, train_classifier
 
 HIDDEN = [100, 100, 100]
 BATCH_SIZE = 32
@@ -38,9 +37,10 @@ PLACEMENTS = {"none": None, "BN before act (z)": "before", "BN after act (a)": "
 COLOURS = {"none": "tab:gray", "BN before act (z)": "tab:blue", "BN after act (a)": "tab:orange"}
 
 
-def run(out: Path, quick: bool = False, full: bool = False, seed: int = 0) -> dict:
+def run(out: Path, *, scale: str = "default", seed: int = 0, **options: Any) -> dict:
     """Train the six networks; write the curves figure and results.json."""
-    args = argparse.Namespace(quick=quick, full=full)
+    args = run_settings(out, scale, seed, options)
+    out = args.out
     steps = pick(args, 80, 1200, 6000)
     eval_every = pick(args, 20, 50, 200)
     train, test = digits_split(seed)
@@ -131,9 +131,8 @@ def plot(runs: dict, steps: int) -> Any:
 
 def main(argv: list[str] | None = None) -> int:
     args = demo_parser("bn_position", __doc__.splitlines()[0]).parse_args(argv)
-    out = prepare_out(args)
     print(f"bn_position ({scale_name(args)} scale)")
-    results = run(out, args.quick, args.full, args.seed)
+    results = run(args.out, scale=scale_name(args), seed=args.seed)
     # the step column named with its threshold; a run that never got there says so
     steps_column = f"steps_to_loss<{LOSS_THRESHOLD}"
     rows = [

@@ -1,8 +1,12 @@
 """What every demo shares: the command line, the output folder, results.json, figures.
 
-Each demo module defines ``main(argv=None)`` and runs at three scales:
-``--quick`` (seconds; the tests use it), the default (about a minute on 2 cores) and
-``--full`` (closer to the paper's scale).
+Each demo module defines ``run(out, *, scale="default", seed=0, **options) -> dict`` (writes
+its figures and results.json into ``out`` and returns the results) and ``main(argv=None)`` for
+the command line. Scales: ``"quick"`` (seconds; the tests use it), ``"default"`` (about a
+minute on 2 cores) and ``"full"`` (closer to the paper's scale).
+
+Importing a demo changes no process-wide setting: the command line (``tinybn demo``) and
+docs/build_figures.py call ``use_demo_process_settings()`` before they run one.
 """
 
 from __future__ import annotations
@@ -19,13 +23,15 @@ import numpy as np
 from tinybn.files import unwritable_folder_reason, write_text_atomically
 from tinybn.random import manual_seed
 
-os.environ.setdefault("MPLBACKEND", "Agg")  # demos write files; they never open windows
+SCALES = ("quick", "default", "full")
 
 
-def _one_blas_thread() -> None:
-    """Run numpy's BLAS on one thread: the demos multiply small matrices, and on a 2-core
-    machine a multi-threaded BLAS spends longer waking threads than multiplying (seen:
-    `regularization --quick` 5.8 s → 2.2 s of CPU)."""
+def use_demo_process_settings() -> None:
+    """What a process that runs demos sets once: matplotlib's file-only backend (demos write
+    files; they never open windows) and numpy's BLAS on one thread (the demos multiply small
+    matrices, and on a 2-core machine a multi-threaded BLAS spends longer waking threads than
+    multiplying; seen: `regularization --quick` 5.8 s → 2.2 s of CPU)."""
+    os.environ.setdefault("MPLBACKEND", "Agg")
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:  # an optimization only
@@ -33,7 +39,32 @@ def _one_blas_thread() -> None:
     threadpool_limits(limits=1)
 
 
-_one_blas_thread()
+def run_settings(
+    out: Path | str, scale: str, seed: int, options: dict[str, Any], **defaults: Any
+) -> argparse.Namespace:
+    """The settings a demo's ``run`` reads, as the namespace its command line would give:
+    ``out``, ``quick``, ``full``, ``seed`` and the demo's own options (``defaults``, updated
+    by ``options``). Checks them and prepares ``out`` (see ``prepare_out``).
+
+    Raises ValueError for an unknown scale, TypeError for an option the demo does not take.
+    """
+    if scale not in SCALES:
+        raise ValueError(f"scale must be one of {', '.join(SCALES)}; got {scale!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+    unknown = sorted(set(options) - set(defaults))
+    if unknown:
+        takes = ", ".join(sorted(defaults)) or "none"
+        raise TypeError(f"unknown option(s) {', '.join(unknown)}; this demo takes: {takes}")
+    args = argparse.Namespace(
+        out=Path(out),
+        quick=scale == "quick",
+        full=scale == "full",
+        seed=seed,
+        **{**defaults, **options},
+    )
+    prepare_out(args)
+    return args
 
 
 def demo_parser(name: str, description: str) -> argparse.ArgumentParser:

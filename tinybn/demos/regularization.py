@@ -11,23 +11,22 @@ train and test accuracy over training and the final gap, averaged over seeds.
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from demos._common import (
+from tinybn import optim
+from tinybn.demos._common import (
     demo_parser,
     pick,
-    prepare_out,
     print_table,
+    run_settings,
     save_figure,
     scale_name,
     write_results,
 )
-from demos._mlp import build_mlp, digits_split, train_classifier
-from tinybn import optim
+from tinybn.demos._mlp import build_mlp, digits_split, train_classifier
 
 N_TRAIN = 200  # training examples: few enough for a 256-256 network to memorize
 HIDDEN = [256, 256]
@@ -49,9 +48,10 @@ COLOURS = {
 }
 
 
-def run(out: Path, quick: bool = False, full: bool = False, seed: int = 0) -> dict:
+def run(out: Path, *, scale: str = "default", seed: int = 0, **options: Any) -> dict:
     """Train the four variants on a small training set for several seeds."""
-    args = argparse.Namespace(quick=quick, full=full)
+    args = run_settings(out, scale, seed, options)
+    out = args.out
     n_train = N_TRAIN
     steps = pick(args, 100, 600, 3000)
     eval_every = pick(args, 25, 30, 100)
@@ -183,9 +183,8 @@ def plot(curves: dict, table: list[dict], n_train: int, n_seeds: int) -> Any:
 
 def main(argv: list[str] | None = None) -> int:
     args = demo_parser("regularization", __doc__.splitlines()[0]).parse_args(argv)
-    out = prepare_out(args)
     print(f"regularization ({scale_name(args)} scale)")
-    results = run(out, args.quick, args.full, args.seed)
+    results = run(args.out, scale=scale_name(args), seed=args.seed)
     print_table(
         results["table"],
         [
