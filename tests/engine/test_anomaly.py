@@ -1,7 +1,7 @@
 """detect_anomaly() in backward: the op whose backward rule made a NaN/inf grad is named.
 
 PyTorch's anomaly mode: "Function 'SqrtBackward0' returned nan values in its 0th output".
-Forward outputs of Tensor ops are checked as they are made (tests/test_tensor.py); here,
+Forward outputs of Tensor ops are checked as they are made (tests/engine/test_tensor.py); here,
 the backward rules of both engines, and the forward outputs of a scalar Value graph.
 """
 

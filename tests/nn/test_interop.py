@@ -10,7 +10,7 @@ import pytest
 from tinybn import Tensor, keras, nn, no_grad, optim
 from tinybn import functional as F
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_importing_tinybn_never_imports_torch():

@@ -15,7 +15,7 @@ import pytest
 
 from tinybn import demos
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 NAMES = sorted(m.name for m in pkgutil.iter_modules(demos.__path__) if not m.name.startswith("_"))
 
 
