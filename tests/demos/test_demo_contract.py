@@ -11,9 +11,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tinybn import demos
+from tinybn.demos import _common, ioffe_fig1
 
 ROOT = Path(__file__).resolve().parents[2]
 NAMES = sorted(m.name for m in pkgutil.iter_modules(demos.__path__) if not m.name.startswith("_"))
@@ -59,7 +61,6 @@ def test_run_refuses_bad_arguments_before_writing(tmp_path, kwargs, error, match
 
 def test_a_demo_option_reaches_the_experiment(tmp_path, monkeypatch):
     """ioffe_fig1's mnist_dir option is what its loader reads (an empty folder: no IDX files)."""
-    from tinybn.demos import ioffe_fig1
 
     with pytest.raises((FileNotFoundError, ValueError), match="train-images"):
         ioffe_fig1.run(tmp_path / "o", scale="quick", mnist_dir=tmp_path)
@@ -117,3 +118,70 @@ def test_the_cli_sets_the_demo_settings_when_it_runs_a_demo(tmp_path):
     assert done.returncode == 0, done.stderr
     backend, threads = json.loads(done.stdout.strip().splitlines()[-1])
     assert backend == "Agg" and threads == [1]
+
+
+# -- results.json written atomically; a bad --out is a one-line error; printouts -------------------
+
+
+def test_demo_results_json_is_written_atomically(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(_common, "write_text_atomically", lambda p, t: calls.append((p, t)))
+    _common.write_results(tmp_path, {"x": np.float32(1.5), "bad": float("nan")})
+    assert calls and calls[0][0] == tmp_path / "results.json"
+    assert json.loads(calls[0][1]) == {"x": 1.5, "bad": None}
+
+
+@pytest.mark.parametrize("kind", ["a file", "under a file", "empty"])
+def test_a_bad_demo_out_is_a_one_line_error(tmp_path, capsys, kind):
+    from tinybn.demos import inference
+
+    (tmp_path / "taken").write_text("not a folder")
+    out = {"a file": tmp_path / "taken", "under a file": tmp_path / "taken" / "sub", "empty": ""}
+    with pytest.raises(SystemExit) as exit_info:
+        inference.main(["--quick", "--out", str(out[kind])])
+    message = str(exit_info.value.code) if kind != "empty" else capsys.readouterr().err
+    assert exit_info.value.code != 0
+    expected = {"a file": "is a file, not a folder", "under a file": "cannot be written"}
+    assert expected.get(kind, "needs a folder name") in message
+    assert "Traceback" not in message and len(message.strip().splitlines()) <= 2
+
+
+def test_demo_printouts_name_the_threshold_and_round_floats(tmp_path, capsys, monkeypatch):
+    """The printing of three demos' main, on results of the shape their run returns (the
+    experiments themselves run in test_mlp_demos.py and test_paper_demos.py)."""
+    from tinybn.demos import bn_position, gan, inference
+
+    fake_inference = {
+        "final_errors": {"PyTorch EMA (momentum 0.1)": {"mean": 0.02, "var": 0.05}},
+        "population_after_training": {"mean_error": 0.001, "var_error": 0.005},
+        "forgotten_eval": {
+            "train_mode_prediction_changes": 0.4,
+            "train_mode_prob_range": [0.043107133358716965, 0.9615419507026672],
+            "test_set_prediction_flips_train_mode": 0.05,
+            "test_set_prediction_flips_eval_mode": 0.0,
+        },
+        "fold": {"max_abs_difference": 5.7e-06},
+    }
+    monkeypatch.setattr(inference, "run", lambda *a, **k: fake_inference)
+    assert inference.main(["--quick", "--out", str(tmp_path / "i")]) == 0
+    text = capsys.readouterr().out
+    assert "probability range [0.0431, 0.962]" in text
+
+    row = {"activation": "sigmoid", "placement": "none", "final_train_loss": 2.2}
+    fake_table = [
+        {**row, "final_test_acc": 0.1, "steps_to_threshold": None},
+        {**row, "final_test_acc": 0.9, "steps_to_threshold": 43},
+    ]
+    monkeypatch.setattr(bn_position, "run", lambda *a, **k: {"table": fake_table, "steps": 80})
+    assert bn_position.main(["--quick", "--out", str(tmp_path / "b")]) == 0
+    text = capsys.readouterr().out
+    assert "None" not in text and "steps_to_loss<0.3" in text
+    assert "never" in text and "below 0.3 (never: not within 80 steps)" in text
+
+    def stop(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(gan, "experiment", stop)
+    with pytest.raises(KeyboardInterrupt):
+        gan.main(["--quick", "--out", str(tmp_path / "g")])
+    assert capsys.readouterr().out.startswith("gan (quick scale)")

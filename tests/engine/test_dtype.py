@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import tinybn as tb
-from tinybn import Tensor
+from tinybn import Tensor, nn
 
 OPS = {
     "+": operator.add,
@@ -151,3 +151,82 @@ def test_int_tensors_with_int_numbers_stay_integer():
     # a number outside the int dtype's range is cast the C way, as PyTorch does
     np.testing.assert_array_equal((t + (-1)).data, [249, 2])
     np.testing.assert_array_equal((Tensor(np.array([1, 2], dtype=np.uint8)) + 300).data, [45, 46])
+
+
+# -- integer input never comes back cast to int; tb.tensor's dtypes --------------------------------
+
+
+INT_DTYPES = [np.int64, np.int32, np.int8, np.uint8, np.bool_]
+
+
+@pytest.mark.parametrize("dtype", INT_DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize(
+    "name, op, reference",
+    [
+        ("exp", lambda t: t.exp(), np.exp),
+        ("log", lambda t: t.log(), np.log),
+        ("sqrt", lambda t: t.sqrt(), np.sqrt),
+        ("tanh", lambda t: t.tanh(), np.tanh),
+        ("sigmoid", lambda t: t.sigmoid(), lambda a: 1 / (1 + np.exp(-a))),
+        ("nn.Sigmoid", lambda t: nn.Sigmoid()(t), lambda a: 1 / (1 + np.exp(-a))),
+        ("nn.Tanh", lambda t: nn.Tanh()(t), np.tanh),
+        ("mean", lambda t: t.mean(), np.mean),
+        ("var", lambda t: t.var(), np.var),
+        ("** 0.5", lambda t: t**0.5, np.sqrt),
+        ("clip(0.5, 1.5)", lambda t: t.clip(0.5, 1.5), lambda a: np.clip(a, 0.5, 1.5)),
+    ],
+)
+def test_integer_input_gives_the_default_float_dtype(name, op, reference, dtype):
+    data = np.array([1, 2, 3, 1]).astype(dtype)
+    out = op(Tensor(data))
+    assert out.dtype == tb.get_default_dtype(), name
+    np.testing.assert_allclose(out.data, reference(data.astype(np.float64)), rtol=1e-6)
+
+
+def test_sigmoid_of_an_int_tensor_is_not_cast_back_to_int():
+    y = Tensor(np.array([1, 2, -3])).sigmoid()
+    np.testing.assert_allclose(y.data, [0.7310586, 0.8807971, 0.0474259], rtol=1e-6)
+
+
+def test_integer_sums_are_int64_and_integer_ops_that_stay_integer_do():
+    assert Tensor(np.array([200, 100], dtype=np.uint8)).sum().item() == 300  # no uint8 wrap
+    assert Tensor(np.array([200, 100], dtype=np.uint8)).sum().dtype == np.int64
+    assert Tensor(np.array([True, True, False])).sum().dtype == np.int64
+    x = Tensor(np.array([1, -2, 3]))
+    for out in (x.relu(), x.abs(), x.max(), x**2, -x, x.clip(0, 2)):
+        assert out.dtype == np.int64  # as PyTorch: these have integer values
+
+
+def test_integer_ops_match_pytorch_dtypes():
+    torch = pytest.importorskip("torch")
+    data = np.array([1, 2, 3])
+    theirs = torch.tensor(data)
+    for name in ("exp", "log", "sqrt", "tanh", "sigmoid", "sum", "abs", "relu"):
+        ours = getattr(Tensor(data), name)()
+        theirs_out = getattr(torch, name)(theirs)
+        assert str(ours.dtype) == str(theirs_out.dtype).removeprefix("torch."), name
+        np.testing.assert_allclose(ours.data, theirs_out.numpy(), rtol=1e-6)
+
+
+def test_tb_tensor_is_the_pytorch_style_factory():
+    t = tb.tensor([1, 2, 3])
+    assert isinstance(t, Tensor) and t.dtype == np.int64
+    assert tb.tensor([1.0, 2.5]).dtype == tb.get_default_dtype()
+    assert tb.tensor([True, False]).dtype == np.bool_
+    assert tb.tensor(np.arange(3.0)).dtype == np.float64  # an array keeps its dtype
+    w = tb.tensor([[1, 2]], dtype=np.float64, requires_grad=True)
+    assert w.dtype == np.float64 and w.requires_grad and w.shape == (1, 2)
+    source = np.zeros(3)
+    copy = tb.tensor(source)
+    copy.data[0] = 5.0
+    assert source[0] == 0.0  # a copy, as torch.tensor
+    with pytest.raises(TypeError, match="floating"):
+        tb.tensor([1, 2], requires_grad=True)
+    with pytest.raises(TypeError, match="numbers"):
+        tb.tensor(["a"])
+
+
+def test_tb_tensor_matches_torch_tensor_dtypes():
+    torch = pytest.importorskip("torch")
+    for data in ([1, 2], [1.0, 2.0], [1, 2.0], [[True]], 3, 2.5, []):
+        assert str(tb.tensor(data).dtype) == str(torch.tensor(data).dtype).removeprefix("torch.")

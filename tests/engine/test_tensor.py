@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis.extra.numpy import mutually_broadcastable_shapes
 
 import tinybn as tb
-from tinybn import Tensor
+from tinybn import Tensor, Value
 from tinybn import functional as F
 from tinybn.check import GradientCheckError, check_tensor_grad
 
@@ -28,7 +28,7 @@ def positive(*shape):
     return RNG.uniform(0.3, 3.0, size=shape)
 
 
-# -- binary arithmetic, broadcasting in both directions ------------------------------------
+# -- binary arithmetic, broadcasting in both directions --------------------------------------------
 
 BROADCAST_SHAPES = [
     ((3, 4), (3, 4)),
@@ -81,7 +81,7 @@ def test_numbers_and_arrays_on_either_side():
     np.testing.assert_array_equal(x.grad, [3.0, 4.0])
 
 
-# -- powers, matmul, elementwise functions ---------------------------------------------------
+# -- powers, matmul, elementwise functions ---------------------------------------------------------
 
 UNARY_OPS = [
     ("neg", lambda a: -a, np.negative, randn),
@@ -175,7 +175,7 @@ def test_matmul_closed_form_2d():
     )
 
 
-# -- reductions ----------------------------------------------------------------------------
+# -- reductions ------------------------------------------------------------------------------------
 
 REDUCTIONS = [
     ("sum", lambda a: a.sum(), lambda a: a.sum()),
@@ -233,7 +233,7 @@ def test_bad_axis_is_a_value_error():
         Tensor(randn(2, 3)).sum(axis=2)
 
 
-# -- shape ops, indexing, joining ------------------------------------------------------------
+# -- shape ops, indexing, joining ------------------------------------------------------------------
 
 SHAPE_OPS = [
     ("reshape", lambda a: a.reshape(4, 6), lambda a: a.reshape(4, 6)),
@@ -294,7 +294,7 @@ def test_a_composite_graph_with_reuse():
     check_op(f, [randn(3, 4), randn(5, 3), randn(4)], None)
 
 
-# -- autograd semantics -----------------------------------------------------------------------
+# -- autograd semantics ----------------------------------------------------------------------------
 
 
 def test_backward_twice_accumulates_and_zero_grad_resets():
@@ -463,7 +463,7 @@ def test_tensor_graphs_hold_no_reference_cycles():
     assert garbage_after_building(build, Tensor) == 0
 
 
-# -- dtypes -----------------------------------------------------------------------------------
+# -- dtypes ----------------------------------------------------------------------------------------
 
 
 def test_dtype_rules():
@@ -502,7 +502,7 @@ def test_bad_data_and_int_grads_are_type_errors():
         Tensor(np.array([1, 2]), requires_grad=True)
 
 
-# -- errors name the op and both shapes ----------------------------------------------------------
+# -- errors name the op and both shapes ------------------------------------------------------------
 
 
 @pytest.mark.parametrize("op", ["+", "-", "*", "/"])
@@ -573,7 +573,7 @@ def test_detect_anomaly_names_the_first_op_that_made_nan_or_inf():
     assert (x.log().data[0]) == -np.inf  # outside the context: no check
 
 
-# -- losses: numpy closed forms and finite differences ------------------------------------------
+# -- losses: numpy closed forms and finite differences ---------------------------------------------
 
 
 def softmax(z):
@@ -688,7 +688,7 @@ def test_log_softmax_and_softmax():
     check_op(lambda t: F.softmax(t, axis=1), [z], softmax)
 
 
-# -- optional extra oracle: PyTorch (every behaviour above is already tested without it) ----------
+# -- optional extra oracle: PyTorch (every behaviour above is already tested without it) -----------
 
 
 def test_against_torch_if_available():
@@ -778,3 +778,27 @@ def test_binary_cross_entropy_matches_torch_at_the_edges(dtype):
     assert loss.item() == pytest.approx(torch_loss.item(), rel=1e-6)
     np.testing.assert_allclose(p.grad, tp.grad.numpy(), rtol=1e-6)
     np.testing.assert_allclose(y.grad, ty.grad.numpy(), rtol=1e-6)
+
+
+# -- reprs; the tensor module ----------------------------------------------------------------------
+
+
+def test_reprs_show_significant_digits():
+    assert repr(Value(1e-9)) == "Value(data=1e-09, grad=0.0)"
+    tiny = Value(1e-4)
+    (tiny * 3e-4).backward()
+    assert repr(tiny) == "Value(data=0.0001, grad=0.0003)"
+    assert repr(Value(-1.1142234)) == "Value(data=-1.11422, grad=0.0)"
+    assert repr(Value(55.0, label="b")) == "Value(label='b', data=55.0, grad=0.0)"
+    assert "1.e-09" in repr(Tensor(np.array([1e-9])))
+    assert repr(Tensor(np.array([3e-8, 1.0]))).startswith("Tensor([3.e-08 1.e+00]")
+
+
+def test_the_tensor_module_stays_reachable():
+    import tinybn.tensor_module as by_import
+
+    from tinybn import tensor_module
+    from tinybn.tensor import Tensor as FromModule
+
+    assert FromModule is Tensor and tensor_module.Tensor is Tensor
+    assert by_import is tensor_module and tensor_module.tensor is tb.tensor

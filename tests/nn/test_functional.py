@@ -52,7 +52,7 @@ def numpy_batch_norm(x, gamma, beta, eps):
     return gamma.reshape(shape) * (x - mu) / np.sqrt(var + eps) + beta.reshape(shape)
 
 
-# -- the normalizing transform, on scalars ------------------------------------------------------
+# -- the normalizing transform, on scalars ---------------------------------------------------------
 
 
 @pytest.mark.parametrize("eps", [1e-5, 0.5])
@@ -154,7 +154,7 @@ def test_worked_example_from_the_notes():
             assert x.grad == pytest.approx(expected, rel=1e-6, abs=1e-15), (i, x.label)
 
 
-# -- gradients: closed form, finite differences, Σ dL/dx = 0 ------------------------------------
+# -- gradients: closed form, finite differences, Σ dL/dx = 0 ---------------------------------------
 
 
 def test_scalar_batch_norm_grads_equal_closed_form():
@@ -231,7 +231,7 @@ def test_value_array_ops_on_either_side():
     assert a.sum(axis=1, keepdims=True).shape == (2, 1)
 
 
-# -- bad input ------------------------------------------------------------------------------
+# -- bad input -------------------------------------------------------------------------------------
 
 
 def test_batch_of_one_in_training_is_a_value_error():
@@ -283,7 +283,7 @@ def test_non_numeric_rows_are_a_type_error():
         F.batch_norm([["a", 1.0], [2.0, 3.0]])
 
 
-# -- layer norm ---------------------------------------------------------------------------------
+# -- layer norm ------------------------------------------------------------------------------------
 
 
 def test_layer_norm_against_a_hand_computed_case():
@@ -324,7 +324,7 @@ def test_scalar_layer_norm_grads_equal_finite_differences():
     check_grad(loss, [*x.ravel(), *RNG.uniform(0.5, 2, size=h), *RNG.normal(size=h)], atol=1e-7)
 
 
-# -- one source, two engines: scalar and Tensor agree --------------------------------------------
+# -- one source, two engines: scalar and Tensor agree ----------------------------------------------
 
 
 def scalar_engine_reference(norm, eps, **kwargs):
@@ -487,3 +487,85 @@ def test_functional_batch_norm_still_allows_eps_0_with_given_statistics():
     x = Tensor(np.array([[2.0, 1.0], [4.0, 3.0]]))
     y = F.batch_norm(x, None, None, eps=0.0, mean=np.array([3.0, 1.0]), var=np.array([4.0, 1.0]))
     np.testing.assert_allclose(y.data, [[-0.5, 0.0], [0.5, 2.0]])
+
+
+# -- batch norm: integer input refused, float16 accumulated in float32; scalar γ, β ----------------
+
+
+INT_DTYPES = [np.int64, np.int32, np.int8, np.uint8, np.bool_]
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8, np.int64, np.bool_])
+@pytest.mark.parametrize("path", ["module", "fused", "composed"])
+def test_batch_norm_refuses_integer_input_naming_the_dtype(dtype, path):
+    x = Tensor(np.ones((256, 64), dtype=dtype))
+    bn = nn.BatchNorm1d(64)
+    before = {k: v.copy() for k, v in bn.state_dict().items()}
+    with pytest.raises(TypeError, match=f"floating-point input, got dtype {np.dtype(dtype)}"):
+        if path == "module":
+            bn(x)
+        else:
+            F.batch_norm(x, bn.weight, bn.bias, fused=path == "fused")
+    for key, value in bn.state_dict().items():
+        np.testing.assert_array_equal(value, before[key])  # running stats untouched
+
+
+def test_pytorch_refuses_integer_batch_norm_too():
+    torch = pytest.importorskip("torch")
+    with pytest.raises((NotImplementedError, RuntimeError)):
+        torch.nn.BatchNorm1d(4)(torch.ones(8, 4, dtype=torch.uint8))
+
+
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "composed"])
+def test_float16_batch_norm_accumulates_in_float32(fused):
+    """N·C = 16384 values around 300: float16 sums overflow (they gave all NaN); the result
+    must equal the float64 computation to float16 precision, and so must the running
+    statistics and the gradients."""
+    rng = np.random.default_rng(0)
+    x16 = (300 + 50 * rng.standard_normal((256, 64))).astype(np.float16)
+    x64 = x16.astype(np.float64)
+    dy = rng.standard_normal((256, 64))
+    mean, var = x64.mean(axis=0), x64.var(axis=0)
+    xhat = (x64 - mean) / np.sqrt(var + 1e-5)
+
+    bn = nn.BatchNorm1d(64)
+    x = Tensor(x16, requires_grad=True)
+    if fused:
+        y = bn(x)
+    else:
+        y, batch_mean, batch_var = F.batch_norm_with_stats(x, bn.weight, bn.bias, 1e-5)
+        np.testing.assert_allclose(batch_mean.data.reshape(-1), mean, rtol=1e-6)
+        np.testing.assert_allclose(batch_var.data.reshape(-1), var, rtol=1e-4)
+    assert y.dtype == np.float16 and np.all(np.isfinite(y.data))
+    np.testing.assert_allclose(y.data, xhat, atol=2e-3)  # float16's rounding at |x̂| ≤ 4
+    (y * Tensor(dy.astype(np.float16))).sum().backward()
+    dx = (dy - dy.mean(0) - xhat * (dy * xhat).mean(0)) / np.sqrt(var + 1e-5)
+    assert x.grad.dtype == np.float16
+    np.testing.assert_allclose(x.grad, dx, atol=2e-4, rtol=2e-2)
+    np.testing.assert_allclose(bn.weight.grad, (dy * xhat).sum(0), rtol=2e-2, atol=0.5)
+    if fused:
+        np.testing.assert_allclose(bn.running_mean.data, 0.1 * mean, rtol=1e-5)
+        np.testing.assert_allclose(bn.running_var.data, 0.9 + 0.1 * x64.var(0, ddof=1), rtol=1e-5)
+
+
+def test_float16_batch_norm_in_eval_uses_float32_running_statistics():
+    rng = np.random.default_rng(1)
+    x16 = (300 + 50 * rng.standard_normal((64, 8))).astype(np.float16)
+    bn = nn.BatchNorm1d(8)
+    bn.running_mean.data[...] = 300.3  # not a float16 number: 300.25 or 300.5 there
+    bn.running_var.data[...] = 2500.0
+    y = bn.eval()(Tensor(x16))
+    expected = (x16.astype(np.float64) - 300.3) / np.sqrt(2500.0 + 1e-5)
+    np.testing.assert_allclose(y.data, expected, atol=1e-3)
+
+
+def test_plain_numbers_as_scalar_gamma_are_refused_naming_tb_values():
+    x = tb.values([[1.0, 2.0], [3.0, 5.0], [4.0, 4.0]], "x")
+    with pytest.raises(TypeError, match="tb.values"):
+        F.batch_norm(x, [1.0, 1.0], tb.values([0.0, 0.0], "β"))
+    with pytest.raises(TypeError, match="beta .*tb.values"):
+        F.batch_norm(x, tb.values([1.0, 1.0], "γ"), [0.0, 0.0])
+    gamma, beta = tb.values([1.0, 1.0], "γ"), tb.values([0.0, 0.0], "β")
+    y = F.batch_norm(x, gamma, beta)
+    sum(v for row in y for v in row[:1]).backward()
+    assert beta[0].grad == 3.0 and beta[1].grad == 0.0

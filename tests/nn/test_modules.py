@@ -34,7 +34,7 @@ def randn(*shape, seed=0, scale=1.0, shift=0.0):
     return np.random.default_rng(seed).standard_normal(shape) * scale + shift
 
 
-# -- Module machinery ------------------------------------------------------------------------
+# -- Module machinery ------------------------------------------------------------------------------
 
 
 class TwoLayer(nn.Module):
@@ -175,7 +175,7 @@ def test_repr_matches_pytorch():
     )
 
 
-# -- Linear ----------------------------------------------------------------------------------
+# -- Linear ----------------------------------------------------------------------------------------
 
 
 def test_linear_shapes_and_affine_map():
@@ -245,7 +245,7 @@ def test_gradient_accumulates_when_a_module_is_used_twice():
     np.testing.assert_allclose(lin.bias.grad, expected_b, rtol=1e-5)
 
 
-# -- BatchNorm1d -----------------------------------------------------------------------------
+# -- BatchNorm1d -----------------------------------------------------------------------------------
 
 
 def test_batchnorm_defaults_and_buffers():
@@ -411,7 +411,7 @@ def test_batchnorm_gradients_flow_to_gamma_and_beta():
     np.testing.assert_allclose(bn.bias.grad, upstream.sum(axis=0), rtol=1e-5)
 
 
-# -- LayerNorm, Dropout, activations, Sequential ------------------------------------------------
+# -- LayerNorm, Dropout, activations, Sequential ---------------------------------------------------
 
 
 def test_layernorm_normalizes_each_example():
@@ -476,7 +476,7 @@ def test_sequential_indexing_iteration_and_append():
     assert out.shape == (6, 1) and np.all((out > 0) & (out < 1))
 
 
-# -- state_dict ------------------------------------------------------------------------------
+# -- state_dict ------------------------------------------------------------------------------------
 
 
 def test_state_dict_keys_of_the_design_model_and_snapshot():
@@ -568,7 +568,7 @@ def test_a_checkpoint_without_num_batches_tracked_loads_and_keeps_the_count():
         bn.load_state_dict(old)
 
 
-# -- fold_batchnorm --------------------------------------------------------------------------
+# -- fold_batchnorm --------------------------------------------------------------------------------
 
 
 def trained_bn_model(seed=0):
@@ -626,7 +626,7 @@ def test_fold_batchnorm_reaches_nested_sequentials_and_skips_batch_stat_bn():
     np.testing.assert_allclose(folded(x).data, model.eval()(x).data, rtol=1e-5, atol=1e-5)
 
 
-# -- a small network really learns -----------------------------------------------------------
+# -- a small network really learns -----------------------------------------------------------------
 
 
 def test_mlp_with_batchnorm_learns_moons():
@@ -663,7 +663,7 @@ def test_mlp_with_batchnorm_learns_moons():
         assert np.array_equal(folded(Tensor(X_test)).data.argmax(axis=1), predictions)
 
 
-# -- PyTorch as an oracle (only where it is installed) -----------------------------------------
+# -- PyTorch as an oracle (only where it is installed) ---------------------------------------------
 
 
 @pytest.mark.parametrize("shape", [(6, 3), (4, 3, 5)])
@@ -795,3 +795,32 @@ def test_sequentials_inside_a_custom_module_are_folded_too():
     x = Tensor(np.random.default_rng(6).normal(size=(4, 3)))
     with tb.no_grad():
         np.testing.assert_allclose(folded(x).data, model.eval()(x).data, rtol=1e-5, atol=1e-5)
+
+
+# -- tb.manual_seed: unseeded layers, masks and shuffles repeat ------------------------------------
+
+
+def test_manual_seed_makes_unseeded_layers_masks_and_shuffles_repeat():
+    def build():
+        tb.manual_seed(123)
+        model = nn.Sequential(nn.Linear(4, 8), nn.Dropout(0.5), nn.Linear(8, 2))
+        out = model(Tensor(np.ones((16, 4), dtype=np.float32))).data
+        loader = tb.data.DataLoader(np.arange(20), batch_size=5, shuffle=True)
+        order = np.concatenate([b.data for b in loader])
+        X, _ = tb.data.moons(10)
+        mask = F.dropout(Tensor(np.ones(50)), 0.5).data
+        return [model[0].weight.data, model[2].bias.data, out, order, X, mask]
+
+    first, second = build(), build()
+    for a, b in zip(first, second):
+        np.testing.assert_array_equal(a, b)
+    tb.manual_seed(124)
+    other = nn.Linear(4, 8).weight.data
+    assert not np.array_equal(other, first[0])
+
+
+def test_manual_seed_refuses_what_is_not_a_seed():
+    with pytest.raises(TypeError, match="int"):
+        tb.manual_seed(1.5)
+    with pytest.raises(ValueError, match=">= 0"):
+        tb.manual_seed(-1)

@@ -1,6 +1,7 @@
 """tb.save / tb.load: .npz checkpoints that never unpickle, and loading them into models."""
 
 import io
+import json
 import os
 import pickle
 import zipfile
@@ -10,6 +11,7 @@ import pytest
 
 import tinybn as tb
 from tinybn import Tensor, nn, serialization
+from tinybn.files import write_atomically, write_text_atomically
 
 
 def trained_model(seed=0):
@@ -278,3 +280,22 @@ def test_a_fortran_ordered_array_loads_with_its_values(tmp_path):
     array = np.asfortranarray(np.arange(12.0).reshape(3, 4))
     tb.save({"w": array}, tmp_path / "f.npz")
     np.testing.assert_array_equal(tb.load(tmp_path / "f.npz")["w"], array)
+
+
+# -- atomic writes (tinybn.files) ------------------------------------------------------------------
+
+
+def test_an_interrupted_atomic_write_leaves_the_old_file(tmp_path):
+    path = tmp_path / "results.json"
+    path.write_text('{"old": true}\n')
+
+    def half_then_fail(file):
+        file.write(b'{"new": ')
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        write_atomically(path, half_then_fail)
+    assert path.read_text() == '{"old": true}\n'
+    assert [p.name for p in tmp_path.iterdir()] == ["results.json"]
+    write_text_atomically(path, '{"new": 1}\n')
+    assert json.loads(path.read_text()) == {"new": 1}
