@@ -21,6 +21,15 @@ ROOT = Path(__file__).resolve().parents[2]
 NAMES = sorted(m.name for m in pkgutil.iter_modules(demos.__path__) if not m.name.startswith("_"))
 
 
+def test_no_top_level_demos_package_is_installed():
+    """pyproject installs tinybn* only: the demos are tinybn.demos, never a package named
+    `demos` that could clash with another of that name."""
+    tomllib = pytest.importorskip("tomllib")
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    assert config["tool"]["setuptools"]["packages"]["find"]["include"] == ["tinybn*"]
+    assert not (ROOT / "demos").exists()
+
+
 def test_every_demo_is_found():
     assert {"tour", "placement", "cnn", "santurkar", "bn_position", "gan"} <= set(NAMES)
 
@@ -147,8 +156,9 @@ def test_a_bad_demo_out_is_a_one_line_error(tmp_path, capsys, kind):
 
 
 def test_demo_printouts_name_the_threshold_and_round_floats(tmp_path, capsys, monkeypatch):
-    """The printing of three demos' main, on results of the shape their run returns (the
-    experiments themselves run in test_mlp_demos.py and test_paper_demos.py)."""
+    """The tables two demos print, on results of the shape their run returns (the
+    experiments themselves run in test_mlp_demos.py and test_paper_demos.py), and gan's
+    header, printed before its experiment starts."""
     from tinybn.demos import bn_position, gan, inference
 
     fake_inference = {
@@ -162,8 +172,7 @@ def test_demo_printouts_name_the_threshold_and_round_floats(tmp_path, capsys, mo
         },
         "fold": {"max_abs_difference": 5.7e-06},
     }
-    monkeypatch.setattr(inference, "run", lambda *a, **k: fake_inference)
-    assert inference.main(["--quick", "--out", str(tmp_path / "i")]) == 0
+    inference.print_summary(fake_inference)
     text = capsys.readouterr().out
     assert "probability range [0.0431, 0.962]" in text
 
@@ -172,8 +181,7 @@ def test_demo_printouts_name_the_threshold_and_round_floats(tmp_path, capsys, mo
         {**row, "final_test_acc": 0.1, "steps_to_threshold": None},
         {**row, "final_test_acc": 0.9, "steps_to_threshold": 43},
     ]
-    monkeypatch.setattr(bn_position, "run", lambda *a, **k: {"table": fake_table, "steps": 80})
-    assert bn_position.main(["--quick", "--out", str(tmp_path / "b")]) == 0
+    bn_position.print_summary({"table": fake_table, "steps": 80})
     text = capsys.readouterr().out
     assert "None" not in text and "steps_to_loss<0.3" in text
     assert "never" in text and "below 0.3 (never: not within 80 steps)" in text

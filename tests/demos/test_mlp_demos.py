@@ -43,10 +43,14 @@ def test_placement_quick(placement_quick):
     )
 
 
-def test_placement_run_is_reproducible(placement_quick, tmp_path):
+def test_placement_run_is_reproducible(placement_quick, tmp_path, capsys):
     """The command line (`tinybn demo placement --quick`) repeats run()'s numbers exactly:
-    seeded."""
+    seeded. It prints what run prints: the scale, then the table (what docs/build_figures.py
+    keeps as placement.txt)."""
     assert placement.main(["--quick", "--out", str(tmp_path), "--seed", "0"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith("placement (quick scale)")
+    assert "standardized inputs" in printed and "with BN" in printed
     again = json.loads((tmp_path / "results.json").read_text())
     assert again["table"] == placement_quick[1]["table"]
 

@@ -41,6 +41,7 @@ def run(out: Path, *, scale: str = "default", seed: int = 0, **options: Any) -> 
     """Train the six networks; write the curves figure and results.json."""
     args = run_settings(out, scale, seed, options)
     out = args.out
+    print(f"bn_position ({scale} scale)")
     steps = pick(args, 80, 1200, 6000)
     eval_every = pick(args, 20, 50, 200)
     train, test = digits_split(seed)
@@ -94,6 +95,7 @@ def run(out: Path, *, scale: str = "default", seed: int = 0, **options: Any) -> 
     }
     save_figure(plot(runs, steps), out / "bn_position.png")
     write_results(out, results)
+    print_summary(results)
     return results
 
 
@@ -129,10 +131,8 @@ def plot(runs: dict, steps: int) -> Any:
     return fig
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = demo_parser("bn_position", __doc__.splitlines()[0]).parse_args(argv)
-    print(f"bn_position ({scale_name(args)} scale)")
-    results = run(args.out, scale=scale_name(args), seed=args.seed)
+def print_summary(results: dict[str, Any]) -> None:
+    """The table the command prints (run prints it after writing the files)."""
     # the step column named with its threshold; a run that never got there says so
     steps_column = f"steps_to_loss<{LOSS_THRESHOLD}"
     rows = [
@@ -151,6 +151,11 @@ def main(argv: list[str] | None = None) -> int:
         f"{steps_column}: the first step at which the mean of the last 20 batch losses is "
         f"below {LOSS_THRESHOLD} (never: not within {results['steps']} steps)"
     )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = demo_parser("bn_position", __doc__.splitlines()[0]).parse_args(argv)
+    run(args.out, scale=scale_name(args), seed=args.seed)
     return 0
 
 

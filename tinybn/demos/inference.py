@@ -271,6 +271,7 @@ def run(out: Path, *, scale: str = "default", seed: int = 0, **options: Any) -> 
     """Train, measure the four things above, write inference.png and results.json."""
     args = run_settings(out, scale, seed, options)
     out = args.out
+    print(f"inference ({scale} scale)")
     steps = pick(args, 60, 600, 3000)
     n_batches = pick(args, 50, 300, 1000)
     train, test = digits_split(seed)
@@ -298,6 +299,7 @@ def run(out: Path, *, scale: str = "default", seed: int = 0, **options: Any) -> 
     }
     save_figure(plot(log, population, modes, forgot, fold), out / "inference.png")
     write_results(out, results)
+    print_summary(results)
     return results
 
 
@@ -384,10 +386,8 @@ def plot(log: dict, population: dict, modes: dict, forgot: dict, fold: dict) -> 
     return fig
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = demo_parser("inference", __doc__.splitlines()[0]).parse_args(argv)
-    print(f"inference ({scale_name(args)} scale)")
-    results = run(args.out, scale=scale_name(args), seed=args.seed)
+def print_summary(results: dict[str, Any]) -> None:
+    """The table the command prints (run prints it after writing the files)."""
     rows = [
         {"estimator": name, "mean_error": e["mean"], "var_error": e["var"]}
         for name, e in results["final_errors"].items()
@@ -413,6 +413,11 @@ def main(argv: list[str] | None = None) -> int:
         f"(eval mode: {forgot['test_set_prediction_flips_eval_mode']:.1%})"
     )
     print(f"fold_batchnorm: max |difference| {fold['max_abs_difference']:.2e}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = demo_parser("inference", __doc__.splitlines()[0]).parse_args(argv)
+    run(args.out, scale=scale_name(args), seed=args.seed)
     return 0
 
 

@@ -228,6 +228,7 @@ def run(out: Path, *, scale: str = "default", seed: int = 0, **options: Any) -> 
     Options: ``mnist_dir`` (a folder with MNIST's IDX files; default: the 8×8 digits)."""
     args = run_settings(out, scale, seed, options, mnist_dir=None)
     out, mnist_dir = args.out, args.mnist_dir
+    print(f"ioffe_fig1 ({scale} scale)")
     steps = pick(args, 150, 2000, 50000)
     eval_every = pick(args, 25, 100, 500)
     if mnist_dir is not None:
@@ -267,20 +268,12 @@ def run(out: Path, *, scale: str = "default", seed: int = 0, **options: Any) -> 
     }
     save_figure(plot(results, dataset), out / "ioffe_fig1.png")
     write_results(out, results)
+    print_summary(results)
     return results
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = demo_parser("ioffe_fig1", __doc__.splitlines()[0])
-    parser.add_argument(
-        "--mnist-dir",
-        type=Path,
-        default=None,
-        help="folder with MNIST's IDX files (train-images-idx3-ubyte[.gz], ...)",
-    )
-    args = parser.parse_args(argv)
-    print(f"ioffe_fig1 ({scale_name(args)} scale)")
-    results = run(args.out, scale=scale_name(args), seed=args.seed, mnist_dir=args.mnist_dir)
+def print_summary(results: dict[str, Any]) -> None:
+    """The table the command prints (run prints it after writing the files)."""
     rows = [
         {"model": name, **{k: v for k, v in s.items() if k != "final_percentiles"}}
         for name, s in results["summary"].items()
@@ -295,6 +288,18 @@ def main(argv: list[str] | None = None) -> int:
             "median_input_range",
         ],
     )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = demo_parser("ioffe_fig1", __doc__.splitlines()[0])
+    parser.add_argument(
+        "--mnist-dir",
+        type=Path,
+        default=None,
+        help="folder with MNIST's IDX files (train-images-idx3-ubyte[.gz], ...)",
+    )
+    args = parser.parse_args(argv)
+    run(args.out, scale=scale_name(args), seed=args.seed, mnist_dir=args.mnist_dir)
     return 0
 
 

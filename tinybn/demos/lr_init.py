@@ -54,6 +54,7 @@ def run(out: Path, *, scale: str = "default", seed: int = 0, **options: Any) -> 
     """Train every cell of the grid with and without BN; write heatmaps and results.json."""
     args = run_settings(out, scale, seed, options)
     out = args.out
+    print(f"lr_init ({scale} scale)")
     lrs, scales, steps = grid(args)
     train, test = digits_split(seed)
     n_in, n_classes = train[0].shape[1], int(train[1].max()) + 1
@@ -121,6 +122,7 @@ def run(out: Path, *, scale: str = "default", seed: int = 0, **options: Any) -> 
     }
     save_figure(plot(maps, lrs, scales, steps), out / "lr_init.png")
     write_results(out, results)
+    print_summary(results)
     return results
 
 
@@ -180,10 +182,8 @@ def plot(maps: dict, lrs: list[float], scales: list[float], steps: int) -> Any:
     return fig
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = demo_parser("lr_init", __doc__.splitlines()[0]).parse_args(argv)
-    print(f"lr_init ({scale_name(args)} scale)")
-    results = run(args.out, scale=scale_name(args), seed=args.seed)
+def print_summary(results: dict[str, Any]) -> None:
+    """The table the command prints (run prints it after writing the files)."""
     rows = [{"model": name, **s} for name, s in results["summary"].items()]
     print_table(
         rows,
@@ -197,6 +197,11 @@ def main(argv: list[str] | None = None) -> int:
             "best_test_acc",
         ],
     )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = demo_parser("lr_init", __doc__.splitlines()[0]).parse_args(argv)
+    run(args.out, scale=scale_name(args), seed=args.seed)
     return 0
 
 

@@ -69,6 +69,7 @@ def run(out: Path, *, scale: str = "default", seed: int = 0, **options: Any) -> 
     """
     args = run_settings(out, scale, seed, options)
     out = args.out
+    print(f"placement ({scale} scale)")
     out.mkdir(parents=True, exist_ok=True)
     n = pick(args, 400, 1000, 4000)
     epochs = pick(args, 30, 50, 200)  # 50: the lecture notes' fit() call
@@ -130,6 +131,7 @@ def run(out: Path, *, scale: str = "default", seed: int = 0, **options: Any) -> 
     save_figure(plot_curves(histories, epochs), out / "placement_curves.png")
     save_figure(plot_boundaries(grids, X, y), out / "placement_boundaries.png")
     write_results(out, results)
+    print_summary(results)
     return results
 
 
@@ -219,8 +221,7 @@ def print_summary(results: dict) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = demo_parser("placement", __doc__.splitlines()[0]).parse_args(argv)
-    print(f"placement ({scale_name(args)} scale)")
-    print_summary(run(args.out, scale=scale_name(args), seed=args.seed))
+    run(args.out, scale=scale_name(args), seed=args.seed)
     return 0
 
 

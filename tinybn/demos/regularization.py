@@ -52,6 +52,7 @@ def run(out: Path, *, scale: str = "default", seed: int = 0, **options: Any) -> 
     """Train the four variants on a small training set for several seeds."""
     args = run_settings(out, scale, seed, options)
     out = args.out
+    print(f"regularization ({scale} scale)")
     n_train = N_TRAIN
     steps = pick(args, 100, 600, 3000)
     eval_every = pick(args, 25, 30, 100)
@@ -130,6 +131,7 @@ def run(out: Path, *, scale: str = "default", seed: int = 0, **options: Any) -> 
     }
     save_figure(plot(curves, table, n_train, len(seeds)), out / "regularization.png")
     write_results(out, results)
+    print_summary(results)
     return results
 
 
@@ -181,10 +183,8 @@ def plot(curves: dict, table: list[dict], n_train: int, n_seeds: int) -> Any:
     return fig
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = demo_parser("regularization", __doc__.splitlines()[0]).parse_args(argv)
-    print(f"regularization ({scale_name(args)} scale)")
-    results = run(args.out, scale=scale_name(args), seed=args.seed)
+def print_summary(results: dict[str, Any]) -> None:
+    """The table the command prints (run prints it after writing the files)."""
     print_table(
         results["table"],
         [
@@ -198,6 +198,11 @@ def main(argv: list[str] | None = None) -> int:
             "diverged_runs",
         ],
     )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = demo_parser("regularization", __doc__.splitlines()[0]).parse_args(argv)
+    run(args.out, scale=scale_name(args), seed=args.seed)
     return 0
 
 

@@ -197,7 +197,7 @@ def run(out: Path, *, scale: str = "default", seed: int = 0, **options: Any) -> 
     print(
         "\nthe lecture notes' Keras model on the placement data, with and without BN (quick scale):"
     )
-    placement.print_summary(placement.run(out / "placement", scale="quick", seed=args.seed))
+    placement.run(out / "placement", scale="quick", seed=args.seed)  # prints its table
     files = [*paths.values(), steps_path, tree_path]
     if explorer_path is not None:
         files.append(explorer_path)
