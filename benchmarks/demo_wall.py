@@ -10,7 +10,7 @@ from pathlib import Path
 
 from benchmarks.timing import CaseResult
 
-DEMOS_DIR = Path(__file__).resolve().parent.parent / "demos"
+DEMOS_DIR = Path(__file__).resolve().parent.parent / "tinybn" / "demos"
 
 
 def demo_names() -> list[str]:
@@ -23,7 +23,7 @@ def demo_wall(timeout: float = 900.0) -> CaseResult:
     result = CaseResult("demo_wall", {}, {})
     names = demo_names()
     if not names:
-        result.notes.append("no demos found in demos/")
+        result.notes.append("no demos found in tinybn/demos/")
         return result
     with tempfile.TemporaryDirectory() as out:
         runs = [("tour", [sys.executable, "-m", "tinybn.cli", "tour"])] + [

@@ -123,7 +123,7 @@ def explorer_case(settings: Settings, name: str, root_factory, **options) -> Cas
 
 
 def worked_example_root():
-    from demos.tour import worked_example
+    from tinybn.demos.tour import worked_example
 
     return worked_example().loss
 

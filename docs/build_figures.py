@@ -39,13 +39,14 @@ import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))  # the demos package, when tinybn is not installed editable
+sys.path.insert(0, str(ROOT))  # this checkout's tinybn, when it is not installed editable
 
 import tinybn as tb  # noqa: E402
 from tinybn import Tensor, Value, nn, optim  # noqa: E402
 from tinybn import functional as F  # noqa: E402
 from tinybn.autograd import topological_order  # noqa: E402
 from tinybn.check import batch_norm_backward  # noqa: E402
+from tinybn.demos._common import use_demo_process_settings  # noqa: E402
 
 FIGURES = Path(__file__).resolve().parent / "figures"
 EXPLORER = Path(__file__).resolve().parent / "explorer" / "bn.html"
@@ -60,7 +61,7 @@ X2 = [9, 8, 7, 10, 5, 8, 7, 9, 8, 7]
 WEIGHTS = [float(i + 1) for i in range(len(X1))]
 
 # The demos whose figures and tables the docs show, each run at its default scale: the same
-# runs as the numbers in demos/README.md (seconds to ~25 s each on 2 cores).
+# runs as the numbers in tinybn/demos/README.md (seconds to ~25 s each on 2 cores).
 DEMOS = (
     "covariate_shift",
     "placement",
@@ -392,12 +393,12 @@ def plots() -> None:
 
 def run_demo(name: str) -> None:
     """Run one demo into a temporary folder; keep its PNGs and the table it printed."""
-    module = importlib.import_module(f"demos.{name}")
+    module = importlib.import_module(f"tinybn.demos.{name}")
     with tempfile.TemporaryDirectory() as out:
         printed = io.StringIO()
         start = time.perf_counter()
         with contextlib.redirect_stdout(printed):
-            module.main(["--out", out, "--seed", "0"])
+            module.run(Path(out), scale="default", seed=0)
         seconds = time.perf_counter() - start
         for png in sorted(Path(out).glob("*.png")):
             target = FIGURES / (png.name if png.name.startswith(name) else f"{name}_{png.name}")
@@ -508,6 +509,7 @@ def tables() -> None:
 
 
 def demos() -> None:
+    use_demo_process_settings()  # BLAS on one thread (and the Agg backend, set above)
     for name in DEMOS:
         run_demo(name)
     tables()

@@ -1,4 +1,9 @@
-"""Suite-wide settings."""
+"""Suite-wide settings, and the ``oracle`` mark on every test that compares with PyTorch or
+micrograd (``python -m pytest -m oracle`` runs the parity tests alone, ``-m "not oracle"``
+the rest)."""
+
+import functools
+import inspect
 
 import pytest
 from threadpoolctl import threadpool_limits
@@ -31,3 +36,48 @@ def pytest_configure(config):
                     f"TINYBN_REQUIRE_ORACLES=1 but {oracle} cannot be imported ({error}); "
                     'install them with pip install -e ".[oracle]"'
                 ) from None
+
+
+ORACLES = ("torch", "micrograd")
+
+
+def _code_names_an_oracle(code) -> bool:
+    """The code (or a lambda, comprehension or function inside it) reads a global or
+    attribute named torch/micrograd, or holds the string "torch" (importorskip("torch"))."""
+    if any(name in ORACLES for name in code.co_names):
+        return True
+    for constant in code.co_consts:
+        if constant in ORACLES:
+            return True
+        if inspect.iscode(constant) and _code_names_an_oracle(constant):
+            return True
+    return False
+
+
+@functools.cache
+def _source_names_an_oracle(function) -> bool:
+    code = getattr(inspect.unwrap(function), "__code__", None)
+    return code is not None and _code_names_an_oracle(code)
+
+
+def _uses_an_oracle(item: pytest.Item) -> bool:
+    """The test's module imports an oracle at its top, or the test function's source (or a
+    fixture it asks for) names one."""
+    module = getattr(item, "module", None)
+    if module is not None and any(oracle in vars(module) for oracle in ORACLES):
+        return True
+    function = getattr(item, "function", None)
+    if function is not None and _source_names_an_oracle(function):
+        return True
+    fixtures = getattr(item, "_fixtureinfo", None)
+    for name in fixtures.names_closure if fixtures is not None else ():
+        for definition in fixtures.name2fixturedefs.get(name, ()):
+            if _source_names_an_oracle(definition.func):
+                return True
+    return False
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if _uses_an_oracle(item):
+            item.add_marker(pytest.mark.oracle)

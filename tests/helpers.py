@@ -124,6 +124,62 @@ def torch_reference(torch_fn: Callable) -> dict[str, Callable]:
     return {"reference": reference, "grad_reference": grad_reference}
 
 
+def check_module(module: Any, torch_module: Any, x: np.ndarray, **tolerances: Any) -> None:
+    """``check_op`` for a layer against its PyTorch twin: x and every parameter are the
+    leaves, so the output and the grads of x AND of each parameter are compared with torch
+    (``torch.func.functional_call`` of ``torch_module`` with the same parameters and buffers,
+    in the same train/eval mode) and with finite differences. Both modules run in float64;
+    ``torch_module``'s own initial values are never used.
+
+    Args:
+        module: a tinybn ``nn.Module``; its current parameters and buffers are the values.
+        torch_module: the ``torch.nn`` twin (same parameter and buffer names).
+        x: the input, shaped as the layer expects.
+        tolerances: passed to ``check_op`` (atol, rtol, fd_atol, ...).
+    """
+    import torch
+
+    module.double()
+    torch_module.double().train(module.training)
+    names = [name for name, _ in module.named_parameters()]
+    slots = []  # (owning module, attribute) of each parameter: "0.weight" → (model[0], "weight")
+    for name in names:
+        owner = module
+        *path, attribute = name.split(".")
+        for step in path:
+            owner = owner._modules[step]
+        slots.append((owner, attribute))
+    buffers = {
+        name: np.array(buffer.data, dtype=np.float64 if buffer.dtype.kind == "f" else buffer.dtype)
+        for name, buffer in module.named_buffers()
+        if buffer is not None
+    }
+
+    def put(owner: Any, attribute: str, param: Any) -> None:
+        # in the registry and (where a module keeps one) its plain-attribute copy
+        owner._parameters[attribute] = param
+        if attribute in vars(owner):
+            vars(owner)[attribute] = param
+
+    def ours(x: Tensor, *params: Tensor) -> Tensor:
+        saved = [owner._parameters[attribute] for owner, attribute in slots]
+        try:
+            for (owner, attribute), param in zip(slots, params):
+                put(owner, attribute, param)  # the leaf itself, so that its grad is kept
+            return module(x)
+        finally:
+            for (owner, attribute), param in zip(slots, saved):
+                put(owner, attribute, param)
+
+    def theirs(x: Any, *params: Any) -> Any:
+        state = {name: torch.tensor(value) for name, value in buffers.items()}
+        state.update(zip(names, params))
+        return torch.func.functional_call(torch_module, state, (x,))
+
+    values = [np.array(p.data, dtype=np.float64) for _, p in module.named_parameters()]
+    check_op(ours, [x, *values], **torch_reference(theirs), **tolerances)
+
+
 def json_leaves(value: Any) -> Iterator[Any]:
     """Every leaf (number, string, bool, null) of a JSON value, depth first."""
     if isinstance(value, dict):
@@ -136,14 +192,15 @@ def json_leaves(value: Any) -> Iterator[Any]:
         yield value
 
 
-def run_demo_quick(module: ModuleType, out: Path, *extra: str) -> dict:
-    """Run a demo's ``main`` at --quick scale into ``out`` and return its results.json.
+def run_demo_quick(module: ModuleType, out: Path, **options: Any) -> dict:
+    """Run a demo's ``run`` at quick scale (seed 0) into ``out`` and return its results.json.
 
-    Asserts that ``main`` returned 0 and that the results hold numbers, all of them finite.
-    ``extra``: more command-line arguments.
+    Asserts that ``run`` returned a dict with the results.json's keys and that the results
+    hold numbers, all of them finite. ``options``: the demo's own options (``mnist_dir``...).
     """
-    assert module.main(["--quick", "--out", str(out), *extra]) == 0
+    returned = module.run(out, scale="quick", seed=0, **options)
     results = json.loads((out / "results.json").read_text())
+    assert isinstance(returned, dict) and set(returned) == set(results)
     numbers = [v for v in json_leaves(results) if isinstance(v, (int, float))]
     assert numbers and all(math.isfinite(v) for v in numbers)
     return results

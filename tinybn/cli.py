@@ -21,7 +21,7 @@ every demo takes:
 
 def _demo_names() -> list[str]:
     try:
-        import demos
+        from tinybn import demos
     except ImportError:
         return []
     modules = pkgutil.iter_modules(demos.__path__)
@@ -31,7 +31,7 @@ def _demo_names() -> list[str]:
 def _summary(name: str) -> str:
     """The first line of a demo's docstring, read from its source (nothing is imported)."""
     try:
-        import demos
+        from tinybn import demos
 
         source = Path(demos.__path__[0], f"{name}.py").read_text(encoding="utf-8")
         doc = ast.get_docstring(ast.parse(source)) or ""
@@ -72,7 +72,7 @@ def explore(argv: list[str]) -> int:
         help="the HTML file to write (default: tinybn-out/explorer.html)",
     )
     args = parser.parse_args(argv)
-    from demos.tour import write_explorer
+    from tinybn.demos.tour import write_explorer
 
     path = write_explorer(args.out)
     if path is None:
@@ -128,7 +128,10 @@ def main(argv: list[str] | None = None) -> int:
         name, rest = argv[1], argv[2:]
     if name not in names:
         parser.error(f"unknown demo {name!r}; choose from: {', '.join(names)}")
-    module = importlib.import_module(f"demos.{name}")
+    from tinybn.demos._common import use_demo_process_settings
+
+    use_demo_process_settings()  # Agg, one BLAS thread: set when a demo runs, never on import
+    module = importlib.import_module(f"tinybn.demos.{name}")
     return int(module.main(rest) or 0)
 
 

@@ -1,1 +1,0 @@
-"""Runnable demos: ``tinybn demo NAME`` or ``python -m demos.NAME``."""

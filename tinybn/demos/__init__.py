@@ -1,0 +1,1 @@
+"""Runnable demos: ``tinybn demo NAME`` or ``python -m tinybn.demos.NAME``."""
