@@ -165,8 +165,9 @@ def test_demo_figures_are_laid_out_for_the_column(tmp_path):
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from tinybn.demos._common import COLUMN_INCHES, FIGURE_DPI, SMALLEST_FONT_PT, save_figure
     from PIL import Image
+
+    from tinybn.demos._common import COLUMN_INCHES, FIGURE_DPI, SMALLEST_FONT_PT, save_figure
 
     fig, axes = plt.subplots(1, 3, figsize=(16, 4))
     axes[0].set_title("a title far too long for a third of the column, which must wrap " * 2)
