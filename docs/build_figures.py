@@ -319,7 +319,7 @@ def spatial_bn_graph() -> None:
     σ² of channel 0 back: its inputs are the 8 values x[n, 0, h, w], both examples and all
     four positions, through one μ."""
     x = tb.ValueArray(np.round(np.random.default_rng(0).normal(size=(2, 2, 2, 2)), 1).tolist())
-    y, _, var = F.batch_norm_with_stats(x.named("x").tolist())
+    y, _, var = F.batch_norm_with_stats(x.named("x"))
     weights = np.arange(1.0, 17.0).reshape(2, 2, 2, 2)
     (tb.ValueArray(y) * weights).sum().backward()  # the grads shown: of L = Σ w·y
     save_graph(tb.draw(var.values[0, 0, 0, 0]), "spatial_bn_channel0.png")

@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from tinybn import fused as fused_kernels
 from tinybn.conv import avg_pool2d, conv2d, max_pool2d
+from tinybn.fast import kernels as fused_kernels
 from tinybn.random import default_generator
 from tinybn.scalar import Value
 from tinybn.scalar_array import ValueArray
@@ -187,24 +187,41 @@ def batch_norm_with_stats(
     *,
     mean: Any = None,
     var: Any = None,
-    fused: bool = False,
     allow_batch_of_one: bool = False,
 ) -> tuple[Any, Any, Any]:
     """``batch_norm`` that also returns the batch mean μ and biased variance σ² it used.
 
     A module updates its running statistics from these (see ``nn.BatchNorm1d``).
     Shapes: x (N, C), (N, C, L) or (N, C, H, W); gamma, beta (C,); μ and σ² keep x's ndim
-    with size-1 reduced axes, e.g. (1, C). ``fused=True`` (Tensors only) runs
-    ``tinybn.fused.batch_norm``: the same y as ONE graph node with the closed-form
-    backward, for speed; its μ and σ² are constants, not graph nodes.
+    with size-1 reduced axes, e.g. (1, C). All three come back in the form of x: Tensors,
+    ValueArrays, or nested lists of Values.
     ``allow_batch_of_one=True`` accepts one value per channel, as Keras does: μ = x, σ² = 0,
     so x̂ = 0 and y = β (PyTorch refuses it).
     """
+    return _batch_norm(
+        x, gamma, beta, eps, mean=mean, var=var, allow_batch_of_one=allow_batch_of_one, kernel=None
+    )
+
+
+def _batch_norm(
+    x: Any,
+    gamma: Any,
+    beta: Any,
+    eps: float,
+    *,
+    mean: Any,
+    var: Any,
+    allow_batch_of_one: bool,
+    kernel: Any,
+) -> tuple[Any, Any, Any]:
+    """``batch_norm_with_stats``, y computed by the composed source ``_normalize`` (``kernel``
+    None) or by a fused Tensor kernel with the same meaning (``fast.kernels.batch_norm``,
+    called through ``fast.kernels.batch_norm_with_stats``)."""
     _check_eps(eps, "batch_norm")
     array = _as_array(x, "batch_norm")
     _check_float_input(array, "batch_norm")
-    if fused and not isinstance(array, Tensor):
-        raise TypeError("batch_norm: fused=True needs a Tensor input; scalar Values compose")
+    if kernel is not None and not isinstance(array, Tensor):
+        raise TypeError("batch_norm: the fused kernel needs a Tensor input; scalar Values compose")
     axes, param_shape = _batch_axes(array)
     values_per_channel = array.shape[0] * int(np.prod(array.shape[2:], dtype=int))  # N·H·W
     if mean is None and values_per_channel < (1 if allow_batch_of_one else 2):
@@ -214,8 +231,8 @@ def batch_norm_with_stats(
             "(use eval mode with running statistics for single examples)"
         )
     engine = Tensor if isinstance(array, Tensor) else ValueArray
-    gamma = _param(gamma, "gamma", engine, param_shape, broadcast=not fused)
-    beta = _param(beta, "beta", engine, param_shape, broadcast=not fused)
+    gamma = _param(gamma, "gamma", engine, param_shape, broadcast=kernel is None)
+    beta = _param(beta, "beta", engine, param_shape, broadcast=kernel is None)
     if (mean is None) != (var is None):
         raise ValueError("batch_norm: pass both mean= and var= (inference), or neither")
     half = isinstance(array, Tensor) and array.dtype == np.float16
@@ -224,13 +241,14 @@ def batch_norm_with_stats(
     if mean is not None:
         mean = _statistic(mean, "running_mean", array, param_shape)
         var = _statistic(var, "running_var", array, param_shape)
-    if fused:
-        y, batch_mean, batch_var = fused_kernels.batch_norm(array, gamma, beta, eps, mean, var)
-    else:
+    if kernel is None:
         y, batch_mean, batch_var = _normalize(array, axes, gamma, beta, eps, mean, var)
+    else:
+        y, batch_mean, batch_var = kernel(array, gamma, beta, eps, mean, var)
     if half:
         y = y.astype(np.float16)
-    return _back_to_input_form(y, x), batch_mean, batch_var
+    form = _back_to_input_form
+    return form(y, x), form(batch_mean, x), form(batch_var, x)
 
 
 def _check_float_input(array: Tensor | ValueArray, op: str) -> None:
@@ -251,7 +269,6 @@ def batch_norm(
     *,
     mean: Any = None,
     var: Any = None,
-    fused: bool = False,
 ) -> Any:
     """Batch normalization (Ioffe & Szegedy 2015, Algorithm 1).
 
@@ -269,12 +286,10 @@ def batch_norm(
         eps: added to σ² so that a constant feature does not divide by zero; >= 0
             (0 is allowed, as in PyTorch; negative → ValueError).
         mean, var: (C,) statistics to use instead of the batch's (inference).
-        fused: Tensor input only — one node with the closed-form backward (fast) instead
-            of the composed graph of the steps above (the default: readable, drawable).
     Returns:
         y in the form of x (a Tensor, or nested lists of Values).
     """
-    return batch_norm_with_stats(x, gamma, beta, eps, mean=mean, var=var, fused=fused)[0]
+    return batch_norm_with_stats(x, gamma, beta, eps, mean=mean, var=var)[0]
 
 
 def batch_norm_backward(dy: Any, x: Any, gamma: Any = None, eps: float = 1e-5) -> tuple:
@@ -504,7 +519,7 @@ def rms_norm(
 
 
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
-    """y = x Wᵀ + b, as PyTorch's ``F.linear``; one graph node (``tinybn.fused.linear``).
+    """y = x Wᵀ + b, as PyTorch's ``F.linear``; one graph node (``tinybn.fast.kernels.linear``).
 
     Args:
         x: (..., in_features).
@@ -513,8 +528,7 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     Returns:
         (..., out_features).
     """
-    # Speed: checked in one expression (this runs once per layer per step); the loop that
-    # names the culprit runs only when something is wrong
+    # checked in one expression; the loop that names the culprit runs only when one is wrong
     if not (
         isinstance(x, Tensor)
         and isinstance(weight, Tensor)
@@ -665,7 +679,7 @@ def cross_entropy(
         probs = targets if isinstance(targets, Tensor) else Tensor(raw.astype(logits.dtype))
         return fused_kernels.cross_entropy(logits, probs, reduction, label_smoothing)
     classes = _class_indices(logits, targets, ignore_index, "cross_entropy", raw)
-    # one graph node with the closed-form gradient (softmax − target)/N (``tinybn.fused``)
+    # one graph node with the closed-form gradient (softmax − target)/N (``tinybn.fast.kernels``)
     return fused_kernels.cross_entropy(logits, classes, reduction, label_smoothing, ignore_index)
 
 
@@ -707,7 +721,7 @@ def binary_cross_entropy(p: Tensor, y: Any, reduction: str = "mean") -> Tensor:
     in PyTorch.
 
     One graph node with PyTorch's closed-form gradient (p − y)/max(p(1 − p), 1e-12)/n
-    (``tinybn.fused``).
+    (``tinybn.fast.kernels``).
     """
     _check_reduction(reduction, "binary_cross_entropy")
     _check_same_shape(p, y, "binary_cross_entropy")
@@ -724,7 +738,7 @@ def binary_cross_entropy_with_logits(
     reduced. ``pos_weight`` (broadcast over the last axis, e.g. (C,)) weighs the positive
     term: −[w·y·log σ(z) + (1 − y)·log(1 − σ(z))], as PyTorch.
 
-    One graph node with the closed-form gradient (σ(z) − y)/n (``tinybn.fused``).
+    One graph node with the closed-form gradient (σ(z) − y)/n (``tinybn.fast.kernels``).
     """
     _check_reduction(reduction, "binary_cross_entropy_with_logits")
     _check_same_shape(z, y, "binary_cross_entropy_with_logits")

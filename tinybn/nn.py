@@ -24,10 +24,12 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from tinybn import fast
 from tinybn import functional as F
 from tinybn.autograd import no_grad
+from tinybn.fast import kernels
 from tinybn.random import default_generator
-from tinybn.tensor import Tensor, _scalar, get_default_dtype
+from tinybn.tensor import Tensor, get_default_dtype
 
 
 class Parameter(Tensor):
@@ -144,19 +146,12 @@ class Module:
 
         Replacing an entry within the same registry keeps its position (the order of a
         Sequential's layers and of state_dict keys), as in PyTorch.
-
-        Speed: the value is also kept as a plain instance attribute, so that reading
-        ``self.weight`` in ``forward`` is an ordinary lookup (~30 ns). Without it, every
-        such read first fails and then goes through ``__getattr__`` (~500 ns; a training
-        step of a small model makes ~16 of them). The registries remain the record of what
-        is a parameter, a buffer or a submodule; every change goes through this method or
-        ``__delattr__``, which keep the two in step.
         """
         for other in self._dicts():
             if other is not registry:
                 other.pop(name, None)
         registry[name] = value
-        self.__dict__[name] = value
+        fast.mirror_attribute(self, name, value)  # read without __getattr__ (tinybn/fast)
 
     def __getattr__(self, name: str) -> Any:
         # only called when normal lookup fails: look in the three registries
@@ -170,7 +165,7 @@ class Module:
         for registry in self._dicts():
             if name in registry:
                 del registry[name]
-                self.__dict__.pop(name, None)  # the plain-attribute copy (see _file)
+                self.__dict__.pop(name, None)  # the plain-attribute copy (fast.mirror_attribute)
                 return
         object.__delattr__(self, name)
 
@@ -553,9 +548,7 @@ class _NormBase(Module):
         ``factor`` None: the batch-norm rule (momentum, or 1/num_batches_tracked when
         momentum is None, counting this batch); else that weight of the new value."""
         # plain numpy on the buffers' arrays (no graph), updated in place, so the buffers stay
-        # the same arrays. Speed: at small sizes each numpy call costs more than its
-        # arithmetic, so each statistic takes three calls, m/(m−1) riding on the factor, and
-        # the factors are 0-d arrays of the buffers' dtype (see tensor._scalar)
+        # the same arrays; m/(m−1) rides on the variance's factor
         if factor is None:
             num_batches = self.num_batches_tracked.data
             num_batches += _ONE
@@ -564,11 +557,11 @@ class _NormBase(Module):
             keep, mean_weight, var_weight = 1.0 - factor, factor, factor * m / (m - 1)
         running_mean, running_var = self.running_mean.data, self.running_var.data
         dtype = running_mean.dtype
-        keep = _scalar(keep, dtype)
+        keep = fast.scalar(keep, dtype)
         running_mean *= keep
-        running_mean += _scalar(mean_weight, dtype) * batch_mean.reshape(-1)
+        running_mean += fast.scalar(mean_weight, dtype) * batch_mean.reshape(-1)
         running_var *= keep
-        running_var += _scalar(var_weight, dtype) * batch_var.reshape(-1)
+        running_var += fast.scalar(var_weight, dtype) * batch_var.reshape(-1)
 
     def _running_average_weights(self, m: int) -> tuple[float, float, float]:
         """(weight of the old value, of μ_B, of the biased σ²_B) in the running averages:
@@ -638,6 +631,10 @@ class _BatchNorm(_NormBase):
         track_running_stats: keep running_mean (C,), running_var (C,) and
             num_batches_tracked (0-d int64). If False there are no such buffers and the
             batch statistics are used in eval mode too.
+        composed: train through the composed graph of ``functional.batch_norm`` (one node
+            per step of the formula: drawable, steppable) instead of the fused kernel (one
+            node with the closed-form backward, faster). Same outputs, grads and running
+            statistics. Keyword-only; not in PyTorch.
     """
 
     _input_ndims: tuple[int, ...] = (2, 3)
@@ -652,12 +649,16 @@ class _BatchNorm(_NormBase):
         track_running_stats: bool = True,
         *,
         bias: bool = True,
+        composed: bool = False,
     ) -> None:
         name = type(self).__name__
         num_features = _check_int(num_features, f"{name}: num_features", 1)
+        if not isinstance(composed, bool):
+            raise TypeError(f"{name}: composed must be True or False, got {composed!r}")
         super().__init__((num_features,), eps, affine, bias)
         self.num_features = num_features
         self.affine = affine
+        self.composed = composed
         self._running_stats(num_features, momentum, track_running_stats)
 
     def forward(self, x: Any) -> Tensor:
@@ -671,16 +672,17 @@ class _BatchNorm(_NormBase):
         mean = var = None
         if not use_batch_stats:
             mean, var = self.running_mean.data, self.running_var.data
-        # the one call into the BN math; it raises on one value per channel, before any
+        # the one call into the BN math: its composed source, or the fused kernel registered
+        # for it (the same numbers, faster); it raises on one value per channel, before any
         # state below has changed
-        y, batch_mean, batch_var = F.batch_norm_with_stats(
+        batch_norm = F.batch_norm_with_stats if self.composed else kernels.batch_norm_with_stats
+        y, batch_mean, batch_var = batch_norm(
             x,
             self.weight,
             self.bias,
             self.eps,
             mean=mean,
             var=var,
-            fused=True,
             allow_batch_of_one=self._allow_batch_of_one,
         )
         if self.training and self.track_running_stats and self.running_mean is not None:

@@ -267,7 +267,7 @@ class SGD(Optimizer):
             raise ValueError("Nesterov momentum requires a momentum and zero dampening")
 
     def _update(self, p: Tensor, group: dict[str, Any], state: dict[str, Any]) -> None:
-        # Speed: plain SGD (no maximize, no weight decay) steps with p.grad itself
+        # plain SGD (no maximize, no weight decay) steps with p.grad itself
         grad = _regularized_grad(p, group) if group["maximize"] or group["weight_decay"] else p.grad
         momentum = group["momentum"]
         if momentum != 0:

@@ -31,7 +31,7 @@ import sys
 from collections.abc import Callable, Iterable, Sequence
 from numbers import Real
 
-from tinybn import autograd
+from tinybn import autograd, fast
 
 Number = int | float
 
@@ -262,15 +262,8 @@ class Value:
             grad = self.grad
         parents = self._parents
         if type(grad) is float:
-            # Speed: unary and binary ops (nearly every node) without the comprehensions
-            if len(parents) == 1:
-                (a,) = parents
-                (local,) = self._rule(self.data, (a.data,))
-                return [(a, local * grad)]
-            if len(parents) == 2:
-                a, b = parents
-                local_a, local_b = self._rule(self.data, (a.data, b.data))
-                return [(a, local_a * grad), (b, local_b * grad)]
+            if 0 < len(parents) < 3:
+                return fast.float_pushes(self, grad)  # the same, unrolled (see tinybn/fast)
             locals_ = self._rule(self.data, [parent.data for parent in parents])
             return [(parent, local * grad) for parent, local in zip(parents, locals_)]
         locals_ = self._rule(self, parents)
