@@ -86,7 +86,7 @@ def topological_order(root: Any, leaves: bool = True) -> list[Any]:
     """Every node that ``root`` depends on, each listed after all of its parents.
 
     ``leaves=False`` lists only the nodes that have parents — the ones a backward pass
-    visits (``fast.interior_order`` finds the same list faster).
+    visits.
 
     An explicit stack instead of recursion, so a chain a million nodes deep works.
     Each stack entry is ``(node, iterator over its parents)``: the walk descends into the
@@ -127,7 +127,7 @@ class BackwardPass:
         elif not root._parents:
             interior = []
         else:
-            interior = fast.chain_order(root) or fast.interior_order(root)  # see tinybn/fast
+            interior = fast.chain_order(root) or topological_order(root, leaves=False)
         interior.reverse()
         self.root = root
         self.nodes = interior  # the root first, then towards the inputs

@@ -21,7 +21,6 @@ path against the plain code it replaces. (``kernels`` is imported on its own —
 from tinybn.fast.paths import (
     chain_order,
     float_pushes,
-    interior_order,
     mirror_attribute,
     needs_grad,
     push_array_grads,
@@ -31,7 +30,6 @@ from tinybn.fast.paths import (
 __all__ = [
     "chain_order",
     "float_pushes",
-    "interior_order",
     "mirror_attribute",
     "needs_grad",
     "push_array_grads",

@@ -44,34 +44,6 @@ def chain_order(root: Any) -> list[Any] | None:
     return path
 
 
-def interior_order(root: Any) -> list[Any]:
-    """``autograd.topological_order(root, leaves=False)``: the nodes with parents, each after
-    all of its parents, without ever pushing a leaf onto the stack or into the seen-set (a
-    leaf is complete as soon as it is met). The set holds the nodes themselves, hashed by
-    identity (neither Value nor Tensor defines __eq__), not their id().
-
-    Benchmark: scalar_bn 32×8 — this walk is a third of a scalar backward pass; keeping the
-    nodes in the set instead of id() per edge and skipping the leaves is part of tinybn's
-    6.5× micrograd's nodes/s (benchmarks/README.md, "Scalar engine").
-    """
-    if not root._parents:
-        return []
-    order: list[Any] = []
-    seen = {root}
-    stack = [(root, iter(root._parents))]
-    while stack:
-        node, parents = stack[-1]
-        for parent in parents:
-            if parent._parents and parent not in seen:
-                seen.add(parent)
-                stack.append((parent, iter(parent._parents)))
-                break
-        else:  # every parent is in the order: so can this node be
-            stack.pop()
-            order.append(node)
-    return order
-
-
 # -- the scalar engine's chain rule (Value.pushes) ----------------------------------------
 
 
