@@ -229,7 +229,7 @@ def grad(
                 for node in backward.nodes:
                     node.push_grad()
                 backward.finish()
-        found = []
+        found: list[Any] = []
         for position, node in enumerate(inputs):
             if id(node) not in order:
                 if not allow_unused:

@@ -36,7 +36,13 @@ def _as_array(x: Any, name: str) -> Tensor | ValueArray:
     raise TypeError(f"{name}: expected a Tensor or nested lists of Values, got {type(x).__name__}")
 
 
-def _param(p: Any, name: str, engine: type, shape: tuple[int, ...], broadcast: bool = True) -> Any:
+def _param(
+    p: Any,
+    name: str,
+    engine: type[Tensor] | type[ValueArray],
+    shape: tuple[int, ...],
+    broadcast: bool = True,
+) -> Any:
     """gamma/beta (length C) reshaped to broadcast against the input: (1, C) or (1, C, 1).
 
     ``broadcast=False`` checks the length but returns the (C,) array itself (the fused
@@ -92,7 +98,7 @@ def _check_eps(eps: Any, op: str) -> None:
         return
     if isinstance(eps, bool) or not isinstance(eps, Real):
         raise TypeError(f"{op}: eps must be a real number, got {type(eps).__name__} {eps!r}")
-    if not eps >= 0:  # also refuses NaN
+    if not float(eps) >= 0:  # also refuses NaN
         raise ValueError(f"{op}: eps must be >= 0, got {eps!r}")
 
 
@@ -236,8 +242,8 @@ def _batch_norm(
     if (mean is None) != (var is None):
         raise ValueError("batch_norm: pass both mean= and var= (inference), or neither")
     half = isinstance(array, Tensor) and array.dtype == np.float16
-    if half:  # sums of float16 overflow from 65504 on: work in float32, as PyTorch's kernel
-        array = array.astype(np.float32)
+    if isinstance(array, Tensor) and half:  # float16 sums overflow from 65504 on: work in
+        array = array.astype(np.float32)  # float32, as PyTorch's kernel
     if mean is not None:
         mean = _statistic(mean, "running_mean", array, param_shape)
         var = _statistic(var, "running_var", array, param_shape)
@@ -366,7 +372,12 @@ def layer_norm(
 
 
 def _affine_params(
-    gamma: Any, beta: Any, engine: type, shape: tuple, op: str, what: str = "normalized shape"
+    gamma: Any,
+    beta: Any,
+    engine: type[Tensor] | type[ValueArray],
+    shape: tuple,
+    op: str,
+    what: str = "normalized shape",
 ) -> list:
     """gamma and beta as ``engine`` arrays of ``shape`` (None stays None); ``what`` names
     where the shape comes from, for the error."""
@@ -667,6 +678,7 @@ def cross_entropy(
     if isinstance(label_smoothing, bool) or not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
     if logits.ndim == 1:  # one example: (C,) with a () class or (C,) probabilities
+        row: Tensor | np.ndarray
         if isinstance(targets, Tensor) and targets.ndim == 1:
             row = targets.reshape(1, -1)
         else:

@@ -20,7 +20,7 @@ import math
 import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, overload
 
 import numpy as np
 
@@ -57,7 +57,7 @@ def _check_real(value: Any, name: str) -> float:
     """A numeric option (eps, momentum, p): TypeError if it is not a real number."""
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise TypeError(f"{name} must be a number, got {type(value).__name__} {value!r}")
-    return value
+    return value  # type: ignore[return-value]  # a numpy number is kept as it is
 
 
 def _as_tensor(x: Any, layer: str) -> Tensor:
@@ -606,6 +606,7 @@ class _NormBase(Module):
 
 
 class _BatchNorm(_NormBase):
+    eps: float  # never None here (only RMSNorm's is)
     """Batch normalization; BatchNorm1d and BatchNorm2d differ only in the input they take.
 
     Training: normalize with the batch mean μ_B and biased variance σ²_B of each channel
@@ -692,13 +693,13 @@ class _BatchNorm(_NormBase):
 
 
 class BatchNorm1d(_BatchNorm):
-    __doc__ = "Batch normalization over (N, C) or (N, C, L) inputs.\n" + _BatchNorm.__doc__
+    __doc__ = "Batch normalization over (N, C) or (N, C, L) inputs.\n" + (_BatchNorm.__doc__ or "")
 
 
 class BatchNorm2d(_BatchNorm):
     __doc__ = (
         "Spatial batch normalization over (N, C, H, W) inputs: one μ and σ² per channel,\n"
-        "    over N·H·W values (every position of every example).\n" + _BatchNorm.__doc__
+        "    over N·H·W values (every position of every example).\n" + (_BatchNorm.__doc__ or "")
     )
 
     _input_ndims = (4,)
@@ -706,6 +707,7 @@ class BatchNorm2d(_BatchNorm):
 
 
 class _InstanceNorm(_NormBase):
+    eps: float  # never None here (only RMSNorm's is)
     """Instance normalization: each channel of each example normalized over its own
     positions (μ_nc, σ²_nc over L or H·W); PyTorch's defaults affine=False,
     track_running_stats=False.
@@ -773,17 +775,18 @@ class _InstanceNorm(_NormBase):
 
 
 class InstanceNorm1d(_InstanceNorm):
-    __doc__ = "Instance normalization of (N, C, L) inputs.\n" + _InstanceNorm.__doc__
+    __doc__ = "Instance normalization of (N, C, L) inputs.\n" + (_InstanceNorm.__doc__ or "")
 
 
 class InstanceNorm2d(_InstanceNorm):
-    __doc__ = "Instance normalization of (N, C, H, W) inputs.\n" + _InstanceNorm.__doc__
+    __doc__ = "Instance normalization of (N, C, H, W) inputs.\n" + (_InstanceNorm.__doc__ or "")
 
     _input_ndims = (4,)
     _input_shapes = "(N, C, H, W)"
 
 
 class GroupNorm(_NormBase):
+    eps: float  # never None here (only RMSNorm's is)
     """Group normalization (Wu & He 2018): per example, the channels in ``num_groups``
     groups, each normalized over its channels and positions; γ, β per channel. No running
     statistics: training and eval behave the same, and any batch size works.
@@ -841,6 +844,7 @@ def _normalized_shape(shape: Any, name: str) -> tuple[int, ...]:
 
 
 class LayerNorm(_NormBase):
+    eps: float  # never None here (only RMSNorm's is)
     """Layer normalization: each example normalized over its last len(normalized_shape) axes.
 
     Args:
@@ -997,7 +1001,13 @@ class Sequential(Module):
     is a new Sequential sharing the same layers), iterable, has len and append.
     """
 
-    def __init__(self, *modules: Module) -> None:
+    @overload
+    def __init__(self, *modules: Module) -> None: ...
+
+    @overload
+    def __init__(self, modules: OrderedDict[str, Module], /) -> None: ...
+
+    def __init__(self, *modules: Any) -> None:
         super().__init__()
         if len(modules) == 1 and isinstance(modules[0], OrderedDict):
             for name, module in modules[0].items():

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from numbers import Real
-from typing import Any
+from typing import Any, TypeGuard
 
 import numpy as np
 
@@ -755,12 +755,13 @@ class Tensor:
                 f"expand: {len(sizes)} sizes for a tensor of {self.ndim} dimensions "
                 f"{_shape_str(self.shape)}"
             )
-        shape = []
+        shape: list[int] = []
         for i, n in enumerate(sizes):
             old = self.shape[i - lead] if i >= lead else None
-            if n == -1 and old is None:
-                raise ValueError(f"expand: -1 is not allowed for the new leading axis {i}")
-            n = old if n == -1 else n
+            if n == -1:
+                if old is None:
+                    raise ValueError(f"expand: -1 is not allowed for the new leading axis {i}")
+                n = old
             if old is not None and old not in (1, n):
                 raise ValueError(
                     f"expand: axis {i} of size {old} cannot become {n} (only size 1 expands)"
@@ -791,7 +792,7 @@ class Tensor:
             raise ValueError(
                 f"permute: {len(dims)} axes given for a tensor of {self.ndim} dimensions"
             )
-        return self.transpose(tuple(dims))
+        return self.transpose(tuple(dims))  # type: ignore[arg-type]  # one tuple: a permutation
 
 
 # -- backward rules: rule(out, grad) -> one grad per parent (None = no grad) -----------------
@@ -807,7 +808,7 @@ class Tensor:
 # is zero almost everywhere.
 
 
-def _graph_mode(grad: Any) -> bool:
+def _graph_mode(grad: Any) -> TypeGuard[Tensor]:
     """True when the rule is building a graph of the gradient (create_graph=True): the
     incoming grad is a Tensor, not a numpy array (or a numpy scalar, from a 0-d result)."""
     return isinstance(grad, Tensor)
@@ -1081,13 +1082,13 @@ def _concat_backward(out: Tensor, grad: Any) -> tuple:
     axis, sizes = out._saved
     edges = np.cumsum([0, *sizes]).tolist()
     before = (slice(None),) * axis
-    return tuple(grad[(*before, slice(lo, hi))] for lo, hi in zip(edges, edges[1:]))
+    return tuple(grad[before + (slice(lo, hi),)] for lo, hi in zip(edges, edges[1:]))
 
 
 def _stack_backward(out: Tensor, grad: Any) -> tuple:
     axis = out._saved
     before = (slice(None),) * axis
-    return tuple(grad[(*before, i)] for i in range(len(out._parents)))
+    return tuple(grad[before + (i,)] for i in range(len(out._parents)))
 
 
 def _as_tensors(tensors: Sequence[Any], op: str) -> list[Tensor]:

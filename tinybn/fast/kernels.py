@@ -89,6 +89,7 @@ def batch_norm(
         y = np.square(centered)  # the squares' buffer is reused for y below
         variance = sum_per_channel(y) * (1.0 / m)  # biased: Σ(x − μ)²/m
     else:
+        assert mean is not None and var is not None  # given together (functional checks)
         mu, variance = mean.data, var.data
         centered = subtract(data, mu)
         y = np.empty_like(centered)
@@ -105,6 +106,7 @@ def batch_norm(
     out = x._make(y, parents, "batch_norm", _batch_norm_backward, saved)
     if training:
         return out, Tensor(mu).named("μ", role="mean"), Tensor(variance).named("σ²", role="var")
+    assert mean is not None and var is not None
     return out, mean, var
 
 
@@ -132,7 +134,7 @@ def _batch_norm_backward(out: Tensor, dy: np.ndarray) -> tuple:
     x = out._parents[0]
     gamma = out._parents[1] if has_gamma else None
     need_beta = has_beta and out._parents[-1].requires_grad
-    need_gamma = has_gamma and gamma.requires_grad
+    need_gamma = gamma is not None and gamma.requires_grad
     need_x = x.requires_grad
     dbeta = sum_per_channel(dy) if (need_beta or (training and need_x)) else None
     # dγ = Σ dy·x̂ = Σ dy·(x − μ) / √(σ² + ε)
@@ -141,6 +143,7 @@ def _batch_norm_backward(out: Tensor, dy: np.ndarray) -> tuple:
     if need_x:
         _, multiply, add = per_channel_ops(dy)
         if training:
+            assert dbeta is not None and dgamma is not None  # both computed when training
             # the closed form dx = (γ/√(σ² + ε))·(dy − Σdy/m − x̂·dγ/m), in four passes:
             # x̂·dγ/m = (x − μ)·(dγ·inv_std/m) is one, and the constant Σdy/m joins it there
             m = dy.size // dbeta.size
@@ -152,9 +155,9 @@ def _batch_norm_backward(out: Tensor, dy: np.ndarray) -> tuple:
             dx = multiply(dy, scale)
     grads: list[Any] = [dx]
     if has_gamma:
-        grads.append(dgamma.reshape(-1) if need_gamma else None)
+        grads.append(dgamma.reshape(-1) if need_gamma and dgamma is not None else None)
     if has_beta:
-        grads.append(dbeta.reshape(-1) if need_beta else None)
+        grads.append(dbeta.reshape(-1) if need_beta and dbeta is not None else None)
     return tuple(grads)
 
 

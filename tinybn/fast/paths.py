@@ -47,7 +47,7 @@ def chain_order(root: Any) -> list[Any] | None:
 # -- the scalar engine's chain rule (Value.pushes) ----------------------------------------
 
 
-def float_pushes(node: Any, grad: float) -> list[tuple[Any, float]]:
+def float_pushes(node: Any, grad: float) -> list[tuple[Any, Any]]:
     """``Value.pushes`` of a unary or binary node (nearly every node) for a float grad,
     without the list comprehensions of the general n-ary code.
 
@@ -99,7 +99,7 @@ def needs_grad(parents: tuple[Any, ...]) -> bool:
     return False
 
 
-def push_array_grads(incoming: np.ndarray, pushes: list[tuple[Any, np.ndarray]]) -> None:
+def push_array_grads(incoming: np.ndarray | None, pushes: list[tuple[Any, np.ndarray]]) -> None:
     """``parent._accumulate_grad(amount)`` for each of a Tensor node's ``pushes``, except that a
     first grad nothing else will modify is taken as it is, without a copy: an interior node's
     (only its own rule reads it), or an array the rule has just made for this leaf alone
@@ -117,7 +117,7 @@ def push_array_grads(incoming: np.ndarray, pushes: list[tuple[Any, np.ndarray]])
             parent._accumulate_grad(amount)
 
 
-def _made_for_one(grad: np.ndarray, incoming: np.ndarray, pushes: list) -> bool:
+def _made_for_one(grad: np.ndarray, incoming: np.ndarray | None, pushes: list) -> bool:
     """True if a backward rule made ``grad`` just now for one parent alone: it owns its memory
     (not a view), is not the grad that came in, and is not also handed to another parent.
     (Rules return the incoming grad, views of it, or arrays they have just computed.)"""

@@ -128,10 +128,10 @@ def _template(op: str, position: int, n_parents: int, tensor: bool) -> str:
         return f"G's slice for input {position + 1}"
     if op == "stack":
         return f"G[{position}] along the stacked axis"
-    rules = SCALAR_RULES.get(op)
-    if rules is None:
+    found = SCALAR_RULES.get(op)
+    if found is None:
         return f"∂ {op}/∂ input {position + 1}"
-    return rules[min(position, len(rules) - 1)]
+    return found[min(position, len(found) - 1)]
 
 
 def operand_name(position: int, n_parents: int, symbols: tuple[str, str] = ("u", "v")) -> str:
