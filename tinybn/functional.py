@@ -236,25 +236,48 @@ def _batch_norm(
             f"shape {array.shape}; batch statistics of one sample have zero variance "
             "(use eval mode with running statistics for single examples)"
         )
-    engine = Tensor if isinstance(array, Tensor) else ValueArray
-    gamma = _param(gamma, "gamma", engine, param_shape, broadcast=kernel is None)
-    beta = _param(beta, "beta", engine, param_shape, broadcast=kernel is None)
+    return _normalize_per_channel(
+        "batch_norm", x, array, axes, param_shape, gamma, beta, eps, mean, var, kernel
+    )
+
+
+def _normalize_per_channel(
+    op: str,
+    x: Any,
+    array: Tensor | ValueArray,
+    axes: tuple[int, ...],
+    shape: tuple[int, ...],
+    gamma: Any,
+    beta: Any,
+    eps: float,
+    mean: Any,
+    var: Any,
+    kernel: Any = None,
+) -> tuple[Any, Any, Any]:
+    """What batch and instance norm share after their own input checks: γ and β (C,) and the
+    given statistics checked and shaped to ``shape`` (1, C, 1, ...), float16 computed in
+    float32 (its sums overflow from 65504 on, as PyTorch's kernels avoid), then the transform
+    over ``axes`` — composed (``_normalize``) or by ``kernel`` — and y, μ, σ² in the form of x.
+    """
     if (mean is None) != (var is None):
-        raise ValueError("batch_norm: pass both mean= and var= (inference), or neither")
+        raise ValueError(f"{op}: pass both mean= and var= (inference), or neither")
+    engine = Tensor if isinstance(array, Tensor) else ValueArray
+    gamma = _param(gamma, "gamma", engine, shape, broadcast=kernel is None)
+    beta = _param(beta, "beta", engine, shape, broadcast=kernel is None)
     half = isinstance(array, Tensor) and array.dtype == np.float16
-    if isinstance(array, Tensor) and half:  # float16 sums overflow from 65504 on: work in
-        array = array.astype(np.float32)  # float32, as PyTorch's kernel
+    if isinstance(array, Tensor) and half:
+        array = array.astype(np.float32)
     if mean is not None:
-        mean = _statistic(mean, "running_mean", array, param_shape)
-        var = _statistic(var, "running_var", array, param_shape)
+        mean = _statistic(mean, "running_mean", array, shape)
+        var = _statistic(var, "running_var", array, shape)
     if kernel is None:
-        y, batch_mean, batch_var = _normalize(array, axes, gamma, beta, eps, mean, var)
+        y, used_mean, used_var = _normalize(array, axes, gamma, beta, eps, mean, var)
     else:
-        y, batch_mean, batch_var = kernel(array, gamma, beta, eps, mean, var)
+        y, used_mean, used_var = kernel(array, gamma, beta, eps, mean, var)
     if half:
         y = y.astype(np.float16)
     form = _back_to_input_form
-    return form(y, x), form(batch_mean, x), form(batch_var, x)
+    return form(y, x), form(used_mean, x), form(used_var, x)
 
 
 def _check_float_input(array: Tensor | ValueArray, op: str) -> None:
@@ -460,18 +483,10 @@ def instance_norm_with_stats(
             f"instance_norm: expected more than 1 spatial element when training, got input of "
             f"shape {array.shape}"
         )
-    if (mean is None) != (var is None):
-        raise ValueError("instance_norm: pass both mean= and var= (inference), or neither")
-    engine = Tensor if isinstance(array, Tensor) else ValueArray
-    channel_shape = _channel_shape(array)
-    gamma = _param(gamma, "gamma", engine, channel_shape)
-    beta = _param(beta, "beta", engine, channel_shape)
-    if mean is not None:
-        mean = _statistic(mean, "running_mean", array, channel_shape)
-        var = _statistic(var, "running_var", array, channel_shape)
     axes = tuple(range(2, array.ndim))
-    y, used_mean, used_var = _normalize(array, axes, gamma, beta, eps, mean, var)
-    return _back_to_input_form(y, x), used_mean, used_var
+    return _normalize_per_channel(
+        "instance_norm", x, array, axes, _channel_shape(array), gamma, beta, eps, mean, var
+    )
 
 
 def instance_norm(
