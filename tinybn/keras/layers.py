@@ -87,6 +87,15 @@ class CustomActivation(nn.Module):
         return getattr(self.function, "__name__", "custom")
 
 
+def check_input_width(layer: str | None, expected: int | None, got: int) -> None:
+    """Keras's error for an input whose last axis is not the width the layer was built for."""
+    if got != expected:
+        raise ValueError(
+            f'Input 0 of layer "{layer}" is incompatible with the layer: expected axis -1 of '
+            f"input shape to have value {expected}, but received input with shape {(None, got)}"
+        )
+
+
 def known_name(kind: str, name: str, table: Mapping[str, Any], otherwise: str) -> str:
     """``name`` lower-cased, as Keras looks names up; ValueError listing the known ones."""
     key = name.lower()
@@ -216,12 +225,7 @@ class Layer(nn.Module):
             )
         if not self.built:
             self.build(x.shape[1])
-        if x.shape[1] != self.input_dim:
-            raise ValueError(
-                f'Input 0 of layer "{self.name}" is incompatible with the layer: expected axis '
-                f"-1 of input shape to have value {self.input_dim}, but received input with "
-                f"shape {(None, x.shape[1])}"
-            )
+        check_input_width(self.name, self.input_dim, x.shape[1])
         if training is None or bool(training) == self.training:
             return self.forward(x)
         with _mode(self, training):

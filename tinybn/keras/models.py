@@ -27,6 +27,7 @@ from tinybn.keras.layers import (
     _generator,
     _mode,
     _snake_case,
+    check_input_width,
     known_name,
 )
 from tinybn.keras.losses import _LOSSES, _METRICS, _metric_values, _resolve_metric
@@ -294,12 +295,7 @@ class Sequential(nn.Sequential):
             raise ValueError("this Sequential model has no layers; add some first")
         if self.input_dim is None:
             self.build(array.shape[1])
-        if array.shape[1] != self.input_dim:
-            raise ValueError(
-                f'Input 0 of layer "{self.layers[0].name}" is incompatible with the layer: '
-                f"expected axis -1 of input shape to have value {self.input_dim}, but received "
-                f"input with shape {(None, array.shape[1])}"
-            )
+        check_input_width(self.layers[0].name, self.input_dim, array.shape[1])
         return array
 
     def __call__(self, x: Any, training: bool | None = None) -> Tensor:
