@@ -827,7 +827,7 @@ def _output(out: Tensor, grad: Any) -> Any:
 
 
 def _through_composed(out: Tensor, grad: Tensor, composed: Callable) -> tuple:
-    """The rule of a node computed by a fast numpy kernel (tinybn.fused, tinybn.conv) when a
+    """The rule of a node computed by a fast numpy kernel (tinybn.fast.kernels, tinybn.conv) when a
     graph of the gradient is wanted: rebuild the node's output from its inputs with the
     composed source, ``composed(*inputs)`` in Tensor ops, and differentiate that — so
     second derivatives follow the formula the kernel computes."""

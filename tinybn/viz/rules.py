@@ -71,7 +71,7 @@ TENSOR_RULES: dict[str, tuple[str, ...]] = {
     "pad reflect": ("G of each padded position added to the input value it copies",),
     "pad replicate": ("G of each padded position added to the input value it copies",),
     "pad circular": ("G of each padded position added to the input value it copies",),
-    # the fused kernels (tinybn.fused): one node each
+    # the fused kernels (tinybn.fast.kernels): one node each
     "batch_norm": (
         "closed form: γ/√(σ² + ε) · (G − mean(G) − x̂·mean(G·x̂))",
         "Σ over the batch of G·x̂",
