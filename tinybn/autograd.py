@@ -19,13 +19,20 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
-from typing import Any
+from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
 
 from tinybn import fast
+
+if TYPE_CHECKING:  # the engines import this module; their classes are only named here
+    from tinybn.scalar import Value
+    from tinybn.tensor import Tensor
+
+# a node of either engine's graph
+Node = Union["Value", "Tensor"]
 
 # The only global mutable state in tinybn: whether new operations are recorded into a
 # graph, and whether every new op's output is checked for NaN/inf.
@@ -82,7 +89,7 @@ def detect_anomaly() -> Iterator[None]:
         _detect_anomaly = previous
 
 
-def topological_order(root: Any, leaves: bool = True) -> list[Any]:
+def topological_order(root: Node, leaves: bool = True) -> list[Any]:
     """Every node that ``root`` depends on, each listed after all of its parents.
 
     ``leaves=False`` lists only the nodes that have parents — the ones a backward pass
@@ -94,8 +101,8 @@ def topological_order(root: Any, leaves: bool = True) -> list[Any]:
     i.e. after all of its parents have been appended.
     """
     order: list[Any] = []
-    seen = {root}
-    stack = [(root, iter(root._parents))]
+    seen: set[Any] = {root}
+    stack: list[tuple[Any, Iterator[Any]]] = [(root, iter(root._parents))]
     while stack:
         node, parents = stack[-1]
         for parent in parents:
@@ -167,19 +174,19 @@ def run_backward(root: Any, seed: Any, create_graph: bool = False) -> None:
         name_grads(root)
 
 
-def name_grads(root: Any) -> None:
+def name_grads(root: Node) -> None:
     """Label each grad node of a create_graph pass after the node it is the gradient of:
     ``x.grad.label == "∂L/∂x"`` (L is the root's label)."""
     top = root.label or "L"
     for node in topological_order(root):
-        grad = node.grad
+        grad: Any = node.grad  # a node under create_graph
         if node.label and hasattr(grad, "parents") and not grad.label:
             grad.label = f"∂{top}/∂{node.label}"
 
 
 def grad(
-    outputs: Any,
-    inputs: Any,
+    outputs: Node | Sequence[Node],
+    inputs: Node | Sequence[Node],
     grad_outputs: Any = None,
     create_graph: bool = False,
     retain_graph: bool | None = None,
@@ -263,7 +270,9 @@ def _as_nodes(items: Any, what: str) -> list[Any]:
     return nodes
 
 
-def hvp(loss: Any, params: Any, vector: Any) -> list[np.ndarray]:
+def hvp(
+    loss: Tensor, params: Iterable[Tensor], vector: np.ndarray | Sequence[np.ndarray]
+) -> list[np.ndarray]:
     """The Hessian of ``loss`` times ``vector``, H·v, by double backward (Tensor engine).
 
     H·v = ∂/∂θ (∇L(θ) · v): the gradient is made with create_graph, dotted with v, and
@@ -323,7 +332,7 @@ def top_hessian_eigenvalue(
     for _ in range(iterations):
         norm = math.sqrt(sum(float((v * v).sum()) for v in vector))
         vector = [v / norm for v in vector]
-        dot = None
+        dot: Any = None
         for (_, g), v in zip(pairs, vector):
             term = (g * v.astype(g.dtype)).sum()
             dot = term if dot is None else dot + term
@@ -419,7 +428,7 @@ def _backward_checked(node: Any) -> None:
             )
 
 
-def zero_grad_graph(root: Any) -> None:
+def zero_grad_graph(root: Node) -> None:
     """Reset the grad of every node in the graph of ``root`` (and its repeat-warning count)."""
     for node in topological_order(root):
         node._zero_grad()

@@ -436,7 +436,7 @@ class Linear(Module):
         else:
             self.register_parameter("bias", None)
 
-    def forward(self, x: Any) -> Tensor:
+    def forward(self, x: Tensor | np.ndarray) -> Tensor:
         x = _as_tensor(x, "Linear")
         shape = x.data.shape
         if not shape or shape[-1] != self.in_features:
@@ -662,7 +662,7 @@ class _BatchNorm(_NormBase):
         self.composed = composed
         self._running_stats(num_features, momentum, track_running_stats)
 
-    def forward(self, x: Any) -> Tensor:
+    def forward(self, x: Tensor | np.ndarray) -> Tensor:
         name = type(self).__name__
         x = _as_tensor(x, name)
         self._check_channels(x, self._input_ndims, self._input_shapes)
@@ -742,7 +742,7 @@ class _InstanceNorm(_NormBase):
         self.affine = affine
         self._running_stats(num_features, momentum, track_running_stats)
 
-    def forward(self, x: Any) -> Tensor:
+    def forward(self, x: Tensor | np.ndarray) -> Tensor:
         name = type(self).__name__
         x = _as_tensor(x, name)
         batched = self._input_ndims[0]
@@ -823,7 +823,7 @@ class GroupNorm(_NormBase):
         self.num_channels = num_channels
         self.affine = affine
 
-    def forward(self, x: Any) -> Tensor:
+    def forward(self, x: Tensor | np.ndarray) -> Tensor:
         x = _as_tensor(x, "GroupNorm")
         self._check_channels(x, tuple(range(2, 9)), "(N, C, *)", "num_channels")
         return F.group_norm(x, self.num_groups, self.weight, self.bias, self.eps)
@@ -871,7 +871,7 @@ class LayerNorm(_NormBase):
         self.normalized_shape = shape
         self.elementwise_affine = elementwise_affine
 
-    def forward(self, x: Any) -> Tensor:
+    def forward(self, x: Tensor | np.ndarray) -> Tensor:
         x = _as_tensor(x, "LayerNorm")
         k = self._check_trailing(x)
         return F.layer_norm(x, self.weight, self.bias, self.eps, normalized_ndim=k)
@@ -901,7 +901,7 @@ class RMSNorm(_NormBase):
         self.normalized_shape = shape
         self.elementwise_affine = elementwise_affine
 
-    def forward(self, x: Any) -> Tensor:
+    def forward(self, x: Tensor | np.ndarray) -> Tensor:
         x = _as_tensor(x, "RMSNorm")
         self._check_trailing(x)
         return F.rms_norm(x, self.normalized_shape, self.weight, self.eps)
@@ -924,7 +924,7 @@ class Dropout(Module):
         self.p = p
         self.rng = rng
 
-    def forward(self, x: Any) -> Tensor:
+    def forward(self, x: Tensor | np.ndarray) -> Tensor:
         return F.dropout(_as_tensor(x, "Dropout"), self.p, self.training, self.rng)
 
     def extra_repr(self) -> str:
@@ -934,14 +934,14 @@ class Dropout(Module):
 class ReLU(Module):
     """max(0, x), elementwise."""
 
-    def forward(self, x: Any) -> Tensor:
+    def forward(self, x: Tensor | np.ndarray) -> Tensor:
         return F.relu(_as_tensor(x, "ReLU"))
 
 
 class Sigmoid(Module):
     """1 / (1 + e^(−x)), elementwise."""
 
-    def forward(self, x: Any) -> Tensor:
+    def forward(self, x: Tensor | np.ndarray) -> Tensor:
         return F.sigmoid(_as_tensor(x, "Sigmoid"))
 
 
@@ -952,7 +952,7 @@ class LeakyReLU(Module):
         super().__init__()
         self.negative_slope = _check_real(negative_slope, "LeakyReLU: negative_slope")
 
-    def forward(self, x: Any) -> Tensor:
+    def forward(self, x: Tensor | np.ndarray) -> Tensor:
         return F.leaky_relu(_as_tensor(x, "LeakyReLU"), self.negative_slope)
 
     def extra_repr(self) -> str:
@@ -962,7 +962,7 @@ class LeakyReLU(Module):
 class Tanh(Module):
     """tanh(x), elementwise."""
 
-    def forward(self, x: Any) -> Tensor:
+    def forward(self, x: Tensor | np.ndarray) -> Tensor:
         return F.tanh(_as_tensor(x, "Tanh"))
 
 
@@ -976,7 +976,7 @@ class Softmax(Module):
         super().__init__()
         self.dim = _check_int(dim, "Softmax: dim", -(2**31))
 
-    def forward(self, x: Any) -> Tensor:
+    def forward(self, x: Tensor | np.ndarray) -> Tensor:
         return F.softmax(_as_tensor(x, "Softmax"), axis=self.dim)
 
     def extra_repr(self) -> str:

@@ -17,6 +17,7 @@ from numbers import Real
 from typing import Any, TypeGuard
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
 
 from tinybn import autograd, fast
 
@@ -30,7 +31,7 @@ def get_default_dtype() -> type:
     return _default_dtype
 
 
-def set_default_dtype(dtype: Any) -> None:
+def set_default_dtype(dtype: DTypeLike) -> None:
     """Set the dtype that Python numbers and lists become (np.float32 or np.float64)."""
     global _default_dtype
     dtype = np.dtype(dtype)
@@ -1123,7 +1124,9 @@ def stack(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
     return tensors[0]._make(data, tuple(tensors), "stack", _stack_backward, axis % data.ndim)
 
 
-def tensor(data: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+def tensor(
+    data: Tensor | ArrayLike, dtype: DTypeLike | None = None, requires_grad: bool = False
+) -> Tensor:
     """A new leaf Tensor holding a copy of ``data``, like ``torch.tensor``.
 
     The dtype is inferred as PyTorch does: Python floats → the default float dtype
