@@ -9,10 +9,12 @@ per array operation.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from numbers import Real
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from tinybn.conv import avg_pool2d, conv2d, max_pool2d
 from tinybn.fast import kernels as fused_kernels
@@ -21,6 +23,13 @@ from tinybn.scalar import Value
 from tinybn.scalar_array import ValueArray
 from tinybn.tensor import Tensor
 from tinybn.tensor import _axes as _tensor_axes
+
+# The norms take either engine's input and answer in the same form: a Tensor, a ValueArray,
+# or nested lists of scalar Values, of shape (N, C, ...)
+Batch = Tensor | ValueArray | Sequence[Any]
+# γ, β or given statistics, one value per channel (C,): the same forms or a numpy array
+PerChannel = Tensor | ValueArray | Sequence[Any] | np.ndarray | None
+
 
 # -- engine dispatch ------------------------------------------------------------------
 
@@ -186,13 +195,13 @@ def _channel_shape(x: Any) -> tuple[int, ...]:
 
 
 def batch_norm_with_stats(
-    x: Any,
-    gamma: Any = None,
-    beta: Any = None,
+    x: Batch,
+    gamma: PerChannel = None,
+    beta: PerChannel = None,
     eps: float = 1e-5,
     *,
-    mean: Any = None,
-    var: Any = None,
+    mean: PerChannel = None,
+    var: PerChannel = None,
     allow_batch_of_one: bool = False,
 ) -> tuple[Any, Any, Any]:
     """``batch_norm`` that also returns the batch mean μ and biased variance σ² it used.
@@ -291,13 +300,13 @@ def _check_float_input(array: Tensor | ValueArray, op: str) -> None:
 
 
 def batch_norm(
-    x: Any,
-    gamma: Any = None,
-    beta: Any = None,
+    x: Batch,
+    gamma: PerChannel = None,
+    beta: PerChannel = None,
     eps: float = 1e-5,
     *,
-    mean: Any = None,
-    var: Any = None,
+    mean: PerChannel = None,
+    var: PerChannel = None,
 ) -> Any:
     """Batch normalization (Ioffe & Szegedy 2015, Algorithm 1).
 
@@ -321,7 +330,7 @@ def batch_norm(
     return batch_norm_with_stats(x, gamma, beta, eps, mean=mean, var=var)[0]
 
 
-def batch_norm_backward(dy: Any, x: Any, gamma: Any = None, eps: float = 1e-5) -> tuple:
+def batch_norm_backward(dy: Batch, x: Batch, gamma: PerChannel = None, eps: float = 1e-5) -> tuple:
     """The closed-form backward of batch norm (Ioffe & Szegedy 2015, section 3), composed
     from the same primitives as ``batch_norm``, on either engine:
 
@@ -364,9 +373,9 @@ def batch_norm_backward(dy: Any, x: Any, gamma: Any = None, eps: float = 1e-5) -
 
 
 def layer_norm(
-    x: Any,
-    gamma: Any = None,
-    beta: Any = None,
+    x: Batch,
+    gamma: PerChannel = None,
+    beta: PerChannel = None,
     eps: float = 1e-5,
     *,
     normalized_ndim: int | None = None,
@@ -384,7 +393,8 @@ def layer_norm(
     array = _as_array(x, "layer_norm")
     engine = Tensor if isinstance(array, Tensor) else ValueArray
     if normalized_ndim is None:
-        normalized_ndim = 1 if gamma is None else np.ndim(getattr(gamma, "data", gamma))
+        gamma_data: Any = getattr(gamma, "data", gamma)
+        normalized_ndim = 1 if gamma is None else np.ndim(gamma_data)
     if not 1 <= normalized_ndim <= array.ndim:
         raise ValueError(f"layer_norm: cannot normalize {normalized_ndim} axes of {array.shape}")
     normalized_shape = array.shape[array.ndim - normalized_ndim :]
@@ -401,10 +411,10 @@ def _affine_params(
     shape: tuple,
     op: str,
     what: str = "normalized shape",
-) -> list:
+) -> list[Tensor | ValueArray | None]:
     """gamma and beta as ``engine`` arrays of ``shape`` (None stays None); ``what`` names
     where the shape comes from, for the error."""
-    params = []
+    params: list[Tensor | ValueArray | None] = []
     for p, name in ((gamma, "gamma"), (beta, "beta")):
         if p is not None:
             p = p if isinstance(p, engine) else engine(p)
@@ -428,7 +438,7 @@ def _channels_first(x: Any, op: str) -> Tensor | ValueArray:
 
 
 def group_norm(
-    x: Any, num_groups: int, gamma: Any = None, beta: Any = None, eps: float = 1e-5
+    x: Batch, num_groups: int, gamma: PerChannel = None, beta: PerChannel = None, eps: float = 1e-5
 ) -> Any:
     """Group normalization (Wu & He 2018): per example, the C channels split into G groups
     of C/G, each group normalized over its channels and positions, then γ, β per channel.
@@ -465,13 +475,13 @@ def group_norm(
 
 
 def instance_norm_with_stats(
-    x: Any,
-    gamma: Any = None,
-    beta: Any = None,
+    x: Batch,
+    gamma: PerChannel = None,
+    beta: PerChannel = None,
     eps: float = 1e-5,
     *,
-    mean: Any = None,
-    var: Any = None,
+    mean: PerChannel = None,
+    var: PerChannel = None,
 ) -> tuple[Any, Any, Any]:
     """``instance_norm`` that also returns the μ and biased σ² it used, each (N, C, 1, ...)
     from the input (or the given (C,) statistics, shaped (1, C, 1, ...))."""
@@ -490,13 +500,13 @@ def instance_norm_with_stats(
 
 
 def instance_norm(
-    x: Any,
-    gamma: Any = None,
-    beta: Any = None,
+    x: Batch,
+    gamma: PerChannel = None,
+    beta: PerChannel = None,
     eps: float = 1e-5,
     *,
-    mean: Any = None,
-    var: Any = None,
+    mean: PerChannel = None,
+    var: PerChannel = None,
 ) -> Any:
     """Instance normalization (Ulyanov et al. 2016): each channel of each example normalized
     over its own positions, μ_nc = mean over (H, W) of x[n, c], σ²_nc likewise; then γ, β
@@ -510,7 +520,10 @@ def instance_norm(
 
 
 def rms_norm(
-    x: Any, normalized_shape: int | tuple[int, ...], gamma: Any = None, eps: float | None = None
+    x: Batch,
+    normalized_shape: int | tuple[int, ...],
+    gamma: PerChannel = None,
+    eps: float | None = None,
 ) -> Any:
     """RMS normalization (Zhang & Sennrich 2019), as PyTorch's ``F.rms_norm``: no centering,
     y = x / √(mean(x²) + ε) · γ over the last len(normalized_shape) axes.
@@ -671,7 +684,7 @@ def _class_indices(
 
 def cross_entropy(
     logits: Tensor,
-    targets: Any,
+    targets: Tensor | ArrayLike,
     reduction: str = "mean",
     label_smoothing: float = 0.0,
     ignore_index: int = -100,
@@ -711,7 +724,10 @@ def cross_entropy(
 
 
 def nll_loss(
-    log_probs: Tensor, targets: Any, reduction: str = "mean", ignore_index: int = -100
+    log_probs: Tensor,
+    targets: Tensor | ArrayLike,
+    reduction: str = "mean",
+    ignore_index: int = -100,
 ) -> Tensor:
     """−log_probs[target]: the negative log-likelihood of log-probabilities (e.g. from
     ``log_softmax``), as PyTorch's ``F.nll_loss``; ``cross_entropy`` is
@@ -743,7 +759,7 @@ def _check_same_shape(a: Tensor, b: Any, name: str) -> None:
         raise ValueError(f"{name}: input shape {a.shape} != target shape {np.shape(b)}")
 
 
-def binary_cross_entropy(p: Tensor, y: Any, reduction: str = "mean") -> Tensor:
+def binary_cross_entropy(p: Tensor, y: Tensor | ArrayLike, reduction: str = "mean") -> Tensor:
     """−[y log p + (1 − y) log(1 − p)] per element, reduced; each log is clamped at −100 as
     in PyTorch.
 
@@ -759,7 +775,10 @@ def binary_cross_entropy(p: Tensor, y: Any, reduction: str = "mean") -> Tensor:
 
 
 def binary_cross_entropy_with_logits(
-    z: Tensor, y: Any, reduction: str = "mean", pos_weight: Any = None
+    z: Tensor,
+    y: Tensor | ArrayLike,
+    reduction: str = "mean",
+    pos_weight: Tensor | ArrayLike | None = None,
 ) -> Tensor:
     """BCE of sigmoid(z), computed stably: max(z, 0) − z·y + log(1 + e^(−|z|)) per element,
     reduced. ``pos_weight`` (broadcast over the last axis, e.g. (C,)) weighs the positive
@@ -788,7 +807,7 @@ def binary_cross_entropy_with_logits(
     return fused_kernels.binary_cross_entropy_with_logits(z, y, reduction, pos_weight)
 
 
-def mse_loss(a: Tensor, b: Any, reduction: str = "mean") -> Tensor:
+def mse_loss(a: Tensor, b: Tensor | ArrayLike, reduction: str = "mean") -> Tensor:
     """(a − b)² per element, reduced ('mean', 'sum' or 'none')."""
     _check_reduction(reduction, "mse_loss")
     _check_same_shape(a, b, "mse_loss")
