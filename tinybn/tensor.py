@@ -41,13 +41,13 @@ def set_default_dtype(dtype: DTypeLike) -> None:
 
 
 def _as_array(data: Any) -> np.ndarray:
-    if isinstance(data, Tensor):
-        return data.data
     if isinstance(data, (np.ndarray, np.generic)):
         if data.dtype.kind not in "fiub":
             raise TypeError(f"Tensor data must be numeric, got an array of dtype {data.dtype}")
         # a plain ndarray is kept as it is; a numpy scalar or an ndarray subclass becomes one
         return data if type(data) is np.ndarray else np.asarray(data)
+    if isinstance(data, Tensor):
+        return data.data
     try:
         array = np.asarray(data)
         # a float dtype would turn strings into numbers and None into NaN: refuse them
