@@ -4,8 +4,9 @@ op does, in fewer Python or numpy calls.
 The engines (``autograd``, ``scalar``, ``tensor``, ``nn``) keep the plain version and make
 a one-line call into this module where the speed matters; each function here says the
 benchmark line that justifies it (``python -m benchmarks --cases ... --threads 1``; numbers
-from benchmarks/README.md or the run named). Remove one and the tests still pass: only the
-time changes.
+from benchmarks/README.md or the run named). Each computes what the plain code would:
+replacing a call by that code changes times, never results (tests/test_tensor.py checks
+``chain_order``, ``scalar`` and ``_made_for_one`` against it).
 """
 
 from __future__ import annotations
