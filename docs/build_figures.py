@@ -333,7 +333,7 @@ def spatial_bn_graph() -> None:
     σ² of channel 0 back: its inputs are the 8 values x[n, 0, h, w], both examples and all
     four positions, through one μ."""
     x = tb.ValueArray(np.round(np.random.default_rng(0).normal(size=(2, 2, 2, 2)), 1).tolist())
-    y, _, var = F.batch_norm_with_stats(x.named("x").tolist())
+    y, _, var = F.batch_norm_with_stats(x.named("x"))
     weights = np.arange(1.0, 17.0).reshape(2, 2, 2, 2)
     (tb.ValueArray(y) * weights).sum().backward()  # the grads shown: of L = Σ w·y
     # top to bottom: the 8 inputs side by side fit the column (left to right is 1759 px)

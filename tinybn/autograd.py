@@ -19,11 +19,20 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
-from typing import Any
+from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
+
+from tinybn import fast
+
+if TYPE_CHECKING:  # the engines import this module; their classes are only named here
+    from tinybn.scalar import Value
+    from tinybn.tensor import Tensor
+
+# a node of either engine's graph
+Node = Union["Value", "Tensor"]
 
 # The only global mutable state in tinybn: whether new operations are recorded into a
 # graph, and whether every new op's output is checked for NaN/inf.
@@ -128,11 +137,11 @@ def detect_anomaly() -> Iterator[None]:
         _detect_anomaly = previous
 
 
-def topological_order(root: Any, leaves: bool = True) -> list[Any]:
+def topological_order(root: Node, leaves: bool = True) -> list[Any]:
     """Every node that ``root`` depends on, each listed after all of its parents.
 
     ``leaves=False`` lists only the nodes that have parents — the ones a backward pass
-    visits — and skips the bookkeeping of the leaves.
+    visits.
 
     An explicit stack instead of recursion, so a chain a million nodes deep works.
     Each stack entry is ``(node, iterator over its parents)``: the walk descends into the
@@ -147,54 +156,21 @@ def topological_order(root: Any, leaves: bool = True) -> list[Any]:
         >>> [node.label or node.op for node in topological_order(L)]  # inputs first, L last
         ['a', 'b', '*', 'L']
     """
-    # Speed (this walk is a third of a scalar backward pass): the set holds the nodes
-    # themselves, hashed by identity (neither Value nor Tensor defines __eq__), which is
-    # cheaper than calling id() on every edge; a leaf is complete as soon as it is seen,
-    # so it is appended at once instead of being pushed and popped.
-    if not root._parents:
-        return [root] if leaves else []
     order: list[Any] = []
-    seen = {root}
-    stack = [(root, iter(root._parents))]
+    seen: set[Any] = {root}
+    stack: list[tuple[Any, Iterator[Any]]] = [(root, iter(root._parents))]
     while stack:
         node, parents = stack[-1]
         for parent in parents:
-            if parent in seen:
-                continue
-            if parent._parents:
+            if parent not in seen:
                 seen.add(parent)
                 stack.append((parent, iter(parent._parents)))
                 break
-            if leaves:
-                seen.add(parent)
-                order.append(parent)
         else:  # every parent is in the order: so can this node be
             stack.pop()
-            order.append(node)
+            if leaves or node._parents:
+                order.append(node)
     return order
-
-
-def chain_order(root: Any) -> list[Any] | None:
-    """The nodes with parents below ``root`` (itself included), parents first, if they form a
-    chain — each has at most one parent that has parents of its own, as in the graph of a
-    Sequential of layers — else None.
-
-    Speed: on a chain the topological order is simply the path from the root down, found
-    without topological_order's seen-set and stack, in a third of the time.
-    """
-    path = []
-    node = root
-    while node is not None:
-        path.append(node)
-        below = None
-        for parent in node._parents:
-            if parent._parents and parent is not below:
-                if below is not None:
-                    return None  # a second parent with parents: not a chain
-                below = parent
-        node = below
-    path.reverse()
-    return path
 
 
 class BackwardPass:
@@ -214,12 +190,11 @@ class BackwardPass:
         elif not root._parents:
             interior = []
         else:
-            interior = chain_order(root) or topological_order(root, leaves=False)
+            interior = fast.chain_order(root) or topological_order(root, leaves=False)
         interior.reverse()
         self.root = root
         self.nodes = interior  # the root first, then towards the inputs
-        # Speed: only the nodes that already hold a grad (from an earlier pass) are set
-        # aside; on a fresh Tensor graph — the common case — there are none
+        # only the nodes that already hold a grad (from an earlier pass) are set aside
         self._held = [node for node in interior if node.grad is not None]
         self._earlier = [node.grad for node in self._held]
         for node in self._held:
@@ -255,19 +230,19 @@ def run_backward(root: Any, seed: Any, create_graph: bool = False) -> None:
         name_grads(root)
 
 
-def name_grads(root: Any) -> None:
+def name_grads(root: Node) -> None:
     """Label each grad node of a create_graph pass after the node it is the gradient of:
     ``x.grad.label == "∂L/∂x"`` (L is the root's label)."""
     top = root.label or "L"
     for node in topological_order(root):
-        grad = node.grad
+        grad: Any = node.grad  # a node under create_graph
         if node.label and hasattr(grad, "parents") and not grad.label:
             grad.label = f"∂{top}/∂{node.label}"
 
 
 def grad(
-    outputs: Any,
-    inputs: Any,
+    outputs: Node | Sequence[Node],
+    inputs: Node | Sequence[Node],
     grad_outputs: Any = None,
     create_graph: bool = False,
     retain_graph: bool | None = None,
@@ -328,7 +303,7 @@ def grad(
                 for node in backward.nodes:
                     node.push_grad()
                 backward.finish()
-        found = []
+        found: list[Any] = []
         for position, node in enumerate(inputs):
             if id(node) not in order:
                 if not allow_unused:
@@ -362,7 +337,9 @@ def _as_nodes(items: Any, what: str) -> list[Any]:
     return nodes
 
 
-def hvp(loss: Any, params: Any, vector: Any) -> list[np.ndarray]:
+def hvp(
+    loss: Tensor, params: Iterable[Tensor], vector: np.ndarray | Sequence[np.ndarray]
+) -> list[np.ndarray]:
     """The Hessian of ``loss`` times ``vector``, H·v, by double backward (Tensor engine).
 
     H·v = ∂/∂θ (∇L(θ) · v): the gradient is made with create_graph, dotted with v, and
@@ -531,7 +508,7 @@ def _backward_checked(node: Any) -> None:
             )
 
 
-def zero_grad_graph(root: Any) -> None:
+def zero_grad_graph(root: Node) -> None:
     """Reset the grad of every node in the graph of ``root`` (and its repeat-warning count).
 
     Examples:

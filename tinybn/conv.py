@@ -18,7 +18,7 @@ spreads it evenly over the window.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -303,7 +303,7 @@ def max_pool2d(
         x, kernel_size, stride, padding, dilation, ceil_mode, "max_pool2d"
     )
     xp = _padded(x.data, pads, -np.inf)
-    slices = _window_slices(kernel, stride, dilation, out_hw)
+    slices = _window_slices(kernel, stride, dilation, out_hw)  # type: ignore[arg-type]
     data = xp[:, :, slices[0][0], slices[0][1]].copy()
     # which offset holds each window's maximum (a byte each for kernels up to 15×15)
     argmax = np.zeros(data.shape, dtype=np.uint8 if len(slices) < 256 else np.intp)
@@ -354,7 +354,7 @@ def avg_pool2d(
             f"avg_pool2d: divisor_override must be an int >= 1, got {divisor_override}"
         )
     xp = _padded(x.data, pads, 0.0)
-    slices = _window_slices(kernel, stride, dilation, out_hw)
+    slices = _window_slices(kernel, stride, dilation, out_hw)  # type: ignore[arg-type]
     sums = np.zeros(x.shape[:2] + out_hw, dtype=x.dtype)
     for rows, columns in slices:
         sums += xp[:, :, rows, columns]
@@ -390,7 +390,11 @@ def _avg_pool2d_backward(out: Tensor, grad: np.ndarray) -> tuple:
 
 # -- padding with copies of the input (Conv2d's padding_mode) -------------------------------
 
-_NUMPY_PAD_MODES = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}
+_NUMPY_PAD_MODES: dict[str, Literal["reflect", "edge", "wrap"]] = {
+    "reflect": "reflect",
+    "replicate": "edge",
+    "circular": "wrap",
+}
 
 
 def pad2d(x: Tensor, pads: tuple[int, int, int, int], mode: str) -> Tensor:
@@ -426,5 +430,5 @@ def _pad2d_backward(out: Tensor, grad: np.ndarray) -> tuple:
     n, c, h, w = x.shape
     rows = grad.reshape(n * c, -1)
     dx = np.zeros((n * c, h * w), dtype=grad.dtype)
-    np.add.at(dx, (slice(None), index.reshape(-1)), rows)
+    np.add.at(dx, (slice(None), index.reshape(-1)), rows)  # type: ignore[arg-type]
     return (dx.reshape(x.shape),)

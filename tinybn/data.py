@@ -338,7 +338,7 @@ def batch_indices(
     """
     if shuffle and rng is None:
         raise ValueError("batch_indices: shuffle=True needs an rng")
-    order = rng.permutation(n) if shuffle else np.arange(n)
+    order = rng.permutation(n) if shuffle and rng is not None else np.arange(n)
     stop = n - n % batch_size if drop_last else n
     return [order[start : start + batch_size] for start in range(0, stop, batch_size)]
 

@@ -48,7 +48,7 @@ def write_atomically(path: str | os.PathLike, write: Callable[[BinaryIO], None])
 def write_text_atomically(path: str | os.PathLike, text: str) -> None:
     """``Path(path).write_text(text)`` (UTF-8), atomically."""
     data = text.encode("utf-8")
-    write_atomically(path, lambda file: file.write(data))
+    write_atomically(path, lambda file: None if file.write(data) else None)
 
 
 def unwritable_folder_reason(folder: str | os.PathLike) -> str | None:

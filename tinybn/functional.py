@@ -9,18 +9,27 @@ per array operation.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from numbers import Real
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
-from tinybn import fused as fused_kernels
 from tinybn.conv import avg_pool2d, conv2d, max_pool2d
+from tinybn.fast import kernels as fused_kernels
 from tinybn.random import default_generator
 from tinybn.scalar import Value
 from tinybn.scalar_array import ValueArray
 from tinybn.tensor import Tensor
 from tinybn.tensor import _axes as _tensor_axes
+
+# The norms take either engine's input and answer in the same form: a Tensor, a ValueArray,
+# or nested lists of scalar Values, of shape (N, C, ...)
+Batch = Tensor | ValueArray | Sequence[Any]
+# γ, β or given statistics, one value per channel (C,): the same forms or a numpy array
+PerChannel = Tensor | ValueArray | Sequence[Any] | np.ndarray | None
+
 
 # -- engine dispatch ------------------------------------------------------------------
 
@@ -36,7 +45,13 @@ def _as_array(x: Any, name: str) -> Tensor | ValueArray:
     raise TypeError(f"{name}: expected a Tensor or nested lists of Values, got {type(x).__name__}")
 
 
-def _param(p: Any, name: str, engine: type, shape: tuple[int, ...], broadcast: bool = True) -> Any:
+def _param(
+    p: Any,
+    name: str,
+    engine: type[Tensor] | type[ValueArray],
+    shape: tuple[int, ...],
+    broadcast: bool = True,
+) -> Any:
     """gamma/beta (length C) reshaped to broadcast against the input: (1, C) or (1, C, 1).
 
     ``broadcast=False`` checks the length but returns the (C,) array itself (the fused
@@ -92,7 +107,7 @@ def _check_eps(eps: Any, op: str) -> None:
         return
     if isinstance(eps, bool) or not isinstance(eps, Real):
         raise TypeError(f"{op}: eps must be a real number, got {type(eps).__name__} {eps!r}")
-    if not eps >= 0:  # also refuses NaN
+    if not float(eps) >= 0:  # also refuses NaN
         raise ValueError(f"{op}: eps must be >= 0, got {eps!r}")
 
 
@@ -180,23 +195,21 @@ def _channel_shape(x: Any) -> tuple[int, ...]:
 
 
 def batch_norm_with_stats(
-    x: Any,
-    gamma: Any = None,
-    beta: Any = None,
+    x: Batch,
+    gamma: PerChannel = None,
+    beta: PerChannel = None,
     eps: float = 1e-5,
     *,
-    mean: Any = None,
-    var: Any = None,
-    fused: bool = False,
+    mean: PerChannel = None,
+    var: PerChannel = None,
     allow_batch_of_one: bool = False,
 ) -> tuple[Any, Any, Any]:
     """``batch_norm`` that also returns the batch mean μ and biased variance σ² it used.
 
     A module updates its running statistics from these (see ``nn.BatchNorm1d``).
     Shapes: x (N, C), (N, C, L) or (N, C, H, W); gamma, beta (C,); μ and σ² keep x's ndim
-    with size-1 reduced axes, e.g. (1, C). ``fused=True`` (Tensors only) runs
-    ``tinybn.fused.batch_norm``: the same y as ONE graph node with the closed-form
-    backward, for speed; its μ and σ² are constants, not graph nodes.
+    with size-1 reduced axes, e.g. (1, C). All three come back in the form of x: Tensors,
+    ValueArrays, or nested lists of Values.
     ``allow_batch_of_one=True`` accepts one value per channel, as Keras does: μ = x, σ² = 0,
     so x̂ = 0 and y = β (PyTorch refuses it).
 
@@ -206,11 +219,30 @@ def batch_norm_with_stats(
         >>> mean.data, var.data  # shapes (1, C): the biased variance
         (array([[2.]], dtype=float32), array([[1.]], dtype=float32))
     """
+    return _batch_norm(
+        x, gamma, beta, eps, mean=mean, var=var, allow_batch_of_one=allow_batch_of_one, kernel=None
+    )
+
+
+def _batch_norm(
+    x: Any,
+    gamma: Any,
+    beta: Any,
+    eps: float,
+    *,
+    mean: Any,
+    var: Any,
+    allow_batch_of_one: bool,
+    kernel: Any,
+) -> tuple[Any, Any, Any]:
+    """``batch_norm_with_stats``, y computed by the composed source ``_normalize`` (``kernel``
+    None) or by a fused Tensor kernel with the same meaning (``fast.kernels.batch_norm``,
+    called through ``fast.kernels.batch_norm_with_stats``)."""
     _check_eps(eps, "batch_norm")
     array = _as_array(x, "batch_norm")
     _check_float_input(array, "batch_norm")
-    if fused and not isinstance(array, Tensor):
-        raise TypeError("batch_norm: fused=True needs a Tensor input; scalar Values compose")
+    if kernel is not None and not isinstance(array, Tensor):
+        raise TypeError("batch_norm: the fused kernel needs a Tensor input; scalar Values compose")
     axes, param_shape = _batch_axes(array)
     values_per_channel = array.shape[0] * int(np.prod(array.shape[2:], dtype=int))  # N·H·W
     if mean is None and values_per_channel < (1 if allow_batch_of_one else 2):
@@ -219,24 +251,48 @@ def batch_norm_with_stats(
             f"shape {array.shape}; batch statistics of one sample have zero variance "
             "(use eval mode with running statistics for single examples)"
         )
-    engine = Tensor if isinstance(array, Tensor) else ValueArray
-    gamma = _param(gamma, "gamma", engine, param_shape, broadcast=not fused)
-    beta = _param(beta, "beta", engine, param_shape, broadcast=not fused)
+    return _normalize_per_channel(
+        "batch_norm", x, array, axes, param_shape, gamma, beta, eps, mean, var, kernel
+    )
+
+
+def _normalize_per_channel(
+    op: str,
+    x: Any,
+    array: Tensor | ValueArray,
+    axes: tuple[int, ...],
+    shape: tuple[int, ...],
+    gamma: Any,
+    beta: Any,
+    eps: float,
+    mean: Any,
+    var: Any,
+    kernel: Any = None,
+) -> tuple[Any, Any, Any]:
+    """What batch and instance norm share after their own input checks: γ and β (C,) and the
+    given statistics checked and shaped to ``shape`` (1, C, 1, ...), float16 computed in
+    float32 (its sums overflow from 65504 on, as PyTorch's kernels avoid), then the transform
+    over ``axes`` — composed (``_normalize``) or by ``kernel`` — and y, μ, σ² in the form of x.
+    """
     if (mean is None) != (var is None):
-        raise ValueError("batch_norm: pass both mean= and var= (inference), or neither")
+        raise ValueError(f"{op}: pass both mean= and var= (inference), or neither")
+    engine = Tensor if isinstance(array, Tensor) else ValueArray
+    gamma = _param(gamma, "gamma", engine, shape, broadcast=kernel is None)
+    beta = _param(beta, "beta", engine, shape, broadcast=kernel is None)
     half = isinstance(array, Tensor) and array.dtype == np.float16
-    if half:  # sums of float16 overflow from 65504 on: work in float32, as PyTorch's kernel
+    if isinstance(array, Tensor) and half:
         array = array.astype(np.float32)
     if mean is not None:
-        mean = _statistic(mean, "running_mean", array, param_shape)
-        var = _statistic(var, "running_var", array, param_shape)
-    if fused:
-        y, batch_mean, batch_var = fused_kernels.batch_norm(array, gamma, beta, eps, mean, var)
+        mean = _statistic(mean, "running_mean", array, shape)
+        var = _statistic(var, "running_var", array, shape)
+    if kernel is None:
+        y, used_mean, used_var = _normalize(array, axes, gamma, beta, eps, mean, var)
     else:
-        y, batch_mean, batch_var = _normalize(array, axes, gamma, beta, eps, mean, var)
+        y, used_mean, used_var = kernel(array, gamma, beta, eps, mean, var)
     if half:
         y = y.astype(np.float16)
-    return _back_to_input_form(y, x), batch_mean, batch_var
+    form = _back_to_input_form
+    return form(y, x), form(used_mean, x), form(used_var, x)
 
 
 def _check_float_input(array: Tensor | ValueArray, op: str) -> None:
@@ -250,14 +306,13 @@ def _check_float_input(array: Tensor | ValueArray, op: str) -> None:
 
 
 def batch_norm(
-    x: Any,
-    gamma: Any = None,
-    beta: Any = None,
+    x: Batch,
+    gamma: PerChannel = None,
+    beta: PerChannel = None,
     eps: float = 1e-5,
     *,
-    mean: Any = None,
-    var: Any = None,
-    fused: bool = False,
+    mean: PerChannel = None,
+    var: PerChannel = None,
 ) -> Any:
     r"""Batch normalization (Ioffe & Szegedy 2015, Algorithm 1). Taught in chapter 2.
 
@@ -283,8 +338,6 @@ def batch_norm(
             (0 is allowed, as in PyTorch; negative → ValueError).
         mean: optional (C,) statistic to use instead of the batch's μ (inference).
         var: optional (C,) statistic to use instead of the batch's σ² (inference).
-        fused: Tensor input only — one node with the closed-form backward (fast) instead
-            of the composed graph of the steps above (the default: readable, drawable).
     Returns:
         y in the form of x (a Tensor, or nested lists of Values).
 
@@ -301,10 +354,10 @@ def batch_norm(
         >>> np.round(y.data.mean(axis=0), 6) + 0.0, np.round(y.data.var(axis=0), 4)
         (array([0., 0.], dtype=float32), array([1., 1.], dtype=float32))
     """
-    return batch_norm_with_stats(x, gamma, beta, eps, mean=mean, var=var, fused=fused)[0]
+    return batch_norm_with_stats(x, gamma, beta, eps, mean=mean, var=var)[0]
 
 
-def batch_norm_backward(dy: Any, x: Any, gamma: Any = None, eps: float = 1e-5) -> tuple:
+def batch_norm_backward(dy: Batch, x: Batch, gamma: PerChannel = None, eps: float = 1e-5) -> tuple:
     r"""The closed-form backward of batch norm (Ioffe & Szegedy 2015, section 3), composed
     from the same primitives as ``batch_norm``, on either engine. Taught in chapter 3.
 
@@ -361,9 +414,9 @@ def batch_norm_backward(dy: Any, x: Any, gamma: Any = None, eps: float = 1e-5) -
 
 
 def layer_norm(
-    x: Any,
-    gamma: Any = None,
-    beta: Any = None,
+    x: Batch,
+    gamma: PerChannel = None,
+    beta: PerChannel = None,
     eps: float = 1e-5,
     *,
     normalized_ndim: int | None = None,
@@ -395,7 +448,8 @@ def layer_norm(
     array = _as_array(x, "layer_norm")
     engine = Tensor if isinstance(array, Tensor) else ValueArray
     if normalized_ndim is None:
-        normalized_ndim = 1 if gamma is None else np.ndim(getattr(gamma, "data", gamma))
+        gamma_data: Any = getattr(gamma, "data", gamma)
+        normalized_ndim = 1 if gamma is None else np.ndim(gamma_data)
     if not 1 <= normalized_ndim <= array.ndim:
         raise ValueError(f"layer_norm: cannot normalize {normalized_ndim} axes of {array.shape}")
     normalized_shape = array.shape[array.ndim - normalized_ndim :]
@@ -406,11 +460,16 @@ def layer_norm(
 
 
 def _affine_params(
-    gamma: Any, beta: Any, engine: type, shape: tuple, op: str, what: str = "normalized shape"
-) -> list:
+    gamma: Any,
+    beta: Any,
+    engine: type[Tensor] | type[ValueArray],
+    shape: tuple,
+    op: str,
+    what: str = "normalized shape",
+) -> list[Tensor | ValueArray | None]:
     """gamma and beta as ``engine`` arrays of ``shape`` (None stays None); ``what`` names
     where the shape comes from, for the error."""
-    params = []
+    params: list[Tensor | ValueArray | None] = []
     for p, name in ((gamma, "gamma"), (beta, "beta")):
         if p is not None:
             p = p if isinstance(p, engine) else engine(p)
@@ -434,7 +493,7 @@ def _channels_first(x: Any, op: str) -> Tensor | ValueArray:
 
 
 def group_norm(
-    x: Any, num_groups: int, gamma: Any = None, beta: Any = None, eps: float = 1e-5
+    x: Batch, num_groups: int, gamma: PerChannel = None, beta: PerChannel = None, eps: float = 1e-5
 ) -> Any:
     """Group normalization (Wu & He 2018): per example, the C channels split into G groups
     of C/G, each group normalized over its channels and positions, then γ, β per channel.
@@ -480,13 +539,13 @@ def group_norm(
 
 
 def instance_norm_with_stats(
-    x: Any,
-    gamma: Any = None,
-    beta: Any = None,
+    x: Batch,
+    gamma: PerChannel = None,
+    beta: PerChannel = None,
     eps: float = 1e-5,
     *,
-    mean: Any = None,
-    var: Any = None,
+    mean: PerChannel = None,
+    var: PerChannel = None,
 ) -> tuple[Any, Any, Any]:
     """``instance_norm`` that also returns the μ and biased σ² it used, each (N, C, 1, ...)
     from the input (or the given (C,) statistics, shaped (1, C, 1, ...)).
@@ -506,28 +565,20 @@ def instance_norm_with_stats(
             f"instance_norm: expected more than 1 spatial element when training, got input of "
             f"shape {array.shape}"
         )
-    if (mean is None) != (var is None):
-        raise ValueError("instance_norm: pass both mean= and var= (inference), or neither")
-    engine = Tensor if isinstance(array, Tensor) else ValueArray
-    channel_shape = _channel_shape(array)
-    gamma = _param(gamma, "gamma", engine, channel_shape)
-    beta = _param(beta, "beta", engine, channel_shape)
-    if mean is not None:
-        mean = _statistic(mean, "running_mean", array, channel_shape)
-        var = _statistic(var, "running_var", array, channel_shape)
     axes = tuple(range(2, array.ndim))
-    y, used_mean, used_var = _normalize(array, axes, gamma, beta, eps, mean, var)
-    return _back_to_input_form(y, x), used_mean, used_var
+    return _normalize_per_channel(
+        "instance_norm", x, array, axes, _channel_shape(array), gamma, beta, eps, mean, var
+    )
 
 
 def instance_norm(
-    x: Any,
-    gamma: Any = None,
-    beta: Any = None,
+    x: Batch,
+    gamma: PerChannel = None,
+    beta: PerChannel = None,
     eps: float = 1e-5,
     *,
-    mean: Any = None,
-    var: Any = None,
+    mean: PerChannel = None,
+    var: PerChannel = None,
 ) -> Any:
     """Instance normalization (Ulyanov et al. 2016): each channel of each example normalized
     over its own positions, μ_nc = mean over (H, W) of x[n, c], σ²_nc likewise; then γ, β
@@ -550,7 +601,10 @@ def instance_norm(
 
 
 def rms_norm(
-    x: Any, normalized_shape: int | tuple[int, ...], gamma: Any = None, eps: float | None = None
+    x: Batch,
+    normalized_shape: int | tuple[int, ...],
+    gamma: PerChannel = None,
+    eps: float | None = None,
 ) -> Any:
     """RMS normalization (Zhang & Sennrich 2019), as PyTorch's ``F.rms_norm``: no centering,
     y = x / √(mean(x²) + ε) · γ over the last len(normalized_shape) axes.
@@ -591,7 +645,7 @@ def rms_norm(
 
 
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
-    """y = x Wᵀ + b, as PyTorch's ``F.linear``; one graph node (``tinybn.fused.linear``).
+    """y = x Wᵀ + b, as PyTorch's ``F.linear``; one graph node (``tinybn.fast.kernels.linear``).
 
     Args:
         x: (..., in_features).
@@ -606,8 +660,7 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
         >>> F.linear(Tensor([[1.0, 2.0]]), weight, bias).data  # x Wᵀ + b
         array([[3.5, 2. ]], dtype=float32)
     """
-    # Speed: checked in one expression (this runs once per layer per step); the loop that
-    # names the culprit runs only when something is wrong
+    # checked in one expression; the loop that names the culprit runs only when one is wrong
     if not (
         isinstance(x, Tensor)
         and isinstance(weight, Tensor)
@@ -775,7 +828,7 @@ def _class_indices(
 
 def cross_entropy(
     logits: Tensor,
-    targets: Any,
+    targets: Tensor | ArrayLike,
     reduction: str = "mean",
     label_smoothing: float = 0.0,
     ignore_index: int = -100,
@@ -804,6 +857,7 @@ def cross_entropy(
     if isinstance(label_smoothing, bool) or not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
     if logits.ndim == 1:  # one example: (C,) with a () class or (C,) probabilities
+        row: Tensor | np.ndarray
         if isinstance(targets, Tensor) and targets.ndim == 1:
             row = targets.reshape(1, -1)
         else:
@@ -816,12 +870,15 @@ def cross_entropy(
         probs = targets if isinstance(targets, Tensor) else Tensor(raw.astype(logits.dtype))
         return fused_kernels.cross_entropy(logits, probs, reduction, label_smoothing)
     classes = _class_indices(logits, targets, ignore_index, "cross_entropy", raw)
-    # one graph node with the closed-form gradient (softmax − target)/N (``tinybn.fused``)
+    # one graph node with the closed-form gradient (softmax − target)/N (``tinybn.fast.kernels``)
     return fused_kernels.cross_entropy(logits, classes, reduction, label_smoothing, ignore_index)
 
 
 def nll_loss(
-    log_probs: Tensor, targets: Any, reduction: str = "mean", ignore_index: int = -100
+    log_probs: Tensor,
+    targets: Tensor | ArrayLike,
+    reduction: str = "mean",
+    ignore_index: int = -100,
 ) -> Tensor:
     """−log_probs[target]: the negative log-likelihood of log-probabilities (e.g. from
     ``log_softmax``), as PyTorch's ``F.nll_loss``; ``cross_entropy`` is
@@ -861,12 +918,12 @@ def _check_same_shape(a: Tensor, b: Any, name: str) -> None:
         raise ValueError(f"{name}: input shape {a.shape} != target shape {np.shape(b)}")
 
 
-def binary_cross_entropy(p: Tensor, y: Any, reduction: str = "mean") -> Tensor:
+def binary_cross_entropy(p: Tensor, y: Tensor | ArrayLike, reduction: str = "mean") -> Tensor:
     """−[y log p + (1 − y) log(1 − p)] per element, reduced; each log is clamped at −100 as
     in PyTorch.
 
     One graph node with PyTorch's closed-form gradient (p − y)/max(p(1 − p), 1e-12)/n
-    (``tinybn.fused``).
+    (``tinybn.fast.kernels``).
 
     Examples:
         >>> from tinybn import Tensor, functional as F
@@ -882,13 +939,16 @@ def binary_cross_entropy(p: Tensor, y: Any, reduction: str = "mean") -> Tensor:
 
 
 def binary_cross_entropy_with_logits(
-    z: Tensor, y: Any, reduction: str = "mean", pos_weight: Any = None
+    z: Tensor,
+    y: Tensor | ArrayLike,
+    reduction: str = "mean",
+    pos_weight: Tensor | ArrayLike | None = None,
 ) -> Tensor:
     """BCE of sigmoid(z), computed stably: max(z, 0) − z·y + log(1 + e^(−|z|)) per element,
     reduced. ``pos_weight`` (broadcast over the last axis, e.g. (C,)) weighs the positive
     term: −[w·y·log σ(z) + (1 − y)·log(1 − σ(z))], as PyTorch.
 
-    One graph node with the closed-form gradient (σ(z) − y)/n (``tinybn.fused``).
+    One graph node with the closed-form gradient (σ(z) − y)/n (``tinybn.fast.kernels``).
 
     Examples:
         >>> from tinybn import Tensor, functional as F
@@ -916,7 +976,7 @@ def binary_cross_entropy_with_logits(
     return fused_kernels.binary_cross_entropy_with_logits(z, y, reduction, pos_weight)
 
 
-def mse_loss(a: Tensor, b: Any, reduction: str = "mean") -> Tensor:
+def mse_loss(a: Tensor, b: Tensor | ArrayLike, reduction: str = "mean") -> Tensor:
     """(a − b)² per element, reduced ('mean', 'sum' or 'none').
 
     Examples:

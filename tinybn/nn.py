@@ -20,14 +20,16 @@ import math
 import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, overload
 
 import numpy as np
 
+from tinybn import fast
 from tinybn import functional as F
 from tinybn.autograd import no_grad
+from tinybn.fast import kernels
 from tinybn.random import default_generator
-from tinybn.tensor import Tensor, _scalar, get_default_dtype
+from tinybn.tensor import Tensor, get_default_dtype
 
 
 class Parameter(Tensor):
@@ -62,7 +64,7 @@ def _check_real(value: Any, name: str) -> float:
     """A numeric option (eps, momentum, p): TypeError if it is not a real number."""
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise TypeError(f"{name} must be a number, got {type(value).__name__} {value!r}")
-    return value
+    return value  # type: ignore[return-value]  # a numpy number is kept as it is
 
 
 def _as_tensor(x: Any, layer: str) -> Tensor:
@@ -166,19 +168,12 @@ class Module:
 
         Replacing an entry within the same registry keeps its position (the order of a
         Sequential's layers and of state_dict keys), as in PyTorch.
-
-        Speed: the value is also kept as a plain instance attribute, so that reading
-        ``self.weight`` in ``forward`` is an ordinary lookup (~30 ns). Without it, every
-        such read first fails and then goes through ``__getattr__`` (~500 ns; a training
-        step of a small model makes ~16 of them). The registries remain the record of what
-        is a parameter, a buffer or a submodule; every change goes through this method or
-        ``__delattr__``, which keep the two in step.
         """
         for other in self._dicts():
             if other is not registry:
                 other.pop(name, None)
         registry[name] = value
-        self.__dict__[name] = value
+        fast.mirror_attribute(self, name, value)  # read without __getattr__ (tinybn/fast)
 
     def __getattr__(self, name: str) -> Any:
         # only called when normal lookup fails: look in the three registries
@@ -192,7 +187,7 @@ class Module:
         for registry in self._dicts():
             if name in registry:
                 del registry[name]
-                self.__dict__.pop(name, None)  # the plain-attribute copy (see _file)
+                self.__dict__.pop(name, None)  # the plain-attribute copy (fast.mirror_attribute)
                 return
         object.__delattr__(self, name)
 
@@ -490,7 +485,7 @@ class Linear(Module):
         else:
             self.register_parameter("bias", None)
 
-    def forward(self, x: Any) -> Tensor:
+    def forward(self, x: Tensor | np.ndarray) -> Tensor:
         x = _as_tensor(x, "Linear")
         shape = x.data.shape
         if not shape or shape[-1] != self.in_features:
@@ -602,9 +597,7 @@ class _NormBase(Module):
         ``factor`` None: the batch-norm rule (momentum, or 1/num_batches_tracked when
         momentum is None, counting this batch); else that weight of the new value."""
         # plain numpy on the buffers' arrays (no graph), updated in place, so the buffers stay
-        # the same arrays. Speed: at small sizes each numpy call costs more than its
-        # arithmetic, so each statistic takes three calls, m/(m−1) riding on the factor, and
-        # the factors are 0-d arrays of the buffers' dtype (see tensor._scalar)
+        # the same arrays; m/(m−1) rides on the variance's factor
         if factor is None:
             num_batches = self.num_batches_tracked.data
             num_batches += _ONE
@@ -613,11 +606,11 @@ class _NormBase(Module):
             keep, mean_weight, var_weight = 1.0 - factor, factor, factor * m / (m - 1)
         running_mean, running_var = self.running_mean.data, self.running_var.data
         dtype = running_mean.dtype
-        keep = _scalar(keep, dtype)
+        keep = fast.scalar(keep, dtype)
         running_mean *= keep
-        running_mean += _scalar(mean_weight, dtype) * batch_mean.reshape(-1)
+        running_mean += fast.scalar(mean_weight, dtype) * batch_mean.reshape(-1)
         running_var *= keep
-        running_var += _scalar(var_weight, dtype) * batch_var.reshape(-1)
+        running_var += fast.scalar(var_weight, dtype) * batch_var.reshape(-1)
 
     def _running_average_weights(self, m: int) -> tuple[float, float, float]:
         """(weight of the old value, of μ_B, of the biased σ²_B) in the running averages:
@@ -687,6 +680,10 @@ class _BatchNorm(_NormBase):
         track_running_stats: keep running_mean (C,), running_var (C,) and
             num_batches_tracked (0-d int64). If False there are no such buffers and the
             batch statistics are used in eval mode too.
+        composed: train through the composed graph of ``functional.batch_norm`` (one node
+            per step of the formula: drawable, steppable) instead of the fused kernel (one
+            node with the closed-form backward, faster). Same outputs, grads and running
+            statistics. Keyword-only; not in PyTorch.
 
     Examples:
         >>> import numpy as np
@@ -703,6 +700,8 @@ class _BatchNorm(_NormBase):
         array([[0.7628, 1.7499]], dtype=float32)
     """
 
+    eps: float  # never None here (only RMSNorm's is)
+
     _input_ndims: tuple[int, ...] = (2, 3)
     _input_shapes = "(N, C) or (N, C, L)"
 
@@ -715,15 +714,19 @@ class _BatchNorm(_NormBase):
         track_running_stats: bool = True,
         *,
         bias: bool = True,
+        composed: bool = False,
     ) -> None:
         name = type(self).__name__
         num_features = _check_int(num_features, f"{name}: num_features", 1)
+        if not isinstance(composed, bool):
+            raise TypeError(f"{name}: composed must be True or False, got {composed!r}")
         super().__init__((num_features,), eps, affine, bias)
         self.num_features = num_features
         self.affine = affine
+        self.composed = composed
         self._running_stats(num_features, momentum, track_running_stats)
 
-    def forward(self, x: Any) -> Tensor:
+    def forward(self, x: Tensor | np.ndarray) -> Tensor:
         name = type(self).__name__
         x = _as_tensor(x, name)
         self._check_channels(x, self._input_ndims, self._input_shapes)
@@ -734,16 +737,17 @@ class _BatchNorm(_NormBase):
         mean = var = None
         if not use_batch_stats:
             mean, var = self.running_mean.data, self.running_var.data
-        # the one call into the BN math; it raises on one value per channel, before any
+        # the one call into the BN math: its composed source, or the fused kernel registered
+        # for it (the same numbers, faster); it raises on one value per channel, before any
         # state below has changed
-        y, batch_mean, batch_var = F.batch_norm_with_stats(
+        batch_norm = F.batch_norm_with_stats if self.composed else kernels.batch_norm_with_stats
+        y, batch_mean, batch_var = batch_norm(
             x,
             self.weight,
             self.bias,
             self.eps,
             mean=mean,
             var=var,
-            fused=True,
             allow_batch_of_one=self._allow_batch_of_one,
         )
         if self.training and self.track_running_stats and self.running_mean is not None:
@@ -753,13 +757,13 @@ class _BatchNorm(_NormBase):
 
 
 class BatchNorm1d(_BatchNorm):
-    __doc__ = "Batch normalization over (N, C) or (N, C, L) inputs.\n" + _BatchNorm.__doc__
+    __doc__ = "Batch normalization over (N, C) or (N, C, L) inputs.\n" + (_BatchNorm.__doc__ or "")
 
 
 class BatchNorm2d(_BatchNorm):
     __doc__ = (
         "Spatial batch normalization over (N, C, H, W) inputs: one μ and σ² per channel,\n"
-        "    over N·H·W values (every position of every example).\n" + _BatchNorm.__doc__
+        "    over N·H·W values (every position of every example).\n" + (_BatchNorm.__doc__ or "")
     )
 
     _input_ndims = (4,)
@@ -789,6 +793,8 @@ class _InstanceNorm(_NormBase):
                [1., 1., 1.]])
     """
 
+    eps: float  # never None here (only RMSNorm's is)
+
     _input_ndims: tuple[int, ...] = (3,)
     _input_shapes = "(N, C, L)"
 
@@ -809,7 +815,7 @@ class _InstanceNorm(_NormBase):
         self.affine = affine
         self._running_stats(num_features, momentum, track_running_stats)
 
-    def forward(self, x: Any) -> Tensor:
+    def forward(self, x: Tensor | np.ndarray) -> Tensor:
         name = type(self).__name__
         x = _as_tensor(x, name)
         batched = self._input_ndims[0]
@@ -842,11 +848,11 @@ class _InstanceNorm(_NormBase):
 
 
 class InstanceNorm1d(_InstanceNorm):
-    __doc__ = "Instance normalization of (N, C, L) inputs.\n" + _InstanceNorm.__doc__
+    __doc__ = "Instance normalization of (N, C, L) inputs.\n" + (_InstanceNorm.__doc__ or "")
 
 
 class InstanceNorm2d(_InstanceNorm):
-    __doc__ = "Instance normalization of (N, C, H, W) inputs.\n" + _InstanceNorm.__doc__
+    __doc__ = "Instance normalization of (N, C, H, W) inputs.\n" + (_InstanceNorm.__doc__ or "")
 
     _input_ndims = (4,)
     _input_shapes = "(N, C, H, W)"
@@ -873,6 +879,8 @@ class GroupNorm(_NormBase):
         array([0., 0., 0.])
     """
 
+    eps: float  # never None here (only RMSNorm's is)
+
     _repr_head = ("num_groups", "num_channels")
     _repr_keys = ("eps", "affine", "bias")
 
@@ -897,7 +905,7 @@ class GroupNorm(_NormBase):
         self.num_channels = num_channels
         self.affine = affine
 
-    def forward(self, x: Any) -> Tensor:
+    def forward(self, x: Tensor | np.ndarray) -> Tensor:
         x = _as_tensor(x, "GroupNorm")
         self._check_channels(x, tuple(range(2, 9)), "(N, C, *)", "num_channels")
         return F.group_norm(x, self.num_groups, self.weight, self.bias, self.eps)
@@ -936,6 +944,8 @@ class LayerNorm(_NormBase):
         array([[-1.2247,  0.    ,  1.2247]], dtype=float32)
     """
 
+    eps: float  # never None here (only RMSNorm's is)
+
     _repr_head = ("normalized_shape",)
     _repr_keys = ("eps", "elementwise_affine", "bias")
 
@@ -951,7 +961,7 @@ class LayerNorm(_NormBase):
         self.normalized_shape = shape
         self.elementwise_affine = elementwise_affine
 
-    def forward(self, x: Any) -> Tensor:
+    def forward(self, x: Tensor | np.ndarray) -> Tensor:
         x = _as_tensor(x, "LayerNorm")
         k = self._check_trailing(x)
         return F.layer_norm(x, self.weight, self.bias, self.eps, normalized_ndim=k)
@@ -987,7 +997,7 @@ class RMSNorm(_NormBase):
         self.normalized_shape = shape
         self.elementwise_affine = elementwise_affine
 
-    def forward(self, x: Any) -> Tensor:
+    def forward(self, x: Tensor | np.ndarray) -> Tensor:
         x = _as_tensor(x, "RMSNorm")
         self._check_trailing(x)
         return F.rms_norm(x, self.normalized_shape, self.weight, self.eps)
@@ -1020,7 +1030,7 @@ class Dropout(Module):
         self.p = p
         self.rng = rng
 
-    def forward(self, x: Any) -> Tensor:
+    def forward(self, x: Tensor | np.ndarray) -> Tensor:
         return F.dropout(_as_tensor(x, "Dropout"), self.p, self.training, self.rng)
 
     def extra_repr(self) -> str:
@@ -1036,7 +1046,7 @@ class ReLU(Module):
         array([0., 2.], dtype=float32)
     """
 
-    def forward(self, x: Any) -> Tensor:
+    def forward(self, x: Tensor | np.ndarray) -> Tensor:
         return F.relu(_as_tensor(x, "ReLU"))
 
 
@@ -1049,7 +1059,7 @@ class Sigmoid(Module):
         array([0.5], dtype=float32)
     """
 
-    def forward(self, x: Any) -> Tensor:
+    def forward(self, x: Tensor | np.ndarray) -> Tensor:
         return F.sigmoid(_as_tensor(x, "Sigmoid"))
 
 
@@ -1066,7 +1076,7 @@ class LeakyReLU(Module):
         super().__init__()
         self.negative_slope = _check_real(negative_slope, "LeakyReLU: negative_slope")
 
-    def forward(self, x: Any) -> Tensor:
+    def forward(self, x: Tensor | np.ndarray) -> Tensor:
         return F.leaky_relu(_as_tensor(x, "LeakyReLU"), self.negative_slope)
 
     def extra_repr(self) -> str:
@@ -1082,7 +1092,7 @@ class Tanh(Module):
         array([0.], dtype=float32)
     """
 
-    def forward(self, x: Any) -> Tensor:
+    def forward(self, x: Tensor | np.ndarray) -> Tensor:
         return F.tanh(_as_tensor(x, "Tanh"))
 
 
@@ -1102,7 +1112,7 @@ class Softmax(Module):
         super().__init__()
         self.dim = _check_int(dim, "Softmax: dim", -(2**31))
 
-    def forward(self, x: Any) -> Tensor:
+    def forward(self, x: Tensor | np.ndarray) -> Tensor:
         return F.softmax(_as_tensor(x, "Softmax"), axis=self.dim)
 
     def extra_repr(self) -> str:
@@ -1141,7 +1151,13 @@ class Sequential(Module):
         ['0.weight', '0.bias', '1.weight', '1.bias']
     """
 
-    def __init__(self, *modules: Module) -> None:
+    @overload
+    def __init__(self, *modules: Module) -> None: ...
+
+    @overload
+    def __init__(self, modules: OrderedDict[str, Module], /) -> None: ...
+
+    def __init__(self, *modules: Any) -> None:
         super().__init__()
         if len(modules) == 1 and isinstance(modules[0], OrderedDict):
             for name, module in modules[0].items():

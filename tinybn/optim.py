@@ -229,6 +229,7 @@ def _check_non_negative(group: dict[str, Any], *names: str) -> None:
 def _regularized_grad(p: Tensor, group: dict[str, Any]) -> np.ndarray:
     """The g both optimizers step with: p.grad (negated if maximizing) + weight_decay·p
     (the gradient of the L2 penalty ½·weight_decay·‖p‖²)."""
+    assert p.grad is not None  # the optimizer steps only parameters that have a grad
     grad = -p.grad if group["maximize"] else p.grad
     if group["weight_decay"] != 0:
         grad = grad + group["weight_decay"] * p.data
@@ -289,7 +290,7 @@ class SGD(Optimizer):
             raise ValueError("Nesterov momentum requires a momentum and zero dampening")
 
     def _update(self, p: Tensor, group: dict[str, Any], state: dict[str, Any]) -> None:
-        # Speed: plain SGD (no maximize, no weight decay) steps with p.grad itself
+        # plain SGD (no maximize, no weight decay) steps with p.grad itself
         grad = _regularized_grad(p, group) if group["maximize"] or group["weight_decay"] else p.grad
         momentum = group["momentum"]
         if momentum != 0:

@@ -30,8 +30,9 @@ import math
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from numbers import Real
+from typing import Any, cast
 
-from tinybn import autograd
+from tinybn import autograd, fast
 
 Number = int | float
 
@@ -47,7 +48,7 @@ def _check_number(data: object, op: str) -> float:
     try:
         return float(data)
     except OverflowError:  # an int (or Fraction) beyond ~1.8e308
-        digits = len(str(abs(int(data))))
+        digits = len(str(abs(int(data))))  # type: ignore[arg-type]
         raise OverflowError(
             f"{op}: the number {str(data)[:12]}... ({digits} digits) is too large for a "
             f"float (max {sys.float_info.max:.6g})"
@@ -110,7 +111,7 @@ class Value:
         label: str = "",
     ) -> None:
         self.data = data if type(data) is float else _check_number(data, "Value")
-        self.grad = 0.0
+        self.grad: float | Value = 0.0  # a Value under create_graph
         self.label = label
         self.op = op
         self.role: str | None = None
@@ -275,19 +276,15 @@ class Value:
             grad = self.grad
         parents = self._parents
         if type(grad) is float:
-            # Speed: unary and binary ops (nearly every node) without the comprehensions
-            if len(parents) == 1:
-                (a,) = parents
-                (local,) = self._rule(self.data, (a.data,))
-                return [(a, local * grad)]
-            if len(parents) == 2:
-                a, b = parents
-                local_a, local_b = self._rule(self.data, (a.data, b.data))
-                return [(a, local_a * grad), (b, local_b * grad)]
+            if 0 < len(parents) < 3:
+                return fast.float_pushes(self, grad)  # the same, unrolled (see tinybn/fast)
+            assert self._rule is not None, "a leaf pushes nothing"
             locals_ = self._rule(self.data, [parent.data for parent in parents])
             return [(parent, local * grad) for parent, local in zip(parents, locals_)]
+        assert self._rule is not None, "a leaf pushes nothing"
         locals_ = self._rule(self, parents)
-        return [(parent, _times(local, grad)) for parent, local in zip(parents, locals_)]
+        value_grad = cast(Value, grad)  # create_graph: the grad is a node
+        return [(parent, _times(local, value_grad)) for parent, local in zip(parents, locals_)]
 
     def push_grad(self) -> list[tuple[Value, float | Value]]:
         """One step of backpropagation: add ``self.pushes()`` to the parents' grads."""
@@ -516,7 +513,7 @@ def values(data: Sequence, label: str = "") -> list:
     return _build_values(data.tolist() if hasattr(data, "tolist") else list(data), (), label)
 
 
-def _build_values(item: object, index: tuple[int, ...], label: str) -> object:
+def _build_values(item: object, index: tuple[int, ...], label: str) -> Any:
     # A module-level function, not a closure inside values(): a recursive closure refers
     # to itself, so every call would leave a reference cycle for the garbage collector.
     if isinstance(item, (list, tuple)):

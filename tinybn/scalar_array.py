@@ -44,6 +44,7 @@ class ValueArray:
     """
 
     __slots__ = ("values",)
+    values: np.ndarray
 
     def __init__(self, data: Any) -> None:
         if isinstance(data, ValueArray):
@@ -160,7 +161,7 @@ class ValueArray:
         moved = self.values.transpose(kept + list(axes))
         kept_shape = tuple(self.shape[a] for a in kept)
         rows = moved.reshape(int(np.prod(kept_shape, dtype=int)), -1)
-        out = np.empty(len(rows), dtype=object)
+        out: np.ndarray = np.empty(len(rows), dtype=object)
         for i, row in enumerate(rows):
             out[i] = reducer(row)
         out = out.reshape(kept_shape)
@@ -182,7 +183,7 @@ class ValueArray:
         """Label every element ``label[i,j,...]`` (its name in a formula and its index), and
         give each the ``role`` (its stage in a normalization), if one is given."""
         if not self.shape:
-            self.values[()].named(label, role)
+            self.values.item().named(label, role)  # the one Value of a 0-d array
             return self
         for index, value in zip(_index_strings(self.shape), self.values.flat):
             value.label = f"{label}[{index}]"
@@ -213,6 +214,7 @@ def _normalize_axes(axis: Any, ndim: int) -> tuple[int, ...]:
 
 def _object_array(data: Sequence) -> np.ndarray:
     """Nested lists → an object ndarray, refusing ragged rows with their lengths."""
+    array: np.ndarray
     if not isinstance(data, (list, tuple)):
         array = np.empty((), dtype=object)
         array[()] = data

@@ -67,7 +67,7 @@ def save(state_dict: Mapping[str, Any], path: str | os.PathLike) -> None:
             )
         arrays[key] = array
     try:
-        write_atomically(path, lambda file: np.savez(file, **arrays))
+        write_atomically(path, lambda file: np.savez(file, **arrays))  # type: ignore[arg-type]
     except (IsADirectoryError, FileNotFoundError) as error:
         if error.filename is not None:  # an OSError of the file system, not our check
             raise

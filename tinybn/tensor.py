@@ -11,15 +11,15 @@ for an input is summed back down to that input's shape (``_unbroadcast``).
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Callable, Sequence
 from numbers import Real
-from typing import Any
+from typing import Any, TypeGuard
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
 
-from tinybn import autograd
+from tinybn import autograd, fast
 
 _default_dtype: type = np.float32
 # Python and numpy scalars: combined with a Tensor they take its dtype (no float64 upcast)
@@ -37,7 +37,7 @@ def get_default_dtype() -> type:
     return _default_dtype
 
 
-def set_default_dtype(dtype: Any) -> None:
+def set_default_dtype(dtype: DTypeLike) -> None:
     """Set the dtype that Python numbers and lists become (as ``torch.set_default_dtype``).
 
     Args:
@@ -60,13 +60,13 @@ def set_default_dtype(dtype: Any) -> None:
 
 
 def _as_array(data: Any) -> np.ndarray:
-    if isinstance(data, Tensor):
-        return data.data
     if isinstance(data, (np.ndarray, np.generic)):
         if data.dtype.kind not in "fiub":
             raise TypeError(f"Tensor data must be numeric, got an array of dtype {data.dtype}")
         # a plain ndarray is kept as it is; a numpy scalar or an ndarray subclass becomes one
         return data if type(data) is np.ndarray else np.asarray(data)
+    if isinstance(data, Tensor):
+        return data.data
     try:
         array = np.asarray(data)
         # a float dtype would turn strings into numbers and None into NaN: refuse them
@@ -82,22 +82,6 @@ def _as_array(data: Any) -> np.ndarray:
     return array
 
 
-@functools.lru_cache(maxsize=64, typed=True)
-def _scalar(value: float, dtype: np.dtype) -> Any:
-    """``value`` for arithmetic with arrays of ``dtype``: a cached, read-only 0-d array of that
-    dtype if it is floating, else the number itself (numpy's own promotion, e.g. bool → int).
-
-    Speed: numpy pairs a small array with a 0-d array of its own dtype about twice as fast as
-    with a Python number, whose type it resolves again on every call; the result is the same
-    as with a Python number (cast to the array's dtype either way).
-    """
-    if np.dtype(dtype).kind != "f":
-        return value
-    array = np.array(value, dtype=dtype)
-    array.flags.writeable = False
-    return array
-
-
 def _unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """Sum ``grad`` over the axes that broadcasting stretched, back to ``shape``."""
     if grad.shape == shape:
@@ -109,20 +93,6 @@ def _unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     if stretched:
         grad = grad.sum(axis=stretched, keepdims=True)
     return grad
-
-
-def _made_for_one(grad: np.ndarray, incoming: np.ndarray, pushes: list) -> bool:
-    """True if a backward rule made ``grad`` just now for one parent alone: it owns its memory
-    (not a view), is not the grad that came in, and is not also handed to another parent.
-    (Rules return the incoming grad, views of it, or arrays they have just computed.)"""
-    if grad.base is not None or grad is incoming:
-        return False
-    # a plain loop: sum() over a generator costs three times as much for two or three grads
-    count = 0
-    for _, g in pushes:
-        if g is grad:
-            count += 1
-    return count == 1
 
 
 def _axes(axis: Any, ndim: int) -> tuple[int, ...]:
@@ -194,11 +164,7 @@ class Tensor:
     __array_priority__ = 1000  # numpy array (op) Tensor → our reflected op, not numpy's
 
     def __init__(self, data: Any, requires_grad: bool = False, label: str = "") -> None:
-        # Speed: a plain numeric ndarray (the common case) is taken without _as_array's checks
-        if type(data) is np.ndarray and data.dtype.kind in "fiub":
-            self.data = data
-        else:
-            self.data = _as_array(data)
+        self.data = _as_array(data)
         if requires_grad and self.data.dtype.kind != "f":
             raise TypeError(f"only floating tensors can require grad, got dtype {self.data.dtype}")
         self.grad: np.ndarray | None = None
@@ -277,14 +243,7 @@ class Tensor:
         out.op = op
         out.role = None
         out._backward_runs = 0
-        # a plain loop, not any(generator): this runs for every op, and for one or two
-        # parents the generator's setup costs more than the test
-        needs_grad = False
-        if autograd._grad_enabled:
-            for parent in parents:
-                if parent.requires_grad:
-                    needs_grad = True
-                    break
+        needs_grad = autograd._grad_enabled and fast.needs_grad(parents)  # any(p.requires_grad)
         out.requires_grad = needs_grad
         out._parents = parents if needs_grad else ()
         out._rule = rule if needs_grad else None
@@ -428,7 +387,7 @@ class Tensor:
         return self._make(np.tanh(self._float_data()), (self,), "tanh", _tanh_backward)
 
     def relu(self) -> Tensor:
-        data = np.maximum(self.data, _scalar(0, self.data.dtype))
+        data = np.maximum(self.data, fast.scalar(0, self.data.dtype))
         return self._make(data, (self,), "relu", _relu_backward)
 
     def sigmoid(self) -> Tensor:
@@ -591,20 +550,11 @@ class Tensor:
         """One step of backpropagation: add ``self.pushes()`` to the parents' grads."""
         incoming = self.grad
         pushes = self.pushes(incoming)
-        if isinstance(incoming, Tensor):  # create_graph: grads are Tensors, never changed in place
-            for parent, amount in pushes:
-                parent.grad = amount if parent.grad is None else parent.grad + amount
+        if not isinstance(incoming, Tensor):  # create_graph makes Tensor grads: the plain loop
+            fast.push_array_grads(incoming, pushes)  # the loop below, fewer copies (tinybn/fast)
             return pushes
         for parent, amount in pushes:
-            if parent.grad is None and (parent._parents or _made_for_one(amount, incoming, pushes)):
-                # Speed: a first grad that nothing else will modify is taken as it is: an
-                # interior node's (only its own rule reads it), or an array the rule has just
-                # made for this leaf alone (a leaf's grad is otherwise copied: a 784×256 copy
-                # saved). Done here rather than in _accumulate_grad: one call fewer per edge.
-                dtype = parent.data.dtype
-                parent.grad = amount if amount.dtype == dtype else amount.astype(dtype)
-            else:
-                parent._accumulate_grad(amount)
+            parent._accumulate_grad(amount)
         return pushes
 
     def _accumulate_grad(self, grad: np.ndarray) -> None:
@@ -864,12 +814,13 @@ class Tensor:
                 f"expand: {len(sizes)} sizes for a tensor of {self.ndim} dimensions "
                 f"{_shape_str(self.shape)}"
             )
-        shape = []
+        shape: list[int] = []
         for i, n in enumerate(sizes):
             old = self.shape[i - lead] if i >= lead else None
-            if n == -1 and old is None:
-                raise ValueError(f"expand: -1 is not allowed for the new leading axis {i}")
-            n = old if n == -1 else n
+            if n == -1:
+                if old is None:
+                    raise ValueError(f"expand: -1 is not allowed for the new leading axis {i}")
+                n = old
             if old is not None and old not in (1, n):
                 raise ValueError(
                     f"expand: axis {i} of size {old} cannot become {n} (only size 1 expands)"
@@ -889,7 +840,7 @@ class Tensor:
     def leaky_relu(self, negative_slope: float = 0.01) -> Tensor:
         """x for x > 0, else negative_slope·x."""
         x = self.data
-        data = np.where(x > 0, x, x * _scalar(negative_slope, x.dtype)).astype(x.dtype)
+        data = np.where(x > 0, x, x * fast.scalar(negative_slope, x.dtype)).astype(x.dtype)
         return self._make(data, (self,), "leaky_relu", _leaky_relu_backward, negative_slope)
 
     def permute(self, *dims: int) -> Tensor:
@@ -900,7 +851,7 @@ class Tensor:
             raise ValueError(
                 f"permute: {len(dims)} axes given for a tensor of {self.ndim} dimensions"
             )
-        return self.transpose(tuple(dims))
+        return self.transpose(tuple(dims))  # type: ignore[arg-type]  # one tuple: a permutation
 
 
 # -- backward rules: rule(out, grad) -> one grad per parent (None = no grad) -----------------
@@ -916,7 +867,7 @@ class Tensor:
 # is zero almost everywhere.
 
 
-def _graph_mode(grad: Any) -> bool:
+def _graph_mode(grad: Any) -> TypeGuard[Tensor]:
     """True when the rule is building a graph of the gradient (create_graph=True): the
     incoming grad is a Tensor, not a numpy array (or a numpy scalar, from a 0-d result)."""
     return isinstance(grad, Tensor)
@@ -935,7 +886,7 @@ def _output(out: Tensor, grad: Any) -> Any:
 
 
 def _through_composed(out: Tensor, grad: Tensor, composed: Callable) -> tuple:
-    """The rule of a node computed by a fast numpy kernel (tinybn.fused, tinybn.conv) when a
+    """The rule of a node computed by a fast numpy kernel (tinybn.fast.kernels, tinybn.conv) when a
     graph of the gradient is wanted: rebuild the node's output from its inputs with the
     composed source, ``composed(*inputs)`` in Tensor ops, and differentiate that — so
     second derivatives follow the formula the kernel computes."""
@@ -1037,7 +988,7 @@ def _tanh_backward(out: Tensor, grad: Any) -> tuple:
 
 def _relu_backward(out: Tensor, grad: Any) -> tuple:
     x = out._parents[0].data
-    mask = (x > _scalar(0, x.dtype)).astype(x.dtype)  # 0/1 in grad's dtype: numpy's fast loop
+    mask = (x > fast.scalar(0, x.dtype)).astype(x.dtype)  # 0/1 in grad's dtype: numpy's fast loop
     if _graph_mode(grad):
         return (grad * mask,)
     mask *= grad  # a new array: multiplied in place, so no second one is needed
@@ -1197,13 +1148,13 @@ def _concat_backward(out: Tensor, grad: Any) -> tuple:
     axis, sizes = out._saved
     edges = np.cumsum([0, *sizes]).tolist()
     before = (slice(None),) * axis
-    return tuple(grad[(*before, slice(lo, hi))] for lo, hi in zip(edges, edges[1:]))
+    return tuple(grad[before + (slice(lo, hi),)] for lo, hi in zip(edges, edges[1:]))
 
 
 def _stack_backward(out: Tensor, grad: Any) -> tuple:
     axis = out._saved
     before = (slice(None),) * axis
-    return tuple(grad[(*before, i)] for i in range(len(out._parents)))
+    return tuple(grad[before + (i,)] for i in range(len(out._parents)))
 
 
 def _as_tensors(tensors: Sequence[Any], op: str) -> list[Tensor]:
@@ -1250,7 +1201,9 @@ def stack(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
     return tensors[0]._make(data, tuple(tensors), "stack", _stack_backward, axis % data.ndim)
 
 
-def tensor(data: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+def tensor(
+    data: Tensor | ArrayLike, dtype: DTypeLike | None = None, requires_grad: bool = False
+) -> Tensor:
     """A new leaf Tensor holding a copy of ``data``, like ``torch.tensor``.
 
     The dtype is inferred as PyTorch does: Python floats → the default float dtype

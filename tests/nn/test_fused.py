@@ -1,4 +1,5 @@
-"""The fused batch-norm kernel (tinybn/fused.py) equals the composed graph and the closed form.
+"""The fused batch-norm kernel (tinybn/fast/kernels.py) equals the composed graph and the
+closed form.
 
 The composed ``F.batch_norm`` is the reference the whole project teaches from; the fused
 kernel must give the same outputs, statistics and gradients of x, γ and β — in training and
@@ -15,7 +16,9 @@ import tinybn as tb
 from tinybn import Tensor, nn
 from tinybn import functional as F
 from tinybn.check import batch_norm_backward, check_tensor_grad
-from tinybn.fused import _dot_per_channel, _per_channel
+from tinybn.fast import kernels
+from tinybn.fast.per_channel import dot_per_channel as _dot_per_channel
+from tinybn.fast.per_channel import per_channel as _per_channel
 
 # (3000, 4) takes the kernel's BLAS path for per-channel sums (8192 values or more); the last
 # three (2¹⁷ values or more) take the long-row path of the per-channel arithmetic: N a multiple
@@ -46,7 +49,7 @@ def _run(d, fused, training, eps=1e-5):
     gamma = Tensor(d["gamma"].copy(), requires_grad=True)
     beta = Tensor(d["beta"].copy(), requires_grad=True)
     stats = {} if training else {"mean": d["mean"], "var": d["var"]}
-    y, mu, var = F.batch_norm_with_stats(x, gamma, beta, eps, fused=fused, **stats)
+    y, mu, var = (kernels if fused else F).batch_norm_with_stats(x, gamma, beta, eps, **stats)
     y.backward(d["dy"])
     return {
         "y": y.data,
@@ -95,14 +98,14 @@ def test_fused_grads_equal_finite_differences(training):
     stats = {} if training else {"mean": d["mean"], "var": d["var"]}
 
     def f(x, gamma, beta):
-        return F.batch_norm(x, gamma, beta, 1e-5, fused=True, **stats)
+        return kernels.batch_norm_with_stats(x, gamma, beta, 1e-5, **stats)[0]
 
     check_tensor_grad(f, [d["x"], d["gamma"], d["beta"]], atol=1e-6, rtol=1e-5)
 
 
 def test_fused_statistics_are_the_batch_mean_and_biased_variance():
     d = _inputs((10, 4), np.float64)
-    _, mu, var = F.batch_norm_with_stats(Tensor(d["x"]), fused=True)
+    _, mu, var = kernels.batch_norm_with_stats(Tensor(d["x"]))
     assert mu.shape == var.shape == (1, 4)
     np.testing.assert_allclose(mu.data[0], d["x"].mean(axis=0), rtol=1e-12)
     np.testing.assert_allclose(var.data[0], d["x"].var(axis=0), rtol=1e-12)  # ddof=0
@@ -111,7 +114,7 @@ def test_fused_statistics_are_the_batch_mean_and_biased_variance():
 def test_fused_is_one_node_with_the_inputs_as_parents():
     d = _inputs((8, 3), np.float64)
     x, gamma, beta = (Tensor(d[k], requires_grad=True) for k in ("x", "gamma", "beta"))
-    y = F.batch_norm(x, gamma, beta, fused=True)
+    y = kernels.batch_norm_with_stats(x, gamma, beta)[0]
     assert y.op == "batch_norm"
     assert y.parents[0] is x
     composed = F.batch_norm(x, gamma, beta)
@@ -129,7 +132,7 @@ def test_fused_without_affine_and_with_a_frozen_gamma(shape):
     # γ that does not require grad: x and β still get theirs, γ gets none
     x = Tensor(d["x"], requires_grad=True)
     gamma, beta = Tensor(d["gamma"]), Tensor(d["beta"], requires_grad=True)
-    F.batch_norm(x, gamma, beta, fused=True).backward(d["dy"])
+    kernels.batch_norm_with_stats(x, gamma, beta)[0].backward(d["dy"])
     dx, _, dbeta = batch_norm_backward(d["dy"], d["x"], d["gamma"])
     assert gamma.grad is None
     np.testing.assert_allclose(x.grad, dx, rtol=1e-9, atol=1e-12)
@@ -163,12 +166,11 @@ def test_per_channel_equals_numpy_broadcasting(shape, op):
 
 def _run_without(d, gamma, beta):
     x = Tensor(d["x"], requires_grad=True)
-    y = F.batch_norm(
+    y = kernels.batch_norm_with_stats(
         x,
         Tensor(d["gamma"]) if gamma else None,
         Tensor(d["beta"]) if beta else None,
-        fused=True,
-    )
+    )[0]
     assert y.shape == d["x"].shape
     np.testing.assert_allclose(y.data.mean(axis=0), 0.0, atol=1e-12)
     y.backward(d["dy"])
@@ -178,7 +180,7 @@ def _run_without(d, gamma, beta):
 def test_fused_grads_accumulate_over_two_backward_calls():
     d = _inputs((6, 3), np.float64)
     x = Tensor(d["x"], requires_grad=True)
-    y = F.batch_norm(x, Tensor(d["gamma"]), None, fused=True)
+    y = kernels.batch_norm_with_stats(x, Tensor(d["gamma"]), None)[0]
     y.backward(d["dy"], retain_graph=True)
     once = x.grad.copy()
     y.backward(d["dy"])
@@ -188,11 +190,11 @@ def test_fused_grads_accumulate_over_two_backward_calls():
 def test_fused_refuses_scalar_values_and_keeps_the_errors_of_batch_norm():
     rows = tb.values([[1.0, 2.0], [3.0, 5.0]], "x")
     with pytest.raises(TypeError, match="fused"):
-        F.batch_norm(rows, fused=True)
+        kernels.batch_norm_with_stats(rows)[0]
     with pytest.raises(ValueError, match="more than 1 value per channel"):
-        F.batch_norm(Tensor(np.ones((1, 3))), fused=True)
+        kernels.batch_norm_with_stats(Tensor(np.ones((1, 3))))[0]
     with pytest.raises(ValueError, match="gamma"):
-        F.batch_norm(Tensor(np.ones((4, 3))), Tensor(np.ones(2)), fused=True)
+        kernels.batch_norm_with_stats(Tensor(np.ones((4, 3))), Tensor(np.ones(2)))[0]
 
 
 def test_batchnorm1d_runs_the_fused_kernel_and_matches_the_composed_math():

@@ -12,6 +12,7 @@ from helpers import check_op, torch_reference
 import tinybn as tb
 from tinybn import Tensor, ValueArray, nn
 from tinybn import functional as F
+from tinybn.fast import kernels
 from tinybn.nn import _NormBase
 
 torch = pytest.importorskip("torch")
@@ -233,7 +234,7 @@ def test_fused_4d_batch_norm_equals_the_composed_source(shape):
     results = []
     for fused in (False, True):
         leaves = [Tensor(a, requires_grad=True) for a in (x, g, b)]
-        y, mu, var = F.batch_norm_with_stats(*leaves, fused=fused)
+        y, mu, var = (kernels if fused else F).batch_norm_with_stats(*leaves)
         y.backward(dy)
         results.append([y.data, mu.data, var.data] + [leaf.grad for leaf in leaves])
     for composed, fused in zip(*results):
@@ -244,7 +245,7 @@ def test_spatial_batch_norm_on_scalars_shares_mu_per_channel_and_draws():
     """A (2, 2, 2, 2) input: each μ (and σ²) node reads exactly the 8 values of its channel
     (2 examples × 2 × 2 positions), and the graph renders."""
     x = ValueArray(_x((2, 2, 2, 2)).tolist()).named("x")
-    y, mu, var = F.batch_norm_with_stats(x.tolist(), tb.values([1.0, 1.0]), tb.values([0.0, 0.0]))
+    y, mu, var = F.batch_norm_with_stats(x, tb.values([1.0, 1.0]), tb.values([0.0, 0.0]))
     assert mu.shape == var.shape == (1, 2, 1, 1)
     for c in range(2):
         channel = {id(v) for v in x.values[:, c].flat}

@@ -12,6 +12,7 @@ import tinybn as tb
 from tinybn import Tensor, Value
 from tinybn import functional as F
 from tinybn.autograd import topological_order
+from tinybn.fast import kernels
 from tinybn.viz import GraphTooLargeError, GraphvizNotFoundError, render
 from tinybn.viz.nodes import BN_STAGES, index
 from tinybn.viz.nodes import stage as stage_of
@@ -568,7 +569,7 @@ def test_named_nn_parameters_are_highlighted():
 
 def test_steps_explain_the_fused_batch_norm_node():
     x, gamma, beta, _ = tensor_bn()
-    y, _, _ = F.batch_norm_with_stats(x, gamma, beta, fused=True)
+    y, _, _ = kernels.batch_norm_with_stats(x, gamma, beta)
     loss = (y * Tensor(np.arange(24.0).reshape(8, 3))).sum()
     texts = [str(step) for step in tb.backward_steps(loss)]
     fused = next(text for text in texts if "= batch_norm(u₁, u₂, u₃)   with u₁ = x" in text)

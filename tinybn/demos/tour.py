@@ -40,8 +40,8 @@ class WorkedExample:
     x: list[list[Value]]  # 10 rows × 2 features
     gamma: list[Value]
     beta: list[Value]
-    mean: Any  # ValueArray (1, 2): the μ nodes
-    var: Any  # ValueArray (1, 2): the σ² nodes
+    mean: Any  # [[μ₀, μ₁]]: the μ nodes, in the form of x (nested lists)
+    var: Any  # [[σ²₀, σ²₁]]: the σ² nodes
     y: list[list[Value]]
     weights: list[float]  # wᵢ = i + 1
     loss: Value
@@ -76,7 +76,7 @@ def print_normalization(example: WorkedExample) -> None:
     """μ, σ² and x̂ of each feature, as the lecture computes them by hand."""
     xhat = example.nodes_of_role("x̂")
     for j, column in enumerate((X1, X2)):
-        mu, var = example.mean[0, j], example.var[0, j]
+        mu, var = example.mean[0][j], example.var[0][j]
         print(f"feature x{j + 1} = {column}")
         print(f"  μ  = (1/m) Σ xᵢ        = {mu.data:.4f}")
         print(f"  σ² = (1/m) Σ (xᵢ − μ)² = {var.data:.4f}")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, cast
 
@@ -87,17 +87,33 @@ class CustomActivation(nn.Module):
         return getattr(self.function, "__name__", "custom")
 
 
+def check_input_width(layer: str | None, expected: int | None, got: int) -> None:
+    """Keras's error for an input whose last axis is not the width the layer was built for."""
+    if got != expected:
+        raise ValueError(
+            f'Input 0 of layer "{layer}" is incompatible with the layer: expected axis -1 of '
+            f"input shape to have value {expected}, but received input with shape {(None, got)}"
+        )
+
+
+def known_name(kind: str, name: str, table: Mapping[str, Any], otherwise: str) -> str:
+    """``name`` lower-cased, as Keras looks names up; ValueError listing the known ones."""
+    key = name.lower()
+    if key not in table:
+        raise ValueError(
+            f"Unknown {kind} {name!r}; known: {', '.join(sorted(table))} ({otherwise})"
+        )
+    return key
+
+
 def _activation_module(identifier: str | Callable | None) -> tuple[str, nn.Module | None]:
     """(name, nn module or None for 'linear') of an activation name, None, or a callable."""
     if identifier is None:
         return "linear", None
     if isinstance(identifier, str):
-        key = identifier.lower()
-        if key not in _ACTIVATIONS:
-            raise ValueError(
-                f"Unknown activation {identifier!r}; known: {', '.join(sorted(_ACTIVATIONS))} "
-                "(or None, or a callable on Tensors)"
-            )
+        key = known_name(
+            "activation", identifier, _ACTIVATIONS, "or None, or a callable on Tensors"
+        )
         make = _ACTIVATIONS[key]
         return key, None if make is None else make()
     if callable(identifier):

@@ -30,6 +30,7 @@ from tinybn.keras.layers import (
     _sample_shape,
     _shape_text,
     _snake_case,
+    known_name,
 )
 from tinybn.keras.losses import _LOSSES, _METRICS, _metric_values, _resolve_metric
 from tinybn.keras.optimizers import _OPTIMIZERS, Optimizer
@@ -430,12 +431,7 @@ class Sequential(nn.Sequential):
                 'categorical_accuracy', 'sparse_categorical_accuracy'.
         """
         if isinstance(optimizer, str):
-            key = optimizer.lower()
-            if key not in _OPTIMIZERS:
-                raise ValueError(
-                    f"Unknown optimizer {optimizer!r}; known: {', '.join(_OPTIMIZERS)} "
-                    "(or an Optimizer instance)"
-                )
+            key = known_name("optimizer", optimizer, _OPTIMIZERS, "or an Optimizer instance")
             optimizer_obj: optim.Optimizer = _OPTIMIZERS[key]()
         elif isinstance(optimizer, optim.Optimizer):
             optimizer_obj = optimizer

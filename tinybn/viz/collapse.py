@@ -139,9 +139,11 @@ def sample_lanes(
     # "w[i]", a row sum), belongs to that sample as a whole: feature ()
     for node in reversed(order):
         if id(node) not in lanes and parameter_kind(node) is None:
-            used_by = {lanes.get(id(user)) for user, _ in consumers[id(node)]}
-            if used_by and None not in used_by and len({lane[0] for lane in used_by}) == 1:
-                lanes[id(node)] = used_by.pop() if len(used_by) == 1 else (used_by.pop()[0], ())
+            users = [id(user) for user, _ in consumers[id(node)]]
+            if users and all(user in lanes for user in users):
+                used_by = {lanes[user] for user in users}
+                if len({lane[0] for lane in used_by}) == 1:
+                    lanes[id(node)] = used_by.pop() if len(used_by) == 1 else (used_by.pop()[0], ())
     return lanes
 
 
@@ -211,8 +213,10 @@ def fold_samples(
     def group_key(node: Any) -> GroupKey:
         return (lanes[id(node)][1], stage_of(node))
 
-    shown, groups = [], {}
-    into, out = set(), {}
+    shown: list[Any] = []
+    groups: dict[GroupKey, HiddenGroup] = {}
+    into: set[tuple[int, GroupKey]] = set()
+    out: dict[Any, list[Any]] = {}
     for node in order:
         if not hidden(node):
             shown.append(node)

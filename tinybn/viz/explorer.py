@@ -356,8 +356,8 @@ def prepare_svg(
         if kind == "edge":
             tail, head = title.split("->", 1)
             both = set(kinds_of(tail)) & set(kinds_of(head))
-            classes = " ".join(["edge", *(f"on-{_ascii(k)}" for k in sorted(both))])
-            return f'<g class="{classes}">{body}</g>'
+            edge_classes = " ".join(["edge", *(f"on-{_ascii(k)}" for k in sorted(both))])
+            return f'<g class="{edge_classes}">{body}</g>'
         classes, paths = ["node"], [f"on-{_ascii(k)}" for k in kinds_of(title)]
         attributes = ""
         found = position_of(title)

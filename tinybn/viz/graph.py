@@ -204,7 +204,7 @@ def _gradient_routes(order: list[Any]) -> dict[int, set[str]]:
     """Node id → which parameter kinds ("γ", "β") it depends on (itself included)."""
     routes: dict[int, set[str]] = {}
     for node in order:
-        kinds = {parameter_kind(node)} - {None}
+        kinds = {kind for kind in (parameter_kind(node),) if kind is not None}
         for parent in node.parents:
             kinds |= routes.get(id(parent), set())
         routes[id(node)] = kinds

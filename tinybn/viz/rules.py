@@ -71,7 +71,7 @@ TENSOR_RULES: dict[str, tuple[str, ...]] = {
     "pad reflect": ("G of each padded position added to the input value it copies",),
     "pad replicate": ("G of each padded position added to the input value it copies",),
     "pad circular": ("G of each padded position added to the input value it copies",),
-    # the fused kernels (tinybn.fused): one node each
+    # the fused kernels (tinybn.fast.kernels): one node each
     "batch_norm": (
         "closed form: γ/√(σ² + ε) · (G − mean(G) − x̂·mean(G·x̂))",
         "Σ over the batch of G·x̂",
@@ -128,10 +128,10 @@ def _template(op: str, position: int, n_parents: int, tensor: bool) -> str:
         return f"G's slice for input {position + 1}"
     if op == "stack":
         return f"G[{position}] along the stacked axis"
-    rules = SCALAR_RULES.get(op)
-    if rules is None:
+    found = SCALAR_RULES.get(op)
+    if found is None:
         return f"∂ {op}/∂ input {position + 1}"
-    return rules[min(position, len(rules) - 1)]
+    return found[min(position, len(found) - 1)]
 
 
 def operand_name(position: int, n_parents: int, symbols: tuple[str, str] = ("u", "v")) -> str:

@@ -7,19 +7,54 @@ backward is the closed form of Ioffe & Szegedy (2015, section 3), with m values 
 
     dβ = Σ dy        dγ = Σ dy·x̂        dx = (γ / (m·√(σ² + ε))) · (m·dy − dβ − x̂·dγ)
 
-i.e. dx = (1/m)·(γ/σ)·(m·dy − Σdy − x̂·Σ(dy·x̂)). ``nn.BatchNorm1d`` runs it (through
-``functional.batch_norm_with_stats(..., fused=True)``); tests/test_fused.py checks it
-against the composed graph.
+i.e. dx = (1/m)·(γ/σ)·(m·dy − Σdy − x̂·Σ(dy·x̂)). It is the one fast path registered for
+``functional.batch_norm`` (``batch_norm_with_stats`` below): the norm layers run it unless
+built with ``composed=True``; tests/nn/test_fused.py and tests/nn/test_norm_paths.py check
+it against the composed graph.
+
+Benchmark: bn_op (256×512, 4096×64) — 1.16× / 1.24× PyTorch, 0.68× / 0.44× hand numpy; the
+composed graph's nine nodes walked one by one cost several times that (benchmarks/README.md).
 """
 
 from __future__ import annotations
 
-from functools import lru_cache, partial
 from typing import Any
 
 import numpy as np
 
-from tinybn.tensor import Tensor, _graph_mode, _scalar, _through_composed
+from tinybn.fast.paths import scalar
+from tinybn.fast.per_channel import dot_per_channel, per_channel_ops, sum_per_channel
+from tinybn.tensor import Tensor, _graph_mode, _through_composed
+
+
+def batch_norm_with_stats(
+    x: Tensor,
+    gamma: Tensor | None = None,
+    beta: Tensor | None = None,
+    eps: float = 1e-5,
+    *,
+    mean: Tensor | None = None,
+    var: Tensor | None = None,
+    allow_batch_of_one: bool = False,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """``functional.batch_norm_with_stats`` on a Tensor, fast: the same checks and the same
+    (y, μ, σ²), y computed by ``batch_norm`` below (one node, closed-form backward).
+
+    μ and σ² are constants here, not graph nodes (a layer reads them only to update its
+    running statistics). Scalar Values always compose: TypeError.
+    """
+    from tinybn import functional
+
+    return functional._batch_norm(
+        x,
+        gamma,
+        beta,
+        eps,
+        mean=mean,
+        var=var,
+        allow_batch_of_one=allow_batch_of_one,
+        kernel=batch_norm,
+    )
 
 
 def batch_norm(
@@ -30,7 +65,7 @@ def batch_norm(
     mean: Tensor | None = None,
     var: Tensor | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """Batch norm as a single node; called by ``functional.batch_norm_with_stats``.
+    """Batch norm as a single node; called through ``batch_norm_with_stats`` above.
 
     Args:
         x: (N, C), (N, C, L) or (N, C, H, W).
@@ -47,9 +82,10 @@ def batch_norm(
 
     Examples:
         >>> import numpy as np
-        >>> from tinybn import Tensor, fused, functional as F
+        >>> from tinybn import Tensor, functional as F
+        >>> from tinybn.fast import kernels
         >>> x = Tensor(np.random.default_rng(0).normal(size=(8, 3)))
-        >>> y, mean, var = fused.batch_norm(x, None, None, 1e-5)  # one node
+        >>> y, mean, var = kernels.batch_norm(x, None, None, 1e-5)  # one node
         >>> bool(np.allclose(y.data, F.batch_norm(x).data, atol=1e-6))  # = the composed graph
         True
     """
@@ -57,13 +93,14 @@ def batch_norm(
     training = mean is None
     m = data.size // data.shape[1]  # values per channel
     per_channel = (1, -1) + (1,) * (data.ndim - 2)  # (C,) → (1, C) or (1, C, 1)
-    subtract, multiply, add = _per_channel_ops(data)
+    subtract, multiply, add = per_channel_ops(data)
     if training:
-        mu = _sum_per_channel(data) * (1.0 / m)
+        mu = sum_per_channel(data) * (1.0 / m)
         centered = subtract(data, mu)
         y = np.square(centered)  # the squares' buffer is reused for y below
-        variance = _sum_per_channel(y) * (1.0 / m)  # biased: Σ(x − μ)²/m
+        variance = sum_per_channel(y) * (1.0 / m)  # biased: Σ(x − μ)²/m
     else:
+        assert mean is not None and var is not None  # given together (functional checks)
         mu, variance = mean.data, var.data
         centered = subtract(data, mu)
         y = np.empty_like(centered)
@@ -80,99 +117,8 @@ def batch_norm(
     out = x._make(y, parents, "batch_norm", _batch_norm_backward, saved)
     if training:
         return out, Tensor(mu).named("μ", role="mean"), Tensor(variance).named("σ²", role="var")
+    assert mean is not None and var is not None
     return out, mean, var
-
-
-# Arrays at least this large take the long-row path of ``_per_channel``; below it, building
-# the repeated row costs more than it saves (measured: 10–20% faster from 2¹⁷ values up,
-# 5–10% slower at 2¹⁵–2¹⁶)
-_LONG_ROWS_FROM = 1 << 17
-_LONG_ROW = 8192  # values per inner loop on that path
-
-
-def _per_channel(op: np.ufunc, a: np.ndarray, row: np.ndarray, out: np.ndarray | None = None):
-    """``op(a, row)`` into ``out`` (a new array if None), ``row`` holding one value per channel.
-
-    Args:
-        op: a binary ufunc (np.subtract, np.multiply, ...).
-        a: (N, C) or (N, C, L). row: (1, C) or (1, C, 1). out: like ``a``, may be ``a``.
-
-    Speed: numpy runs its inner loop once per sample when one operand is broadcast over the
-    batch, and each run has a fixed cost, large beside 64 or 512 values of arithmetic. For
-    a large C-contiguous array, view it as N/k rows of k whole samples each (no copy) and
-    repeat the per-channel values k times to match, so that each run covers 8,192 values.
-    The samples that do not fill a whole long row (N not divisible by k) broadcast as usual.
-    """
-    n = a.shape[0]
-    per_sample = a.size // n
-    k = _LONG_ROW // per_sample if a.size >= _LONG_ROWS_FROM else 0
-    if k < 2 or not (a.flags.c_contiguous and (out is None or out.flags.c_contiguous)):
-        return op(a, row, out=out)
-    if out is None:
-        out = np.empty(a.shape, np.result_type(a, row))
-    # the row repeated k times, by assignment into a fresh buffer: several µs cheaper than
-    # reshaping np.broadcast_to(row, ...), which copies through a Python-level wrapper
-    long_row = np.empty((k,) + a.shape[1:], row.dtype)
-    long_row[...] = row
-    width = k * per_sample
-    whole = n - n % k  # samples in whole long rows
-    op(
-        a[:whole].reshape(-1, width),
-        long_row.reshape(1, width),
-        out=out[:whole].reshape(-1, width),  # a view: out is C-contiguous
-    )
-    if whole < n:
-        op(a[whole:], row, out=out[whole:])
-    return out
-
-
-_LONG_ROW_OPS = tuple(partial(_per_channel, op) for op in (np.subtract, np.multiply, np.add))
-_PLAIN_OPS = (np.subtract, np.multiply, np.add)
-
-
-def _per_channel_ops(a: np.ndarray) -> tuple:
-    """(subtract, multiply, add) for ``a`` and a per-channel row: the long-row versions
-    for large arrays, numpy's own ufuncs (no Python call in between) for small ones."""
-    return _LONG_ROW_OPS if a.size >= _LONG_ROWS_FROM else _PLAIN_OPS
-
-
-def _sum_per_channel(a: np.ndarray) -> np.ndarray:
-    """Σ over the batch (axis 0, and axis 2 of (N, C, L)), shaped (1, C) or (1, C, 1).
-
-    Speed: numpy's column sums of a C-contiguous (N, C) array run one short inner loop
-    per row; the product with a vector of ones is the same sum done by BLAS, and at
-    (4096, 64) it is about ten times faster.
-    """
-    if a.ndim > 2:  # (N, C, L) or (N, C, H, W): the positions first, then the batch
-        per_sample = a.reshape(a.shape[0], a.shape[1], -1).sum(axis=2)
-        return _sum_per_channel(per_sample).reshape((1, -1) + (1,) * (a.ndim - 2))
-    if a.size < 8192:  # small: the direct reduction has less call overhead
-        return np.add.reduce(a, axis=0, keepdims=True)
-    return (_ones(a.shape[0], a.dtype) @ a)[None, :]
-
-
-@lru_cache(maxsize=32)
-def _ones(n: int, dtype: np.dtype) -> np.ndarray:
-    """A read-only vector of n ones, made once per (n, dtype): the batch size rarely changes."""
-    ones = np.ones(n, dtype=dtype)
-    ones.flags.writeable = False
-    return ones
-
-
-def _dot_per_channel(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Σ a·b over the batch (and L), shaped (1, C) or (1, C, 1).
-
-    Speed: einsum never stores a·b, but like numpy's column sums it runs one inner loop
-    per sample; with short samples (under 256 values, e.g. (4096, 64)) storing the product
-    and summing it by BLAS is faster (53 vs 68 µs there; at (256, 512) einsum wins, 24 vs 29).
-    """
-    if a.size < 8192 or a.size // a.shape[0] < 256:
-        return _sum_per_channel(a * b)
-    if a.ndim == 2:
-        return np.einsum("nc,nc->c", a, b)[None, :]
-    rows = a.shape[:2] + (-1,)  # (N, C, positions)
-    sums = np.einsum("ncl,ncl->c", a.reshape(rows), b.reshape(rows))
-    return sums.reshape((1, -1) + (1,) * (a.ndim - 2))
 
 
 def _batch_norm_composed(out: Tensor) -> Any:
@@ -199,15 +145,16 @@ def _batch_norm_backward(out: Tensor, dy: np.ndarray) -> tuple:
     x = out._parents[0]
     gamma = out._parents[1] if has_gamma else None
     need_beta = has_beta and out._parents[-1].requires_grad
-    need_gamma = has_gamma and gamma.requires_grad
+    need_gamma = gamma is not None and gamma.requires_grad
     need_x = x.requires_grad
-    dbeta = _sum_per_channel(dy) if (need_beta or (training and need_x)) else None
+    dbeta = sum_per_channel(dy) if (need_beta or (training and need_x)) else None
     # dγ = Σ dy·x̂ = Σ dy·(x − μ) / √(σ² + ε)
-    dgamma = _dot_per_channel(dy, centered) * inv_std if (need_gamma or training) else None
+    dgamma = dot_per_channel(dy, centered) * inv_std if (need_gamma or training) else None
     dx = None
     if need_x:
-        _, multiply, add = _per_channel_ops(dy)
+        _, multiply, add = per_channel_ops(dy)
         if training:
+            assert dbeta is not None and dgamma is not None  # both computed when training
             # the closed form dx = (γ/√(σ² + ε))·(dy − Σdy/m − x̂·dγ/m), in four passes:
             # x̂·dγ/m = (x − μ)·(dγ·inv_std/m) is one, and the constant Σdy/m joins it there
             m = dy.size // dbeta.size
@@ -219,9 +166,9 @@ def _batch_norm_backward(out: Tensor, dy: np.ndarray) -> tuple:
             dx = multiply(dy, scale)
     grads: list[Any] = [dx]
     if has_gamma:
-        grads.append(dgamma.reshape(-1) if need_gamma else None)
+        grads.append(dgamma.reshape(-1) if need_gamma and dgamma is not None else None)
     if has_beta:
-        grads.append(dbeta.reshape(-1) if need_beta else None)
+        grads.append(dbeta.reshape(-1) if need_beta and dbeta is not None else None)
     return tuple(grads)
 
 
@@ -238,9 +185,10 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
 
     Examples:
         >>> import numpy as np
-        >>> from tinybn import Tensor, fused, functional as F
+        >>> from tinybn import Tensor, functional as F
+        >>> from tinybn.fast import kernels
         >>> x, w, b = Tensor([[1.0, 2.0]]), Tensor([[1.0, 1.0], [0.0, 1.0]]), Tensor([0.5, 0.0])
-        >>> fused.linear(x, w, b).data  # one node; the same numbers as F.linear
+        >>> kernels.linear(x, w, b).data  # one node; the same numbers as F.linear
         array([[3.5, 2. ]], dtype=float32)
     """
     y = x.data @ weight.data.T
@@ -273,7 +221,7 @@ def _linear_backward(out: Tensor, dy: np.ndarray) -> tuple:
     # ones take add.reduce directly (no helper call, no .sum() wrapper)
     if out._parents[2].requires_grad:
         small = dy_rows.size < 8192
-        dbias = np.add.reduce(dy_rows, axis=0) if small else _sum_per_channel(dy_rows)[0]
+        dbias = np.add.reduce(dy_rows, axis=0) if small else sum_per_channel(dy_rows)[0]
     else:
         dbias = None
     return dx, dweight, dbias
@@ -312,14 +260,16 @@ def binary_cross_entropy(p: Tensor, y: Tensor, reduction: str = "mean") -> Tenso
     give it 0).
 
     Examples:
-        >>> from tinybn import Tensor, fused
-        >>> round(float(fused.binary_cross_entropy(Tensor([0.5]), Tensor([1.0])).data), 4)  # log 2
+        >>> from tinybn import Tensor
+        >>> from tinybn.fast import kernels
+        >>> loss = kernels.binary_cross_entropy(Tensor([0.5]), Tensor([1.0]))
+        >>> round(float(loss.data), 4)  # log 2
         0.6931
     """
     pd, yd = p.data, y.data
     with np.errstate(divide="ignore"):  # log 0 = −inf, then clamped
-        log_p = np.maximum(np.log(pd), _scalar(-100, pd.dtype))
-        log_not_p = np.maximum(np.log1p(-pd), _scalar(-100, pd.dtype))
+        log_p = np.maximum(np.log(pd), scalar(-100, pd.dtype))
+        log_not_p = np.maximum(np.log1p(-pd), scalar(-100, pd.dtype))
     terms = -(yd * log_p + (1 - yd) * log_not_p)
     loss = _reduced(terms, reduction)
     return p._make(loss, (p, y), "bce", _bce_backward, reduction)
@@ -352,7 +302,7 @@ def _bce_backward(out: Tensor, grad: np.ndarray) -> tuple:
     scale = _term_grads(grad, out._saved, pd.size)
     dp = dy = None
     if p.requires_grad:
-        dp = (pd - yd) / np.maximum(pd * (1 - pd), _scalar(1e-12, pd.dtype)) * scale
+        dp = (pd - yd) / np.maximum(pd * (1 - pd), scalar(1e-12, pd.dtype)) * scale
     if y.requires_grad:
         with np.errstate(divide="ignore"):  # ±inf where p is 0 or 1, as in PyTorch
             dy = (np.log1p(-pd) - np.log(pd)) * scale
@@ -373,15 +323,16 @@ def binary_cross_entropy_with_logits(
     (σ(z) − y and −z for w = 1), also exact at z = 0, where the composed max and |·| have kinks.
 
     Examples:
-        >>> from tinybn import Tensor, fused
-        >>> loss = fused.binary_cross_entropy_with_logits(Tensor([0.0]), Tensor([1.0]))
+        >>> from tinybn import Tensor
+        >>> from tinybn.fast import kernels
+        >>> loss = kernels.binary_cross_entropy_with_logits(Tensor([0.0]), Tensor([1.0]))
         >>> round(float(loss.data), 4)
         0.6931
     """
     zd, yd = z.data, y.data
     # softplus(z) = log(1 + e^z) = max(z, 0) + log(1 + e^(−|z|)): numpy's logaddexp(0, z)
     # computes exactly this stable form in one call instead of five
-    softplus = np.logaddexp(_scalar(0, zd.dtype), zd)
+    softplus = np.logaddexp(scalar(0, zd.dtype), zd)
     if pos_weight is None:
         terms = softplus - zd * yd
     else:  # softplus(−z) = softplus(z) − z
@@ -461,8 +412,9 @@ def cross_entropy(
 
     Examples:
         >>> import numpy as np
-        >>> from tinybn import Tensor, fused
-        >>> round(float(fused.cross_entropy(Tensor([[2.0, 0.0]]), np.array([0])).data), 4)
+        >>> from tinybn import Tensor
+        >>> from tinybn.fast import kernels
+        >>> round(float(kernels.cross_entropy(Tensor([[2.0, 0.0]]), np.array([0])).data), 4)
         0.1269
     """
     z = np.moveaxis(logits.data, 1, -1)  # rows × classes
@@ -473,7 +425,7 @@ def cross_entropy(
     sum_exp = exp.sum(axis=1, keepdims=True)
     log_probs = shifted - np.log(sum_exp)
     exp /= sum_exp  # in place: exp is now softmax(z), kept for the backward pass
-    smoothing = _scalar(label_smoothing, z.dtype)
+    smoothing = scalar(label_smoothing, z.dtype)
     if isinstance(targets, Tensor):  # class probabilities
         probs = np.moveaxis(targets.data, 1, -1).reshape(-1, classes)
         dist = probs * (1 - smoothing) + smoothing / classes
