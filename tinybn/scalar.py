@@ -275,13 +275,13 @@ class Value:
         if grad is None:
             grad = self.grad
         parents = self._parents
+        if self._rule is None:  # a leaf: nothing to push to
+            return []
         if type(grad) is float:
-            if 0 < len(parents) < 3:
+            if len(parents) < 3:
                 return fast.float_pushes(self, grad)  # the same, unrolled (see tinybn/fast)
-            assert self._rule is not None, "a leaf pushes nothing"
             locals_ = self._rule(self.data, [parent.data for parent in parents])
             return [(parent, local * grad) for parent, local in zip(parents, locals_)]
-        assert self._rule is not None, "a leaf pushes nothing"
         locals_ = self._rule(self, parents)
         value_grad = cast(Value, grad)  # create_graph: the grad is a node
         return [(parent, _times(local, value_grad)) for parent, local in zip(parents, locals_)]

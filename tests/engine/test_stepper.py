@@ -235,3 +235,8 @@ def test_contributions_before_backward_says_so():
     x, gamma, beta, loss = worked_example()
     with pytest.raises(ValueError, match="backward has not run on L"):
         tb.contributions(x[0][0], loss)
+
+
+def test_a_leaf_pushes_nothing_on_either_engine():
+    assert Value(1.5).pushes(2.0) == [] and Value(1.5).push_grad() == []
+    assert Tensor(np.ones(2), requires_grad=True).pushes(np.ones(2)) == []
