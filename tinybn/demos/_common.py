@@ -15,6 +15,7 @@ import argparse
 import json
 import math
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +82,13 @@ def demo_parser(name: str, description: str) -> argparse.ArgumentParser:
     )
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     return parser
+
+
+def main_of(name: str, doc: str, run: Callable[..., Any], argv: list[str] | None) -> int:
+    """``main(argv)`` of a demo with no flags of its own: the shared flags, then ``run``."""
+    args = demo_parser(name, doc.splitlines()[0]).parse_args(argv)
+    run(args.out, scale=scale_name(args), seed=args.seed)
+    return 0
 
 
 def _out_folder(text: str) -> Path:

@@ -28,7 +28,7 @@ import numpy as np
 from tinybn import Tensor
 from tinybn.demos._common import (
     column_panels,
-    demo_parser,
+    main_of,
     pick,
     print_table,
     progress,
@@ -348,10 +348,7 @@ def run(out: Path, *, scale: str = "default", seed: int = 0, **options: Any) -> 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = demo_parser("covariate_shift", __doc__.splitlines()[0])
-    args = parser.parse_args(argv)
-    run(args.out, scale=scale_name(args), seed=args.seed)
-    return 0
+    return main_of("covariate_shift", __doc__ or "", run, argv)
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ from tinybn import Tensor, nn, optim
 from tinybn import functional as F
 from tinybn.demos._common import (
     column_panels,
-    demo_parser,
+    main_of,
     pick,
     print_table,
     progress,
@@ -303,10 +303,7 @@ def run(out: Path, *, scale: str = "default", seed: int = 0, **options: Any) -> 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = demo_parser("gan", __doc__.splitlines()[0])
-    args = parser.parse_args(argv)
-    run(args.out, scale=scale_name(args), seed=args.seed)
-    return 0
+    return main_of("gan", __doc__ or "", run, argv)
 
 
 if __name__ == "__main__":

@@ -28,13 +28,12 @@ import tinybn as tb
 from tinybn import Tensor, keras, nn, optim
 from tinybn import functional as F
 from tinybn.demos._common import (
-    demo_parser,
+    main_of,
     pick,
     print_table,
     progress,
     run_settings,
     save_figure,
-    scale_name,
     write_results,
 )
 from tinybn.demos._mlp import digits_split, endless_batches
@@ -420,9 +419,7 @@ def print_summary(results: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = demo_parser("inference", __doc__.splitlines()[0]).parse_args(argv)
-    run(args.out, scale=scale_name(args), seed=args.seed)
-    return 0
+    return main_of("inference", __doc__ or "", run, argv)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ from tinybn import Tensor, nn, optim
 from tinybn import functional as F
 from tinybn.data import DataLoader
 from tinybn.demos._common import (
-    demo_parser,
+    main_of,
     pick,
     print_table,
     progress,
@@ -417,10 +417,7 @@ def run(out: Path, *, scale: str = "default", seed: int = 0, **options: Any) -> 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = demo_parser("layernorm", __doc__.splitlines()[0])
-    args = parser.parse_args(argv)
-    run(args.out, scale=scale_name(args), seed=args.seed)
-    return 0
+    return main_of("layernorm", __doc__ or "", run, argv)
 
 
 if __name__ == "__main__":

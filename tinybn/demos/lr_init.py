@@ -19,13 +19,12 @@ import numpy as np
 
 from tinybn import optim
 from tinybn.demos._common import (
-    demo_parser,
+    main_of,
     pick,
     print_table,
     progress,
     run_settings,
     save_figure,
-    scale_name,
     write_results,
 )
 from tinybn.demos._mlp import build_mlp, digits_split, steps_to_threshold, train_classifier
@@ -203,9 +202,7 @@ def print_summary(results: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = demo_parser("lr_init", __doc__.splitlines()[0]).parse_args(argv)
-    run(args.out, scale=scale_name(args), seed=args.seed)
-    return 0
+    return main_of("lr_init", __doc__ or "", run, argv)
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ import numpy as np
 from tinybn import functional as F
 from tinybn import optim
 from tinybn.demos._common import (
-    demo_parser,
+    main_of,
     pick,
     print_table,
     progress,
@@ -151,10 +151,7 @@ def run(out: Path, *, scale: str = "default", seed: int = 0, **options: Any) -> 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = demo_parser("norms", __doc__.splitlines()[0])
-    args = parser.parse_args(argv)
-    run(args.out, scale=scale_name(args), seed=args.seed)
-    return 0
+    return main_of("norms", __doc__ or "", run, argv)
 
 
 if __name__ == "__main__":

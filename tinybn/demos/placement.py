@@ -20,13 +20,12 @@ import numpy as np
 
 from tinybn import data
 from tinybn.demos._common import (
-    demo_parser,
+    main_of,
     pick,
     print_table,
     progress,
     run_settings,
     save_figure,
-    scale_name,
     write_results,
 )
 from tinybn.keras import BatchNormalization, Dense, Sequential
@@ -220,9 +219,7 @@ def print_summary(results: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = demo_parser("placement", __doc__.splitlines()[0]).parse_args(argv)
-    run(args.out, scale=scale_name(args), seed=args.seed)
-    return 0
+    return main_of("placement", __doc__ or "", run, argv)
 
 
 if __name__ == "__main__":

@@ -19,12 +19,11 @@ import numpy as np
 from tinybn import optim
 from tinybn.demos._common import (
     column_panels,
-    demo_parser,
+    main_of,
     pick,
     print_table,
     run_settings,
     save_figure,
-    scale_name,
     write_results,
 )
 from tinybn.demos._mlp import build_mlp, digits_split, train_classifier
@@ -201,9 +200,7 @@ def print_summary(results: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = demo_parser("regularization", __doc__.splitlines()[0]).parse_args(argv)
-    run(args.out, scale=scale_name(args), seed=args.seed)
-    return 0
+    return main_of("regularization", __doc__ or "", run, argv)
 
 
 if __name__ == "__main__":
