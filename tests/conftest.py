@@ -4,6 +4,7 @@ the rest)."""
 
 import functools
 import inspect
+import shutil
 
 import pytest
 from threadpoolctl import threadpool_limits
@@ -81,3 +82,32 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if _uses_an_oracle(item):
             item.add_marker(pytest.mark.oracle)
+
+
+# Debian's Chromium, driven by playwright (no browser download): the browser tests of the
+# explorer page and of the built docs site share one launch
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """A headless Chromium for one test module; the test skips, saying why, without it."""
+    sync_api = pytest.importorskip(
+        "playwright.sync_api", reason="playwright is not installed (pip install playwright)"
+    )
+    if not shutil.which(CHROMIUM):
+        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install -y chromium)")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()

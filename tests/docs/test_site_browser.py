@@ -14,7 +14,6 @@ Skipped, with the reason, without chromium, playwright or mkdocs (`.ci/run` inst
 import functools
 import http.server
 import os
-import shutil
 import subprocess
 import sys
 import threading
@@ -24,17 +23,6 @@ from urllib.parse import urlparse
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 VIEWPORT = {"width": 1280, "height": 800}  # a laptop screen: Material shows both sidebars
 
 # what the page reports about itself: images (natural vs shown width), formulas, raw TeX
@@ -50,19 +38,6 @@ MEASURE = """() => {
           rawTex: (text.match(/\\\\\\(|\\\\\\[|\\$\\$/g) || []).length,
           iframes: document.querySelectorAll('article iframe').length};
 }"""
-
-
-@pytest.fixture(scope="module")
-def browser():
-    sync_api = pytest.importorskip(
-        "playwright.sync_api", reason="playwright is not installed (pip install playwright)"
-    )
-    if not shutil.which(CHROMIUM):
-        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install -y chromium)")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture(scope="module")
