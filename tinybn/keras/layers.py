@@ -429,14 +429,7 @@ class Dense(Layer, nn.Sequential):
         # nn.Linear draws PyTorch's init, which the glorot kernel replaces: that draw uses a
         # fixed throwaway generator, so it never consumes the model's stream
         linear = nn.Linear(input_dim, self.units, self.use_bias, rng=np.random.default_rng(0))
-        linear.weight.data = np.ascontiguousarray(kernel.T)
-        linear.weight.label = f"{self.name}/kernel"
-        if self.use_bias:
-            linear.bias.data = np.zeros(self.units, dtype=FLOATX)
-            linear.bias.label = f"{self.name}/bias"
-        self.add_module("linear", linear)
-        if self._activation is not None:
-            self.add_module("activation", self._activation)
+        _adopt_weights(self, "linear", linear, kernel.T)
 
     @property
     def activation(self) -> Callable[[Tensor], Tensor]:
@@ -719,6 +712,21 @@ class InputLayer(Layer):
 
     def forward(self, x: Tensor) -> Tensor:
         return x
+
+
+def _adopt_weights(layer: Any, slot: str, module: nn.Module, weight: np.ndarray) -> None:
+    """Make ``module`` (a fresh nn layer) the Keras ``layer``'s child ``slot`` with Keras's
+    initial weights — ``weight`` (the glorot kernel, in nn's layout) and a zero bias — named
+    "<layer>/kernel" and "<layer>/bias", followed by the layer's activation, if any."""
+    module.weight.data = np.ascontiguousarray(weight)
+    module.weight.label = f"{layer.name}/kernel"
+    bias = getattr(module, "bias", None)
+    if bias is not None:
+        bias.data = np.zeros(bias.data.shape, dtype=FLOATX)
+        bias.label = f"{layer.name}/bias"
+    layer.add_module(slot, module)
+    if layer._activation is not None:
+        layer.add_module("activation", layer._activation)
 
 
 def Input(shape: Sequence[int], name: str | None = None) -> InputLayer:

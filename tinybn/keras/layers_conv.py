@@ -27,6 +27,7 @@ from tinybn.keras.layers import (
     CustomActivation,
     Layer,
     _activation_module,
+    _adopt_weights,
     _check_positive_int,
     _linear,
     _sample_shape,
@@ -229,14 +230,7 @@ class Conv2D(Layer, nn.Sequential):
             self.dilation_rate,
             bias=self.use_bias,
         )
-        layer.weight.data = np.ascontiguousarray(kernel.transpose(3, 2, 0, 1))
-        layer.weight.label = f"{self.name}/kernel"
-        if self.use_bias:
-            layer.bias.data = np.zeros(self.filters, dtype=FLOATX)
-            layer.bias.label = f"{self.name}/bias"
-        self.add_module("conv", layer)
-        if self._activation is not None:
-            self.add_module("activation", self._activation)
+        _adopt_weights(self, "conv", layer, kernel.transpose(3, 2, 0, 1))
 
     @property
     def activation(self) -> Callable[[Tensor], Tensor]:
